@@ -1,0 +1,5 @@
+import sys
+
+from sde.cli import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""Command line: `python -m sde verify ...` and `python -m sde plot ...`.
+
+    python -m sde verify --problem quadratic --quick --out runs/quadratic
+    python -m sde plot --results runs/quadratic/results.json
+
+Bad arguments end the program with exit status 2 and a one-line message on stderr, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from sde.problems import PROBLEMS
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints the whole usage; we keep it to one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m sde", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    v = sub.add_parser("verify", help="weak error of SGD/PGPO against the SDE family on one problem")
+    v.add_argument("--problem", required=True, help=f"one of: {', '.join(PROBLEMS)}")
+    v.add_argument("--quick", action="store_true", help="small grid and path counts (under a minute)")
+    v.add_argument("--out", required=True, help="output directory (results.json, weak_error.png)")
+    v.add_argument("--paths", type=_positive_int, help="Monte Carlo paths per eta for every group")
+    v.add_argument("--eta", type=_positive_float, nargs="+", help="eta grid (each must divide T)")
+    v.add_argument("--T", type=_positive_float, help="horizon T (default 1)")
+    v.add_argument("--r", type=int, help="fine Euler-Maruyama steps per discrete step (default 4; 2r for Richardson)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--alpha", type=float, help="PGPO sensitivity (default: 2 / I(theta_0))")
+    v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5)")
+    v.add_argument("--shape", choices=["clipped_linear", "smooth"], help="multiplier shape")
+    pl = sub.add_parser("plot", help="redraw weak_error.png from a results.json")
+    pl.add_argument("--results", required=True)
+    pl.add_argument("--out", help="figure path (default: weak_error.png beside the results)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "verify":
+        return _verify(parser, args)
+    return _plot(parser, args)
+
+
+def _verify(parser, args) -> int:
+    from sde.plotting import plot_weak_error
+    from sde.verify import default_config, run_verification, write_results
+
+    if args.problem not in PROBLEMS:
+        parser.error(f"unknown problem {args.problem!r}; choose one of {', '.join(PROBLEMS)}")
+    cfg = default_config(args.problem, quick=args.quick)
+    if args.T is not None:
+        cfg.T = args.T
+    if args.eta is not None:
+        cfg.etas = sorted(args.eta, reverse=True)
+        for g in cfg.groups:
+            g.etas = None
+    if args.paths is not None:
+        for g in cfg.groups:
+            if g.method == "monte_carlo":
+                g.n_paths = args.paths
+    if args.r is not None:
+        cfg.r = args.r
+    if args.alpha is not None:
+        cfg.alpha = args.alpha
+    if args.m_max is not None:
+        cfg.m_max = args.m_max
+    if args.shape is not None:
+        cfg.shape = args.shape
+    cfg.seed = args.seed
+    try:
+        cfg.validate()
+    except ValueError as e:
+        parser.error(str(e))
+    results = run_verification(cfg)
+    path = write_results(results, args.out)
+    fig = plot_weak_error(results, os.path.join(args.out, "weak_error.png"))
+    print(f"wrote {path} and {fig} ({results['wall_time_s']:.1f} s)")
+    for c in results["curves"]:
+        slope = "n/a" if c["slope"] is None else f"{c['slope']:.3f} [{c['slope_ci'][0]:.3f}, {c['slope_ci'][1]:.3f}]"
+        print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:11s} {c['noise']:9s} "
+              f"{c['info']:17s} slope {slope}  ({c['verdict']})")
+    return 0
+
+
+def _plot(parser, args) -> int:
+    from sde.plotting import plot_weak_error
+
+    try:
+        with open(args.results) as f:
+            results = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        parser.error(f"cannot read results {args.results!r}: {e}")
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.results)), "weak_error.png")
+    print(plot_weak_error(results, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

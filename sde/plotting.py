@@ -1,0 +1,114 @@
+"""Figures from results.json (never from a re-simulation): log-log weak error with 95 % error bars."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SDE_STYLE = {
+    "sgd_sde": dict(color="#1f77b4", marker="o"),
+    "paper": dict(color="#d62728", marker="s"),
+    "matched": dict(color="#2ca02c", marker="^"),
+    "gradient_flow": dict(color="#7f7f7f", marker="v"),
+}
+G_TITLE = {"sq_norm": r"$g=|\theta|^2$", "linear": r"$g=\theta_1$",
+           "fluctuation": r"$g=|\theta-\bar\theta(T)|^2/\eta$"}
+SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "moment-matched SDE",
+             "gradient_flow": "gradient flow"}
+
+
+def _use_agg():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def curve_label(c: dict) -> str:
+    name = f"{c['discrete'].upper()} vs {SDE_LABEL.get(c['sde'], c['sde'])}"
+    if c.get("method") == "closed_form":
+        name += " (exact)"
+    if c.get("noise") == "minibatch":
+        name += f", minibatch, I: {c['info'].replace('_batch', '')}"
+    if c["slope"] is not None:
+        lo, hi = c["slope_ci"]
+        name += f": slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]"
+    else:
+        name += ": slope n/a"
+    return name
+
+
+PGPO_STYLE = {"sgd_sde": dict(color="#9467bd", marker="D"), "gradient_flow": dict(color="#222222", marker="v")}
+
+
+def curve_style(c: dict) -> dict:
+    """Colour and marker by SDE; PGPO's gradient flow / SGD-SDE controls differ from SGD's."""
+    if c["discrete"] == "pgpo" and c["sde"] in PGPO_STYLE:
+        return dict(PGPO_STYLE[c["sde"]])
+    return dict(SDE_STYLE.get(c["sde"], {}))
+
+
+def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None) -> None:
+    """|error| vs eta with 95 % bars; filled markers were used in the fit, hollow ones were not."""
+    style = dict(curve_style(c), **(style or {}))
+    eta = np.asarray(c["eta"], float)
+    err = np.abs(np.asarray([np.nan if e is None else e for e in c["error"]], float))
+    se = np.asarray([0.0 if s is None else s for s in c["stderr"]], float)
+    used = np.asarray(c.get("used_in_fit", [True] * len(eta)), bool)
+    half = 1.959963984540054 * se
+    lower = np.minimum(half, err * 0.999)          # keep bars on the log axis
+    ls = "--" if c.get("method") == "closed_form" or c.get("noise") == "minibatch" else "-"
+    if c.get("info") == "same_batch":
+        ls = ":"
+    color, marker = style.get("color"), style.get("marker", "o")
+    ax.plot(eta, err, ls=ls, color=color, lw=1.2, label=label if label is not None else curve_label(c))
+    ax.errorbar(eta[used], err[used], yerr=[lower[used], half[used]], fmt=marker, color=color, ms=4, lw=0.8,
+                capsize=2)
+    if (~used).any():
+        ax.errorbar(eta[~used], err[~used], yerr=[lower[~used], half[~used]], fmt=marker, color=color, ms=4,
+                    mfc="none", lw=0.8, capsize=2)
+
+
+def slope_guide(ax, etas, errs, slope=1.0) -> None:
+    """A dotted eta^slope line through the geometric middle of the plotted data."""
+    etas = np.asarray(etas, float)
+    errs = np.asarray([e for e in errs if e is not None and e > 0 and math.isfinite(e)], float)
+    if errs.size == 0:
+        return
+    e_mid = math.exp(np.log(errs).mean())
+    x = np.array([etas.min(), etas.max()])
+    x_mid = math.exp(np.log(x).mean())
+    ax.plot(x, e_mid * (x / x_mid) ** slope, color="k", lw=0.8, ls=(0, (1, 2)), label=rf"slope {slope:g} guide")
+
+
+def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, title: str | None = None) -> str:
+    """One panel per test function; every curve of `results` (or the given subset)."""
+    plt = _use_agg()
+    curves = results["curves"] if curves is None else curves
+    tests = [g for g in ("sq_norm", "linear", "fluctuation") if any(c["g"] == g for c in curves)]
+    n_leg = max(sum(c["g"] == g for c in curves) for g in tests) + 1
+    fig, axes = plt.subplots(1, len(tests), figsize=(5.2 * len(tests), 4.2 + 0.16 * n_leg), squeeze=False)
+    for ax, g in zip(axes[0], tests):
+        sub = [c for c in curves if c["g"] == g]
+        all_eta, all_err = [], []
+        for c in sub:
+            plot_curve(ax, c)
+            all_eta += c["eta"]
+            all_err += [abs(e) for e in c["error"] if e is not None]
+        slope_guide(ax, all_eta, all_err)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"step size $\eta$")
+        ax.set_ylabel(r"weak error $|E\,g(\theta_N)-E\,g(\Theta_T)|$")
+        ax.set_title(G_TITLE.get(g, g))
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    fig.suptitle(title or f"{results['problem']}: weak error at T={results['config']['T']:g} (95 % CI; hollow = "
+                 f"not in fit, |error| < 3 s.e.)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    if path.endswith(".png"):
+        fig.savefig(path[:-4] + ".pdf")
+    plt.close(fig)
+    return path

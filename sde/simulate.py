@@ -1,0 +1,279 @@
+"""Euler-Maruyama, the SDE family that models PGPO, the discrete processes, and Brownian-bridge coupling.
+
+Conventions (DESIGN.md section 1). Discrete PGPO with Gaussian gradient noise:
+
+    theta_{k+1} = theta_k - eta * m_k * (grad L(theta_k) + S(theta_k) Z_k),   Z_k ~ N(0, I)
+
+(SGD is m_k = 1). The SDE family, all with drift -m(I(Theta)) grad L(Theta) unless stated:
+
+    gradient_flow   dTheta = -m grad L dt                                   (no noise)
+    sgd_sde         dTheta = -grad L dt + sqrt(eta) S dW                    (Eq. 7, m ignored)
+    paper           dTheta = -m grad L dt + sqrt(eta) S dW                  (Theorem A.2 (ii))
+    matched         dTheta = -m grad L dt + m sqrt(eta) S dW                (moment-matched)
+
+One discrete step spans SDE time eta. Coupling: the SDE's Brownian increment over that step is
+W_{(k+1)eta} - W_{k eta} = -sqrt(eta) Z_k (the discrete update *subtracts* eta m S Z_k, and the SDE's
+diffusion adds sqrt(eta) S dW), refined into r fine increments by a Brownian bridge.
+
+Everything is vectorised over paths and written in place into preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from pgpo.multiplier import Multiplier
+from sde.problems import Problem
+
+SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched")
+DISCRETE_KINDS = ("sgd", "pgpo")
+NOISE_MODELS = ("gaussian", "minibatch")
+INFO_SOURCES = ("exact", "independent_batch", "same_batch")
+
+IDENTITY = Multiplier(alpha=0.0, m_max=1.0)
+
+
+class SDE(Protocol):
+    """Anything Euler-Maruyama can step: the increment b(x) h + sigma(x) dw, all evaluated at x (Ito)."""
+
+    dim: int
+    noise_dim: int
+
+    def increment(self, x: np.ndarray, dw: np.ndarray, h: float, out: np.ndarray) -> np.ndarray: ...
+
+
+def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: int | None = None, *,
+                   rng: np.random.Generator | None = None, dW: np.ndarray | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """Simulate `n_paths` paths of `sde` from x0 for n_steps steps of size h; return the final states.
+
+    dW, when given, holds the Brownian increments, shape (n_steps, n_paths, noise_dim) (variance h
+    each); otherwise they are drawn from `rng`. Buffers are allocated once; each step is in place.
+    """
+    if h <= 0 or not math.isfinite(h):
+        raise ValueError(f"step h must be positive and finite, got {h}")
+    x0 = np.asarray(x0, dtype=float)
+    if dW is not None:
+        dW = np.asarray(dW, dtype=float)
+        if dW.ndim != 3 or dW.shape[0] < n_steps or dW.shape[2] != sde.noise_dim:
+            raise ValueError(f"dW must have shape (>= n_steps, n_paths, {sde.noise_dim}), got {dW.shape}")
+        n_paths = dW.shape[1] if n_paths is None else n_paths
+    if n_paths is None:
+        n_paths = x0.shape[0] if x0.ndim == 2 else 1
+    if dW is None and rng is None:
+        raise ValueError("give either rng or dW")
+    x = np.empty((n_paths, sde.dim)) if out is None else out
+    x[...] = x0
+    inc = np.empty_like(x)
+    dw = np.empty((n_paths, sde.noise_dim))
+    sqrt_h = math.sqrt(h)
+    for k in range(n_steps):
+        if dW is None:
+            rng.standard_normal(out=dw)
+            dw *= sqrt_h
+            w = dw
+        else:
+            w = dW[k]
+        sde.increment(x, w, h, inc)
+        x += inc
+    return x
+
+
+def bridge_increments(total: np.ndarray, r: int, h: float, rng: np.random.Generator,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """r Brownian increments of variance h each, conditioned to sum to `total` (shape (n, m)).
+
+    For i.i.d. Gaussians xi_j, (xi_j - mean(xi)) is independent of their sum, so
+    xi_j - mean(xi) + total / r has exactly the conditional (Brownian-bridge) law. Returns (r, n, m).
+    """
+    out = np.empty((r,) + total.shape) if out is None else out
+    rng.standard_normal(out=out)
+    out *= math.sqrt(h)
+    shift = out.mean(axis=0)
+    np.subtract(total / r, shift, out=shift)
+    out += shift
+    return out
+
+
+class LinearSDE:
+    """dX = (-A X + b) dt + S dW with constant A and S (an Ornstein-Uhlenbeck process).
+
+    A is a (d, d) matrix or a length-d vector (diagonal); S is (d, m) or a length-d vector (diagonal
+    noise, m = d). The increment is computed in place; it is the benchmark and cross-check workhorse.
+    """
+
+    def __init__(self, A, S, b=None):
+        A, S = np.asarray(A, float), np.asarray(S, float)
+        self.diag_drift, self.diag_noise = A.ndim == 1, S.ndim == 1
+        self.dim = A.shape[0]
+        self.noise_dim = self.dim if self.diag_noise else S.shape[1]
+        if S.shape[0] != self.dim:
+            raise ValueError("S must have as many rows as A")
+        self.A, self.S = A, S
+        self.minus_At = None if self.diag_drift else np.ascontiguousarray(-A.T)
+        self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
+        self.b = None if b is None else np.asarray(b, float)
+        self._tmp: dict = {}
+
+    def drift(self, x):
+        out = -x * self.A if self.diag_drift else -x @ self.A.T
+        return out if self.b is None else out + self.b
+
+    def diffusion(self, x):
+        return np.diag(self.S) if self.diag_noise else self.S
+
+    def increment(self, x, dw, h, out):
+        if self.diag_drift:
+            np.multiply(x, self.A, out=out)
+            out *= -h
+        else:
+            np.matmul(x, self.minus_At, out=out)
+            out *= h
+        if self.b is not None:
+            out += h * self.b
+        tmp = self._tmp.get(x.shape[0])
+        if tmp is None:
+            tmp = self._tmp[x.shape[0]] = np.empty_like(x)
+        if self.diag_noise:
+            np.multiply(dw, self.S, out=tmp)
+        else:
+            np.matmul(dw, self.St, out=tmp)
+        out += tmp
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class _Buffers:
+    g: np.ndarray
+    info: np.ndarray
+    m: np.ndarray
+
+
+def _buffers(cache: dict, n: int, d: int) -> _Buffers:
+    b = cache.get(n)
+    if b is None:
+        b = cache[n] = _Buffers(np.empty((n, d)), np.empty(n), np.empty(n))
+    return b
+
+
+@dataclass
+class ModelSDE:
+    """One member of the SDE family for (problem, multiplier, eta); see the module docstring."""
+
+    problem: Problem
+    multiplier: Multiplier
+    eta: float
+    kind: str
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SDE_KINDS:
+            raise ValueError(f"unknown SDE kind {self.kind!r}; choose one of {SDE_KINDS}")
+        self.dim = self.problem.dim
+        self.noise_dim = self.problem.noise_dim
+        self._sqrt_eta = math.sqrt(self.eta)
+        self._modulated = self.kind != "sgd_sde" and not self.multiplier.is_identity
+
+    def increment(self, x, dw, h, out):
+        buf = _buffers(self._cache, x.shape[0], self.dim)
+        g = self.problem.grad(x, buf.g)
+        if self.kind == "gradient_flow":
+            out.fill(0.0)
+        else:
+            self.problem.noise(x, dw, out)
+            out *= self._sqrt_eta
+        if self._modulated:
+            m = self.multiplier(self.problem.info(x, buf.info), out=buf.m)[:, None]
+            g *= m
+            if self.kind == "matched":
+                out *= m
+        g *= h
+        out -= g
+        return out
+
+
+@dataclass
+class DiscreteProcess:
+    """Discrete SGD (identity multiplier) or PGPO on `problem` with step eta.
+
+    noise = "gaussian": the gradient is grad L + S Z with Z supplied by the caller (for coupling).
+    noise = "minibatch": a genuine minibatch of `problem.batch_size` indices drawn with replacement.
+    info = "exact": I_k = I(theta_k); "independent_batch": I from a second, independent minibatch;
+    "same_batch": I from the gradient's own minibatch (the biased ablation).
+    """
+
+    problem: Problem
+    multiplier: Multiplier
+    eta: float
+    noise: str = "gaussian"
+    info: str = "exact"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISE_MODELS:
+            raise ValueError(f"unknown noise model {self.noise!r}; choose one of {NOISE_MODELS}")
+        if self.info not in INFO_SOURCES:
+            raise ValueError(f"unknown info source {self.info!r}; choose one of {INFO_SOURCES}")
+        if self.noise == "gaussian" and self.info != "exact":
+            raise ValueError("batch information estimates need genuine minibatches (noise='minibatch')")
+        if self.noise == "minibatch" and not self.problem.has_dataset:
+            raise ValueError(f"problem {self.problem.name!r} has no finite dataset for minibatch noise")
+        self.dim = self.problem.dim
+        self.noise_dim = self.problem.noise_dim
+
+    def step(self, x: np.ndarray, z: np.ndarray | None = None, rng: np.random.Generator | None = None) -> None:
+        """Advance all paths one step in place. Gaussian noise needs z (n, noise_dim); minibatch needs rng."""
+        n = x.shape[0]
+        buf = _buffers(self._cache, n, self.dim)
+        g = buf.g
+        if self.noise == "gaussian":
+            noise = self._cache.setdefault(("noise", n), np.empty((n, self.dim)))
+            self.problem.grad(x, g)
+            g += self.problem.noise(x, z, noise)
+            info = self.problem.info(x, buf.info) if not self.multiplier.is_identity else None
+        else:
+            b = self.problem.batch_size
+            idx = rng.integers(0, self.problem.n_data, size=(n, b))
+            self.problem.batch_grad(x, idx, g)
+            info = None
+            if not self.multiplier.is_identity:
+                if self.info == "exact":
+                    info = self.problem.info(x, buf.info)
+                elif self.info == "same_batch":
+                    info = self.problem.batch_info(x, idx, buf.info)
+                else:
+                    idx2 = rng.integers(0, self.problem.n_data, size=(n, b))
+                    info = self.problem.batch_info(x, idx2, buf.info)
+        if info is not None:
+            g *= self.multiplier(info, out=buf.m)[:, None]
+        g *= self.eta
+        x -= g
+
+
+def gradient_flow_path(problem: Problem, multiplier: Multiplier, t_end: float,
+                       t_eval: np.ndarray | None = None) -> np.ndarray:
+    """The deterministic path theta_bar(t) of d theta/dt = -m(I(theta)) grad L(theta), to tight tolerance.
+
+    Returns theta_bar(t_end) (shape (dim,)) or, with t_eval, the states at those times (len(t_eval), dim).
+    """
+    from scipy.integrate import solve_ivp
+
+    g = np.empty((1, problem.dim))
+    info = np.empty(1)
+
+    def rhs(_t, y):
+        x = y[None, :]
+        problem.grad(x, g)
+        m = 1.0 if multiplier.is_identity else multiplier(float(problem.info(x, info)[0]))
+        return -m * g[0]
+
+    sol = solve_ivp(rhs, (0.0, t_end), problem.theta0, method="DOP853", rtol=1e-11, atol=1e-12,
+                    t_eval=t_eval, dense_output=False)
+    if not sol.success:
+        raise RuntimeError(f"gradient-flow ODE failed: {sol.message}")
+    return sol.y.T if t_eval is not None else sol.y[:, -1]

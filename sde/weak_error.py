@@ -1,0 +1,257 @@
+"""Weak error between a discrete process and members of the SDE family, with Monte Carlo error bars.
+
+The quantity estimated is the error at the horizon, e(eta) = E g(theta_N) - E g(Theta_{N eta}) with
+N = T / eta (the grids used here make T / eta an integer). The SDE expectation is taken from
+Euler-Maruyama at fine step h = eta / r, Richardson-extrapolated over r and 2r on the expectation:
+E g(Theta) ~ 2 E g(Theta^{(2r)}) - E g(Theta^{(r)}), which removes the O(h) bias of the fine solver.
+
+Per path we form D = g(theta_N) - [2 g(Theta^{(2r)}) - g(Theta^{(r)})] and report mean(D) with its
+standard error. With coupling (Gaussian noise) all three share one Brownian path, bridged from the
+discrete draws, so D has a tiny variance; without it (genuine minibatches) the SDE paths use
+independent noise and the estimate is unbiased but noisier.
+
+Test functions g: `sq_norm` |theta|^2, `linear` theta_1 (first coordinate), and `fluctuation`
+|theta - theta_bar(T)|^2 / eta, the rescaled distance from the (modulated) gradient-flow path, which is
+what discriminates between SDEs that share a drift.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pgpo.multiplier import Multiplier
+from sde.problems import Problem
+from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments,
+                          gradient_flow_path)
+from sde.stats import RunningMoments
+
+TEST_FUNCTIONS = ("sq_norm", "linear", "fluctuation")
+
+
+def n_steps_for(t_end: float, eta: float) -> int:
+    """Number of discrete steps N with N eta = t_end; eta must divide t_end (up to rounding)."""
+    if not (0 < eta < t_end):
+        raise ValueError(f"need 0 < eta < T, got eta={eta}, T={t_end}")
+    n = int(round(t_end / eta))
+    if abs(n * eta - t_end) > 1e-9 * t_end:
+        raise ValueError(f"eta={eta} does not divide T={t_end}; use eta = T / integer")
+    return n
+
+
+def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = None) -> Callable:
+    if name == "sq_norm":
+        return lambda x: np.einsum("nd,nd->n", x, x)
+    if name == "linear":
+        return lambda x: x[:, 0].copy()
+    if name == "fluctuation":
+        if theta_bar is None:
+            raise ValueError("the fluctuation test function needs theta_bar(T)")
+        tb = np.asarray(theta_bar, float)
+
+        def fluct(x):
+            dx = x - tb
+            return np.einsum("nd,nd->n", dx, dx) / eta
+        return fluct
+    raise ValueError(f"unknown test function {name!r}; choose from {TEST_FUNCTIONS}")
+
+
+@dataclass
+class PairEstimate:
+    """Weak error of the discrete process against one SDE for one test function."""
+
+    error: float
+    stderr: float
+    mean_discrete: float
+    mean_sde: float
+    n_paths: int
+
+
+def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t_end: float,
+                         sde_kinds: Sequence[str], tests: Sequence[str], n_paths: int, *,
+                         r: int = 4, richardson: bool = True, coupled: bool = True,
+                         noise: str = "gaussian", info: str = "exact", seed: int = 0,
+                         chunk: int | None = None, progress: Callable[[int], None] | None = None,
+                         ) -> dict[tuple[str, str], PairEstimate]:
+    """Monte Carlo weak errors at t_end for every (sde kind, test function) pair.
+
+    The discrete process is SGD when `multiplier` is the identity, PGPO otherwise; the SDEs use the same
+    multiplier (sgd_sde ignores it). `progress(paths_done)` is called after each chunk.
+    """
+    if n_paths < 2:
+        raise ValueError(f"n_paths must be at least 2, got {n_paths}")
+    if r < 1:
+        raise ValueError(f"r must be >= 1, got {r}")
+    for k in sde_kinds:
+        if k not in SDE_KINDS:
+            raise ValueError(f"unknown SDE kind {k!r}; choose from {SDE_KINDS}")
+    if coupled and noise != "gaussian":
+        raise ValueError("only Gaussian noise can be coupled to the SDE's Brownian motion")
+    n_steps = n_steps_for(t_end, eta)
+    disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+    sdes = {k: ModelSDE(problem, multiplier, eta, k) for k in sde_kinds}
+    theta_bar = gradient_flow_path(problem, multiplier, t_end) if "fluctuation" in tests else None
+    gfun = {name: make_test_function(name, eta, theta_bar) for name in tests}
+    levels = (2 * r, r) if richardson else (r,)
+    fine = levels[0]
+    m = problem.noise_dim
+    if chunk is None:  # keep the (fine, n, m) increment buffer near 32 MB
+        chunk = int(min(n_paths, max(1000, 4_000_000 // (fine * max(m, problem.dim)))))
+    n_chunks = math.ceil(n_paths / chunk)
+    seeds = np.random.SeedSequence(seed).spawn(n_chunks)
+
+    acc = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
+    acc_d = {g: RunningMoments() for g in tests}
+    acc_s = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
+    sqrt_eta = math.sqrt(eta)
+    done = 0
+    for c in range(n_chunks):
+        n = min(chunk, n_paths - done)
+        rng = np.random.default_rng(seeds[c])
+        x_d = np.tile(problem.theta0, (n, 1))
+        states = {(k, lv): np.tile(problem.theta0, (n, 1)) for k in sde_kinds for lv in levels}
+        inc = np.empty((n, problem.dim))
+        z = np.empty((n, m))
+        z_sde = np.empty((n, m)) if not coupled else z
+        dw_fine = np.empty((fine, n, m))
+        dw_coarse = np.empty((r, n, m)) if richardson else None
+        for _ in range(n_steps):
+            if noise == "gaussian":
+                rng.standard_normal(out=z)
+                disc.step(x_d, z=z)
+            else:
+                disc.step(x_d, rng=rng)
+            if not sdes:
+                continue
+            if not coupled:
+                rng.standard_normal(out=z_sde)
+            bridge_increments(-sqrt_eta * z_sde, fine, eta / fine, rng, out=dw_fine)
+            if richardson:
+                np.add(dw_fine[0::2], dw_fine[1::2], out=dw_coarse)
+            for k, sde in sdes.items():
+                for lv in levels:
+                    x = states[(k, lv)]
+                    dws = dw_fine if lv == fine else dw_coarse
+                    h = eta / lv
+                    for j in range(lv):
+                        sde.increment(x, dws[j], h, inc)
+                        x += inc
+        for gname, g in gfun.items():
+            gd = g(x_d)
+            acc_d[gname].add(gd)
+            for k in sde_kinds:
+                if richardson:
+                    gs = 2.0 * g(states[(k, levels[0])]) - g(states[(k, levels[1])])
+                else:
+                    gs = g(states[(k, levels[0])])
+                acc_s[(k, gname)].add(gs)
+                acc[(k, gname)].add(gd - gs)
+        done += n
+        if progress is not None:
+            progress(done)
+    return {key: PairEstimate(error=a.mean, stderr=a.stderr, mean_discrete=acc_d[key[1]].mean,
+                              mean_sde=acc_s[key].mean, n_paths=a.n) for key, a in acc.items()}
+
+
+def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, tests: Sequence[str],
+                        n_paths: int, *, noise: str = "gaussian", info: str = "exact", seed: int = 0,
+                        theta_bar: np.ndarray | None = None) -> dict[str, RunningMoments]:
+    """Monte Carlo E g(theta_N) of the discrete process alone (for checks against closed forms)."""
+    n_steps = n_steps_for(t_end, eta)
+    disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+    rng = np.random.default_rng(seed)
+    x = np.tile(problem.theta0, (n_paths, 1))
+    z = np.empty((n_paths, problem.noise_dim))
+    for _ in range(n_steps):
+        if noise == "gaussian":
+            rng.standard_normal(out=z)
+            disc.step(x, z=z)
+        else:
+            disc.step(x, rng=rng)
+    if theta_bar is None and "fluctuation" in tests:
+        theta_bar = gradient_flow_path(problem, multiplier, t_end)
+    out = {}
+    for name in tests:
+        rm = RunningMoments()
+        rm.add(make_test_function(name, eta, theta_bar)(x))
+        out[name] = rm
+    return out
+
+
+def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, sde_kinds: Sequence[str],
+               n_paths: int, *, r: int = 4, coupled: bool = True, noise: str = "gaussian",
+               info: str = "exact", seed: int = 0) -> dict:
+    """Mean trajectories E theta(t) of the discrete process and each SDE on the discrete time grid,
+    with the information signal I and multiplier m along the first path (for intuition figures)."""
+    n_steps = n_steps_for(t_end, eta)
+    disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+    sdes = {k: ModelSDE(problem, multiplier, eta, k) for k in sde_kinds}
+    rng = np.random.default_rng(seed)
+    m = problem.noise_dim
+    x_d = np.tile(problem.theta0, (n_paths, 1))
+    xs = {k: np.tile(problem.theta0, (n_paths, 1)) for k in sde_kinds}
+    inc = np.empty_like(x_d)
+    z = np.empty((n_paths, m))
+    dw = np.empty((r, n_paths, m))
+    info_buf = np.empty(n_paths)
+    t = [0.0]
+    mean_d = [x_d.mean(axis=0).tolist()]
+    sd_d = [x_d.std(axis=0).tolist()]
+    mean_s = {k: [xs[k].mean(axis=0).tolist()] for k in sde_kinds}
+    sd_s = {k: [xs[k].std(axis=0).tolist()] for k in sde_kinds}
+    i_path, m_path = [], []
+    for step in range(n_steps):
+        info_now = float(problem.info(x_d[:1], info_buf[:1])[0])
+        i_path.append(info_now)
+        m_path.append(float(multiplier(info_now)))
+        if noise == "gaussian":
+            rng.standard_normal(out=z)
+            disc.step(x_d, z=z)
+        else:
+            disc.step(x_d, rng=rng)
+        zz = z if coupled else rng.standard_normal(z.shape)
+        bridge_increments(-math.sqrt(eta) * zz, r, eta / r, rng, out=dw)
+        for k, sde in sdes.items():
+            for j in range(r):
+                sde.increment(xs[k], dw[j], eta / r, inc)
+                xs[k] += inc
+        t.append((step + 1) * eta)
+        mean_d.append(x_d.mean(axis=0).tolist())
+        sd_d.append(x_d.std(axis=0).tolist())
+        for k in sde_kinds:
+            mean_s[k].append(xs[k].mean(axis=0).tolist())
+            sd_s[k].append(xs[k].std(axis=0).tolist())
+    return {"t": t, "discrete_mean": mean_d, "discrete_sd": sd_d, "sde_mean": mean_s, "sde_sd": sd_s,
+            "info_path": i_path, "multiplier_path": m_path, "n_paths": n_paths, "eta": eta,
+            "gradient_flow": gradient_flow_path(problem, multiplier, t_end, np.array(t)).tolist()}
+
+
+class Progress:
+    """A periodic one-line progress report with ETA on stderr (no dependency, safe in CI logs)."""
+
+    def __init__(self, total: float, label: str = "", every_s: float = 5.0, stream=None):
+        import sys
+        self.total, self.label, self.every = max(total, 1e-12), label, every_s
+        self.stream = stream or sys.stderr
+        self.t0 = self.last = time.perf_counter()
+        self.done = 0.0
+
+    def update(self, done: float, note: str = "", force: bool = False) -> None:
+        self.done = done
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        el = now - self.t0
+        frac = min(done / self.total, 1.0)
+        eta_s = el * (1 - frac) / frac if frac > 0 else float("nan")
+        print(f"[{self.label}] {100 * frac:5.1f}%  elapsed {el:6.1f}s  ETA {eta_s:6.1f}s  {note}",
+              file=self.stream, flush=True)
+
+
+__all__ = ["TEST_FUNCTIONS", "PairEstimate", "estimate_weak_errors", "discrete_moments_mc", "mean_paths",
+           "make_test_function", "n_steps_for", "IDENTITY", "Progress"]

@@ -1,0 +1,84 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sde.stats import RunningMoments, fit_slope, local_slopes, paths_for_precision, verdict
+
+
+@given(st.floats(0.2, 3.0), st.floats(1e-3, 10.0))
+def test_exact_power_law_gives_exact_slope(p, c):
+    eta = np.array([0.1, 0.05, 0.025, 0.0125])
+    fit = fit_slope(eta, c * eta ** p, np.zeros(4))
+    assert fit["slope"] == pytest.approx(p, abs=1e-9)
+    assert fit["slope_ci"][1] - fit["slope_ci"][0] < 1e-6
+    assert all(s == pytest.approx(p, abs=1e-9) for s in fit["local_slopes"])
+
+
+def test_points_inside_three_standard_errors_are_not_fitted():
+    eta = [0.1, 0.05, 0.025, 0.0125]
+    err = [1e-2, 5e-3, 2.5e-3, 1e-4]
+    se = [1e-4, 1e-4, 1e-4, 1e-4]              # last point: |err| = 1 s.e.
+    fit = fit_slope(eta, err, se)
+    assert fit["used"] == [True, True, True, False]
+    assert fit["slope"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_sign_change_stops_the_asymptotic_run():
+    eta = [0.1, 0.05, 0.025, 0.0125]
+    err = [+5e-3, -4e-3, -2e-3, -1e-3]
+    fit = fit_slope(eta, err, [1e-6] * 4)
+    assert fit["used"] == [False, True, True, True]
+    assert fit["slope"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_noisy_fit_interval_covers_truth_at_nominal_rate():
+    rng = np.random.default_rng(0)
+    eta = np.array([0.1, 0.05, 0.025, 0.0125, 0.00625])
+    hits, trials = 0, 400
+    for _ in range(trials):
+        truth = 0.3 * eta
+        se = 0.05 * truth
+        fit = fit_slope(eta, truth + se * rng.standard_normal(5), se)
+        hits += fit["slope_ci"][0] <= 1.0 <= fit["slope_ci"][1]
+    # 95 % nominal; 400 trials -> s.d. ~1.1 %; accept [0.90, 0.99]
+    assert 0.90 <= hits / trials <= 0.99
+
+
+def test_too_few_points_give_no_slope():
+    fit = fit_slope([0.1, 0.05], [1e-3, 1e-5], [1e-4, 1e-4])
+    assert fit["slope"] is None and verdict(fit) == "inconclusive"
+
+
+@settings(max_examples=60)
+@given(st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=40), min_size=1, max_size=6))
+def test_running_moments_merge_equals_batch(chunks):
+    rm = RunningMoments()
+    for c in chunks:
+        rm.add(np.array(c))
+    allv = np.concatenate([np.array(c) for c in chunks])
+    assert rm.n == allv.size
+    assert rm.mean == pytest.approx(allv.mean(), abs=1e-9 * (1 + np.abs(allv).max()))
+    if allv.size > 1:
+        assert rm.var == pytest.approx(allv.var(ddof=1), rel=1e-7, abs=1e-7)
+
+
+def test_paths_for_precision_formula():
+    n = paths_for_precision(sigma=2.0, error=0.01, rho=0.2)
+    assert n == math.ceil((1.959963984540054 * 2.0 / (0.2 * 0.01)) ** 2)
+    assert 1.96 * 2.0 / math.sqrt(n) <= 0.2 * 0.01 * 1.0001
+    with pytest.raises(ValueError):
+        paths_for_precision(1.0, 0.0)
+
+
+def test_local_slopes_handle_zero():
+    assert local_slopes([0.1, 0.05, 0.025], [1e-2, 0.0, 1e-3]) == [None, None]
+
+
+def test_verdicts():
+    one = {"slope": 1.0, "slope_ci": [0.95, 1.05], "local_slopes": [1.0, 1.0], "used": [True] * 3}
+    flat = {"slope": 0.1, "slope_ci": [0.0, 0.2], "local_slopes": [0.1, 0.1], "used": [True] * 3}
+    steep = {"slope": 2.0, "slope_ci": [1.9, 2.1], "local_slopes": [2.0, 2.0], "used": [True] * 3}
+    assert verdict(one) == "order 1" and verdict(flat) == "levels off" and verdict(steep) == "steeper"
