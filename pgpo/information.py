@@ -1,0 +1,184 @@
+"""The information signal I_k (paper Eq. 8) from the student and teacher outputs of one forward pass.
+
+I(Y; F) = E_F KL(p(Y | F) || p(Y)): the feedback-conditioned teacher is p(Y | F), the student (no
+feedback) stands for p(Y), so the natural estimator is the divergence between their next-token
+distributions, averaged over the distilled (masked) response tokens of the batch. Options:
+
+estimator
+    "kl_teacher_student"  KL(teacher || student)                    (default; the MI form above)
+    "kl_student_teacher"  KL(student || teacher)
+    "sdpo_divergence"     the SDPO loss's own generalised JSD with weight `jsd_alpha`, TRL's convention:
+                          (1 - a) KL(S || M) + a KL(T || M), M = (1 - a) S + a T; a = 0 gives
+                          KL(T || S), a = 1 gives KL(S || T)
+reduction
+    "token_mean"          mean over all masked tokens of the batch (default)
+    "sample_mean"         mean over samples of each sample's token mean (samples with no token skipped)
+
+Inputs are either full-vocabulary logits (processed in chunks along the sequence so that the extra
+memory is O(batch x chunk x vocab), not O(batch x length x vocab)) or log-probabilities on a top-k
+support, optionally with the tail bucket log(1 - sum p) (the form the SDPO top-k loss already has).
+
+Results are `InfoStats(total, count, nonfinite)` sums so that callers can add them over gradient-
+accumulation micro-batches and all-reduce them across ranks before dividing. Non-finite per-token
+values are excluded from the sums and counted in `nonfinite`: they never become a NaN I_k; the caller
+decides (PGPO falls back to m = 1 for that step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
+REDUCTIONS = ("token_mean", "sample_mean")
+
+
+@dataclass
+class InfoStats:
+    """Sufficient statistics of I over some tokens: I = total / count, plus a non-finite counter.
+
+    `failed` counts micro-batches on which computing I raised; `total`, `count`, `nonfinite`, `failed`
+    are summed by `merge` and by the all-reduce in pgpo.distributed.
+    """
+
+    total: float = 0.0
+    count: float = 0.0
+    nonfinite: float = 0.0
+    failed: float = 0.0
+
+    def merge(self, other: "InfoStats") -> "InfoStats":
+        return InfoStats(self.total + other.total, self.count + other.count,
+                         self.nonfinite + other.nonfinite, self.failed + other.failed)
+
+    @property
+    def ok(self) -> bool:
+        """True when I is a finite number computed from at least one token with no failure."""
+        return (self.failed == 0 and self.nonfinite == 0 and self.count > 0 and math.isfinite(self.total))
+
+    @property
+    def value(self) -> float:
+        """total / count; NaN when there is nothing to average."""
+        return self.total / self.count if self.count > 0 else float("nan")
+
+    def as_tensor(self, device=None) -> torch.Tensor:
+        return torch.tensor([self.total, self.count, self.nonfinite, self.failed], dtype=torch.float64,
+                            device=device)
+
+    @classmethod
+    def from_tensor(cls, t: torch.Tensor) -> "InfoStats":
+        total, count, nonfinite, failed = (float(v) for v in t.detach().cpu().tolist())
+        return cls(total, count, nonfinite, failed)
+
+
+def _check_options(estimator: str, reduction: str, jsd_alpha: float) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= jsd_alpha <= 1.0:
+        raise ValueError(f"jsd_alpha must be in [0, 1], got {jsd_alpha!r}")
+
+
+def divergence(student_logp: torch.Tensor, teacher_logp: torch.Tensor, estimator: str = "kl_teacher_student",
+               jsd_alpha: float = 0.5) -> torch.Tensor:
+    """Per-position divergence between two normalised log-distributions over the last dimension."""
+    if estimator == "kl_teacher_student" or (estimator == "sdpo_divergence" and jsd_alpha == 0.0):
+        return (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1)
+    if estimator == "kl_student_teacher" or (estimator == "sdpo_divergence" and jsd_alpha == 1.0):
+        return (student_logp.exp() * (student_logp - teacher_logp)).sum(-1)
+    if estimator != "sdpo_divergence":
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    a = torch.tensor(jsd_alpha, dtype=student_logp.dtype, device=student_logp.device)
+    mix = torch.logsumexp(torch.stack([student_logp + torch.log1p(-a), teacher_logp + torch.log(a)]), dim=0)
+    kl_s = (student_logp.exp() * (student_logp - mix)).sum(-1)
+    kl_t = (teacher_logp.exp() * (teacher_logp - mix)).sum(-1)
+    return torch.lerp(kl_s, kl_t, a)
+
+
+def add_tail_bucket(topk_logp: torch.Tensor) -> torch.Tensor:
+    """Append log(1 - sum exp(topk_logp)) so that the k+1 categories sum to one (TRL's tail bucket)."""
+    log_s = torch.logsumexp(topk_logp, dim=-1, keepdim=True).clamp(max=-1e-7)
+    return torch.cat([topk_logp, torch.log(-torch.expm1(log_s))], dim=-1)
+
+
+def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> InfoStats:
+    """Masked sums of a (B, T) per-token tensor, excluding (and counting) non-finite values."""
+    mask = mask.to(torch.bool)
+    finite = torch.isfinite(per_token)
+    bad = (mask & ~finite).sum()
+    good = mask & finite
+    vals = torch.where(good, per_token.to(torch.float64), torch.zeros((), dtype=torch.float64,
+                                                                       device=per_token.device))
+    if reduction == "token_mean":
+        return InfoStats(float(vals.sum()), float(good.sum()), float(bad))
+    n_tok = good.sum(-1)
+    has = n_tok > 0
+    sample_means = vals.sum(-1)[has] / n_tok[has]
+    return InfoStats(float(sample_means.sum()), float(has.sum()), float(bad))
+
+
+@torch.no_grad()
+def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
+                            estimator: str = "kl_teacher_student", reduction: str = "token_mean",
+                            jsd_alpha: float = 0.5, chunk_size: int = 128) -> InfoStats:
+    """I from full-vocabulary logits of shape (B, T, V) over the tokens where mask (B, T) is set.
+
+    The log-softmaxes are computed `chunk_size` positions at a time, in float32, so the extra memory is a
+    few (B, chunk, V) buffers. Logits must already carry any temperature the loss uses.
+    """
+    _check_options(estimator, reduction, jsd_alpha)
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+                         f"{tuple(teacher_logits.shape)}")
+    if mask.shape != student_logits.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match logits {tuple(student_logits.shape[:2])}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    per_token = torch.empty(mask.shape, dtype=torch.float32, device=student_logits.device)
+    for t0 in range(0, mask.shape[1], chunk_size):
+        t1 = min(t0 + chunk_size, mask.shape[1])
+        s = torch.log_softmax(student_logits[:, t0:t1].detach().float(), dim=-1)
+        t = torch.log_softmax(teacher_logits[:, t0:t1].detach().float(), dim=-1)
+        per_token[:, t0:t1] = divergence(s, t, estimator, jsd_alpha)
+        del s, t
+    return _reduce(per_token, mask, reduction)
+
+
+@torch.no_grad()
+def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor, mask: torch.Tensor, *,
+                          add_tail: bool = True, has_tail: bool = False, estimator: str = "kl_teacher_student",
+                          reduction: str = "token_mean", jsd_alpha: float = 0.5) -> InfoStats:
+    """I from log-probabilities on a shared top-k support, shape (B, T, k) (both full-vocabulary log-probs
+    of the same token ids). With add_tail the leftover mass becomes a (k+1)-th category; without it the
+    top-k are renormalised. `has_tail=True` says the inputs already end with the tail bucket.
+    """
+    _check_options(estimator, reduction, jsd_alpha)
+    if student_logp.shape != teacher_logp.shape:
+        raise ValueError(f"student and teacher log-probs differ in shape: {tuple(student_logp.shape)} vs "
+                         f"{tuple(teacher_logp.shape)}")
+    if mask.shape != student_logp.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(student_logp.shape[:2])}")
+    s, t = student_logp.detach().float(), teacher_logp.detach().float()
+    if not has_tail:
+        if add_tail:
+            s, t = add_tail_bucket(s), add_tail_bucket(t)
+        else:
+            s = s - torch.logsumexp(s, dim=-1, keepdim=True)
+            t = t - torch.logsumexp(t, dim=-1, keepdim=True)
+    return _reduce(divergence(s, t, estimator, jsd_alpha), mask, reduction)
+
+
+def topk_support(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-vocabulary log-probs of the student's top-k tokens for student and teacher, shape (B, T, k).
+
+    The student's top-k define the support (as in the SDPO top-k loss); gradients flow through the
+    student's values when its logits require grad.
+    """
+    s_lse = torch.logsumexp(student_logits, dim=-1, keepdim=True)
+    s_top, idx = torch.topk(student_logits, k=k, dim=-1)
+    t_lse = torch.logsumexp(teacher_logits, dim=-1, keepdim=True)
+    t_top = torch.gather(teacher_logits, dim=-1, index=idx)
+    return s_top - s_lse, t_top - t_lse

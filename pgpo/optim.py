@@ -1,0 +1,153 @@
+"""Apply the multiplier m_k to the final update of any torch optimizer, for exactly one step.
+
+Mechanism: scale every parameter group's learning rate by m_k, let the optimizer step, restore the
+learning rates. The lr scheduler keeps owning the base learning rate, gradient clipping happens before
+the step as usual, and optimizer state is never touched by the modulation itself.
+
+Exactness. The parameter change is exactly m times the unmodulated one, and every state tensor is
+bit-identical, whenever the update is linear in lr and the state does not depend on lr. Tested
+(tests/test_optim.py) for: SGD (momentum, dampening, Nesterov, weight decay), Adam (L2, AMSGrad),
+AdamW (decoupled decay -lr*wd*theta is linear in lr too; foreach and single-tensor kernels), Adamax,
+NAdam, RAdam, RMSprop with momentum (its buffer holds grad/avg, lr-free), Adadelta, Adagrad (lr_decay
+divides lr, so it stays linear).
+Not exact, because lr enters the optimizer state: ASGD (eta and mu are computed from lr and stored),
+Rprop (lr seeds the per-parameter step sizes), LBFGS (line search, stored step). Nor are optimizers
+that compute their own step size (Adafactor with relative_step) or schedule-free ones (their averaging
+weights depend on lr). For those, modulating the lr is still a valid *heuristic* but not PGPO's
+"multiply the final update by m" exactly.
+
+Two ways to use it:
+  - `modulator.step(m)` - modulate and step right now (plain PyTorch loops);
+  - `modulator.arm(m)` then let the engine call `optimizer.step()` itself (HF Trainer, accelerate,
+    DeepSpeed's wrapped base optimizer): optimizer step pre/post hooks scale and restore the lrs.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+
+@dataclass
+class StepRecord:
+    """One optimizer step: its index (counted by the modulator), the multiplier applied, the I that
+    produced it (None when unknown) and why m fell back to 1 (None when it did not)."""
+
+    step: int
+    multiplier: float
+    info: float | None = None
+    fallback: str | None = None
+
+
+class StepModulator:
+    """Scale the next optimizer step's update by m (see module docstring).
+
+    The history of (step, m, I, fallback) is kept (the last `history_limit` entries; counters are kept in
+    full) and travels with `state_dict()` / `load_state_dict()`.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, history_limit: int | None = 100_000):
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"StepModulator needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.history_limit = history_limit
+        self.history: list[StepRecord] = []
+        self.steps = 0
+        self.fallbacks = 0
+        self._armed: tuple[float, float | None, str | None] | None = None   # for the next step
+        self._current: tuple[float, float | None, str | None] | None = None  # the step in flight
+        self._inflight = False
+        self._saved_lrs: list | None = None
+        self._handles = [optimizer.register_step_pre_hook(self._pre_hook),
+                         optimizer.register_step_post_hook(self._post_hook)]
+
+    # -- choosing m ------------------------------------------------------------------------------------
+    def arm(self, multiplier: float, info: float | None = None, fallback: str | None = None) -> float:
+        """Set m for the next optimizer.step(). A non-finite or < 1 m is refused: m = 1 is used instead
+        and the step is recorded as a fallback. Returns the m that will be applied."""
+        m = float(multiplier)
+        if not math.isfinite(m):
+            fallback = fallback or f"non-finite multiplier {multiplier!r}"
+            m = 1.0
+        elif m < 1.0:
+            fallback = fallback or f"multiplier {m} < 1"
+            m = 1.0
+        if fallback is not None:
+            m = 1.0
+        self._armed = (m, info if info is None or math.isfinite(info) else None, fallback)
+        return m
+
+    def step(self, multiplier: float = 1.0, closure=None, info: float | None = None):
+        """arm(multiplier) and step the optimizer now."""
+        self.arm(multiplier, info)
+        return self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+
+    @contextmanager
+    def scaled(self, multiplier: float):
+        """Context in which every group's lr is multiplied by m; restored on exit, even on error."""
+        saved = [g["lr"] for g in self.optimizer.param_groups]
+        try:
+            for g in self.optimizer.param_groups:
+                g["lr"] = g["lr"] * multiplier
+            yield
+        finally:
+            for g, lr in zip(self.optimizer.param_groups, saved):
+                g["lr"] = lr
+
+    # -- hooks ----------------------------------------------------------------------------------------
+    def _pre_hook(self, optimizer, args, kwargs):
+        if self._inflight:   # the previous step raised before its post-hook: undo it, drop its decision
+            self._restore()
+            self._current = None
+        self._current = self._armed if self._armed is not None else (1.0, None, None)
+        self._armed = None
+        self._inflight = True
+        m = self._current[0]
+        if m != 1.0:
+            self._saved_lrs = [g["lr"] for g in optimizer.param_groups]
+            for g in optimizer.param_groups:
+                g["lr"] = g["lr"] * m
+
+    def _post_hook(self, optimizer, args, kwargs):
+        self._restore()
+        m, info, fallback = self._current
+        self._current = None
+        self._inflight = False
+        self.steps += 1
+        if fallback is not None:
+            self.fallbacks += 1
+        self.history.append(StepRecord(self.steps, m, info, fallback))
+        if self.history_limit is not None and len(self.history) > self.history_limit:
+            del self.history[: len(self.history) - self.history_limit]
+
+    def _restore(self) -> None:
+        if self._saved_lrs is not None:
+            for g, lr in zip(self.optimizer.param_groups, self._saved_lrs):
+                g["lr"] = lr
+            self._saved_lrs = None
+
+    def remove(self) -> None:
+        """Detach the hooks (restoring any lr left scaled)."""
+        self._restore()
+        self._inflight = False
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # -- checkpointing --------------------------------------------------------------------------------
+    @property
+    def last(self) -> StepRecord | None:
+        return self.history[-1] if self.history else None
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "fallbacks": self.fallbacks, "history_limit": self.history_limit,
+                "history": [asdict(r) for r in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        self.fallbacks = int(state["fallbacks"])
+        self.history_limit = state.get("history_limit", self.history_limit)
+        self.history = [StepRecord(**r) for r in state["history"]]
+        self._armed = None

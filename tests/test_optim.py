@@ -1,0 +1,229 @@
+import copy
+import math
+
+import pytest
+import torch
+
+from pgpo.controller import PGPOController, PGPOSettings
+from pgpo.information import InfoStats
+from pgpo.optim import StepModulator
+
+EXACT = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
+    "sgd_wd": lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05),
+    "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1),
+    "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+    "adam_l2": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1, amsgrad=True),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.01),
+    "adamw_foreach": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1, foreach=True),
+    "adamw_single": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1, foreach=False),
+    "adamax": lambda p: torch.optim.Adamax(p, lr=1e-2),
+    "nadam": lambda p: torch.optim.NAdam(p, lr=1e-2, weight_decay=0.01, decoupled_weight_decay=True),
+    "radam": lambda p: torch.optim.RAdam(p, lr=1e-2),
+    "rmsprop_momentum": lambda p: torch.optim.RMSprop(p, lr=1e-2, momentum=0.9),
+    "adadelta": lambda p: torch.optim.Adadelta(p, lr=0.5),
+    "adagrad_decay": lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.01),
+}
+NOT_EXACT = {  # lr enters the state: the docstring of pgpo.optim lists these
+    "asgd": lambda p: torch.optim.ASGD(p, lr=1e-2),
+    "rprop": lambda p: torch.optim.Rprop(p, lr=1e-2),
+}
+
+
+def _setup(make, seed=0, warmup=3):
+    torch.manual_seed(seed)
+    params = [torch.randn(5, 4, dtype=torch.float64, requires_grad=True),
+              torch.randn(7, dtype=torch.float64, requires_grad=True)]
+    opt = make(params)
+    for _ in range(warmup):               # non-trivial moments / momentum buffers
+        _grad(params)
+        opt.step()
+    return params, opt
+
+
+def _pair(make, warmup=3):
+    """Two identical (params, optimizer) copies with their own modulators, cloned by deepcopy so that
+    every state tensor keeps its dtype (load_state_dict would cast some of them)."""
+    params, opt = _setup(make, warmup=warmup)
+    p2, o2 = copy.deepcopy((params, opt))
+    return (params, opt, StepModulator(opt)), (p2, o2, StepModulator(o2))
+
+
+def _grad(params, seed=123):
+    g = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+
+
+def _one_step(params, opt, mod, m, via):
+    before = [p.detach().clone() for p in params]
+    _grad(params, seed=7)
+    if via == "step":
+        mod.step(m)
+    else:                                  # engine-style: arm, then the engine calls optimizer.step()
+        mod.arm(m)
+        opt.step()
+    return [p.detach() - b for p, b in zip(params, before)]
+
+
+def _state_tensors(opt):
+    out = []
+    for st in opt.state.values():
+        for k in sorted(st):
+            out.append((k, st[k]))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXACT))
+@pytest.mark.parametrize("via", ["step", "arm"])
+def test_update_is_exactly_m_times_and_state_is_bit_identical(name, via):
+    (params, opt, mod), (p2, o2, mod2) = _pair(EXACT[name])
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    d1 = _one_step(params, opt, mod, 1.0, via)
+    d2 = _one_step(p2, o2, mod2, 2.5, via)
+    for a, b in zip(d1, d2):
+        torch.testing.assert_close(b, 2.5 * a, rtol=1e-12, atol=1e-15)
+    s1, s2 = _state_tensors(opt), _state_tensors(o2)
+    assert len(s1) == len(s2) > 0 or name.startswith("sgd")
+    for (k1, v1), (k2, v2) in zip(s1, s2):
+        assert k1 == k2
+        if torch.is_tensor(v1):
+            assert torch.equal(v1, v2), (name, k1)
+        else:
+            assert v1 == v2
+    assert [g["lr"] for g in o2.param_groups] == base_lrs      # lr restored exactly
+    assert mod2.last.multiplier == 2.5 and mod2.last.fallback is None
+
+
+@pytest.mark.parametrize("name", sorted(NOT_EXACT))
+def test_documented_non_exact_optimizers_really_are_not(name):
+    (params, opt, mod), (p2, o2, mod2) = _pair(NOT_EXACT[name], warmup=0)
+    _one_step(params, opt, mod, 1.0, "step")
+    _one_step(p2, o2, mod2, 2.5, "step")
+    differs = any(not torch.equal(v1, v2) for (_, v1), (_, v2) in zip(_state_tensors(opt), _state_tensors(o2))
+                  if torch.is_tensor(v1))
+    assert differs
+
+
+def test_composes_with_scheduler_and_clipping():
+    """The scheduler's lr sequence is untouched; the update with clipping is still m times."""
+    torch.manual_seed(0)
+    w = torch.randn(10, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 4))
+    mod = StepModulator(opt)
+    w_ref = w.detach().clone().requires_grad_(True)
+    opt_ref = torch.optim.AdamW([w_ref], lr=1e-3, weight_decay=0.01)
+    sched_ref = torch.optim.lr_scheduler.LambdaLR(opt_ref, lambda s: min(1.0, (s + 1) / 4))
+    lrs, lrs_ref = [], []
+    for step in range(6):
+        g = torch.randn(10, dtype=torch.float64) * 10
+        for p in (w, w_ref):
+            p.grad = g.clone()
+            torch.nn.utils.clip_grad_norm_([p], 1.0)
+        mod.step(1.0 if step % 2 else 1.7)
+        opt_ref.step()
+        sched.step(); sched_ref.step()
+        lrs.append(sched.get_last_lr()[0]); lrs_ref.append(sched_ref.get_last_lr()[0])
+        assert opt.param_groups[0]["lr"] == opt_ref.param_groups[0]["lr"]
+    assert lrs == lrs_ref
+    assert [r.multiplier for r in mod.history] == [1.7, 1.0, 1.7, 1.0, 1.7, 1.0]
+
+
+def test_non_finite_multiplier_falls_back_and_leaves_state_as_a_plain_step():
+    (params, opt, mod), (p2, o2, mod2) = _pair(EXACT["adamw"])
+    d1 = _one_step(params, opt, mod, 1.0, "arm")
+    assert mod2.arm(float("nan")) == 1.0
+    _grad(p2, seed=7)
+    o2.step()
+    d2 = [p.detach() for p in p2]
+    for a, b in zip(params, d2):
+        assert torch.equal(a.detach(), b)
+    for (_, v1), (_, v2) in zip(_state_tensors(opt), _state_tensors(o2)):
+        assert torch.equal(v1, v2)
+    assert mod2.fallbacks == 1 and "non-finite" in mod2.last.fallback
+    assert mod2.arm(0.5) == 1.0                 # m < 1 is refused too
+
+
+def test_unarmed_step_is_plain_and_arming_lasts_one_step():
+    params, opt = _setup(EXACT["sgd"], warmup=0)
+    mod = StepModulator(opt)
+    mod.arm(3.0)
+    _grad(params); opt.step()
+    _grad(params); opt.step()
+    assert [r.multiplier for r in mod.history] == [3.0, 1.0]
+
+
+def test_lr_restored_when_the_step_raises():
+    w = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    mod = StepModulator(opt)
+
+    def bad_closure():
+        raise RuntimeError("boom")
+
+    mod.arm(2.0)
+    with pytest.raises(RuntimeError):
+        opt.step(bad_closure)
+    w.grad = torch.ones(3)
+    opt.step()                                   # next step first restores the lr
+    assert opt.param_groups[0]["lr"] == 0.1
+    assert torch.allclose(w.detach(), torch.full((3,), -0.1))
+    with pytest.raises(RuntimeError):
+        with mod.scaled(5.0):
+            raise RuntimeError("inside")
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_state_dict_round_trip_keeps_history():
+    params, opt = _setup(EXACT["sgd"], warmup=0)
+    mod = StepModulator(opt)
+    for m in (1.0, 2.0, float("inf"), 1.5):
+        mod.arm(m, info=0.3)
+        _grad(params)
+        opt.step()
+    st = mod.state_dict()
+    mod2 = StepModulator(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+    mod2.load_state_dict(st)
+    assert mod2.history == mod.history and mod2.steps == 4 and mod2.fallbacks == 1
+    assert [r.multiplier for r in mod2.history] == [1.0, 2.0, 1.0, 1.5]
+
+
+def test_controller_from_stats_to_multiplier():
+    w = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    ctl = PGPOController(opt, PGPOSettings(alpha=2.0, m_max=3.0))
+    ctl.observe(InfoStats(total=0.3, count=2))
+    ctl.observe(InfoStats(total=0.5, count=2))          # token-weighted: I = 0.8 / 4 = 0.2
+    d = ctl.finalize()
+    assert d.info == pytest.approx(0.2) and d.multiplier == pytest.approx(1.4) and d.fallback is None
+    w.grad = torch.ones(2)
+    opt.step()
+    assert torch.allclose(w.detach(), torch.full((2,), -0.14))
+    # failures, non-finite tokens and empty steps all give m = 1
+    for stats, reason in ((InfoStats(failed=1), "could not be computed"),
+                          (InfoStats(total=1.0, count=3, nonfinite=1), "non-finite"),
+                          (InfoStats(), "no distilled tokens")):
+        ctl.observe(stats)
+        d = ctl.finalize()
+        assert d.multiplier == 1.0 and reason in d.fallback
+        opt.step()
+    assert ctl.modulator.fallbacks == 3
+
+
+def test_controller_survives_estimator_failure():
+    w = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    ctl = PGPOController(opt, PGPOSettings(alpha=2.0, m_max=3.0))
+    ctl.observe_logits(torch.zeros(1, 3, 5), torch.zeros(1, 4, 5), torch.ones(1, 3))   # shape mismatch
+    d = ctl.finalize()
+    assert d.multiplier == 1.0 and "could not be computed" in d.fallback
+
+
+@pytest.mark.parametrize("field, value", [("alpha", -1.0), ("m_max", 0.5), ("shape", "cubic"),
+                                          ("estimator", "js"), ("reduction", "max"), ("jsd_alpha", 2.0),
+                                          ("chunk_size", 0)])
+def test_settings_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        PGPOSettings(**{field: value}).validate()
