@@ -84,10 +84,10 @@ class PGPOController:
             return
         self.observe(stats)
 
-    def observe_topk(self, student_logp, teacher_logp, mask, *, add_tail: bool = True, has_tail: bool = False):
+    def observe_topk(self, student_logp, teacher_logp, mask, *, add_tail: bool = True, final_support: bool = False):
         s = self.settings
         try:
-            stats = information_from_topk(student_logp, teacher_logp, mask, add_tail=add_tail, has_tail=has_tail,
+            stats = information_from_topk(student_logp, teacher_logp, mask, add_tail=add_tail, final_support=final_support,
                                           estimator=s.estimator, reduction=s.reduction, jsd_alpha=s.jsd_alpha)
         except Exception as exc:
             logger.warning("PGPO: computing I failed on a micro-batch (%s: %s); this step uses m = 1",

@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
 REDUCTIONS = ("token_mean", "sample_mean")
@@ -83,18 +84,24 @@ def _check_options(estimator: str, reduction: str, jsd_alpha: float) -> None:
 
 def divergence(student_logp: torch.Tensor, teacher_logp: torch.Tensor, estimator: str = "kl_teacher_student",
                jsd_alpha: float = 0.5) -> torch.Tensor:
-    """Per-position divergence between two normalised log-distributions over the last dimension."""
+    """Per-position divergence between two normalised log-distributions over the last dimension.
+
+    The operations follow TRL's `compute_divergence` one for one (elementwise terms, then the
+    interpolation, then the sum), so that the SDPO loss built on it is bit-identical to TRL's.
+    """
     if estimator == "kl_teacher_student" or (estimator == "sdpo_divergence" and jsd_alpha == 0.0):
-        return (teacher_logp.exp() * (teacher_logp - student_logp)).sum(-1)
-    if estimator == "kl_student_teacher" or (estimator == "sdpo_divergence" and jsd_alpha == 1.0):
-        return (student_logp.exp() * (student_logp - teacher_logp)).sum(-1)
-    if estimator != "sdpo_divergence":
+        kl = F.kl_div(student_logp, teacher_logp, reduction="none", log_target=True)   # T (log T - log S)
+    elif estimator == "kl_student_teacher" or (estimator == "sdpo_divergence" and jsd_alpha == 1.0):
+        kl = F.kl_div(teacher_logp, student_logp, reduction="none", log_target=True)   # S (log S - log T)
+    elif estimator == "sdpo_divergence":
+        a = torch.tensor(jsd_alpha, dtype=student_logp.dtype, device=student_logp.device)
+        mixture = torch.logsumexp(torch.stack([student_logp + torch.log(1 - a), teacher_logp + torch.log(a)]), dim=0)
+        kl_teacher = F.kl_div(mixture, teacher_logp, reduction="none", log_target=True)
+        kl_student = F.kl_div(mixture, student_logp, reduction="none", log_target=True)
+        kl = torch.lerp(kl_student, kl_teacher, jsd_alpha)
+    else:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    a = torch.tensor(jsd_alpha, dtype=student_logp.dtype, device=student_logp.device)
-    mix = torch.logsumexp(torch.stack([student_logp + torch.log1p(-a), teacher_logp + torch.log(a)]), dim=0)
-    kl_s = (student_logp.exp() * (student_logp - mix)).sum(-1)
-    kl_t = (teacher_logp.exp() * (teacher_logp - mix)).sum(-1)
-    return torch.lerp(kl_s, kl_t, a)
+    return kl.sum(-1)
 
 
 def add_tail_bucket(topk_logp: torch.Tensor) -> torch.Tensor:
@@ -148,11 +155,12 @@ def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.
 
 @torch.no_grad()
 def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor, mask: torch.Tensor, *,
-                          add_tail: bool = True, has_tail: bool = False, estimator: str = "kl_teacher_student",
+                          add_tail: bool = True, final_support: bool = False, estimator: str = "kl_teacher_student",
                           reduction: str = "token_mean", jsd_alpha: float = 0.5) -> InfoStats:
     """I from log-probabilities on a shared top-k support, shape (B, T, k) (both full-vocabulary log-probs
     of the same token ids). With add_tail the leftover mass becomes a (k+1)-th category; without it the
-    top-k are renormalised. `has_tail=True` says the inputs already end with the tail bucket.
+    top-k are renormalised. `final_support=True` says the inputs are already the final normalised
+    distributions (tail appended or renormalised, as returned by pgpo.distill.topk_distillation).
     """
     _check_options(estimator, reduction, jsd_alpha)
     if student_logp.shape != teacher_logp.shape:
@@ -161,7 +169,7 @@ def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor
     if mask.shape != student_logp.shape[:2]:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(student_logp.shape[:2])}")
     s, t = student_logp.detach().float(), teacher_logp.detach().float()
-    if not has_tail:
+    if not final_support:
         if add_tail:
             s, t = add_tail_bucket(s), add_tail_bucket(t)
         else:

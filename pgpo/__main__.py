@@ -1,0 +1,5 @@
+import sys
+
+from pgpo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""`python -m pgpo ...` (also installed as `pgpo`).
+
+    train  --config FILE [dotted.key=value ...] [--resume [PATH|auto]]
+    eval   --model PATH --domain D [--k 16] [--split test] [--max-questions N] ...
+    alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
+
+Configuration errors are reported in one line naming the field, before any model is loaded (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(prog="python -m pgpo", description="PGPO: SDPO with an information-modulated step.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    t = sub.add_parser("train", help="train SDPO/PGPO from a YAML config")
+    t.add_argument("--config", required=True)
+    t.add_argument("overrides", nargs="*", help="dotted.key=value (value read as YAML), e.g. pgpo.alpha=2")
+    t.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from the last checkpoint in output_dir (or the given checkpoint)")
+    t.add_argument("--dry-run", action="store_true", help="validate the config, print it, and stop")
+
+    e = sub.add_parser("eval", help="mean@k accuracy of a saved model on Science-QA")
+    e.add_argument("--model", required=True, help="model directory (e.g. a checkpoint) or hub name")
+    e.add_argument("--domain", required=True)
+    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--k", type=int, default=16)
+    e.add_argument("--temperature", type=float, default=0.6)
+    e.add_argument("--top-p", type=float, default=0.95)
+    e.add_argument("--max-new-tokens", type=int, default=8192)
+    e.add_argument("--max-questions", type=int)
+    e.add_argument("--style", default="reference", choices=["reference", "paper"])
+    e.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"])
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", help="write the result as JSON here")
+
+    a = sub.add_parser("alpha-grid", help="sensitivities alpha that spread m over [1, m_max] for measured I_k")
+    a.add_argument("--log", required=True, nargs="+", help="log.jsonl file(s) of SDPO (alpha = 0) runs")
+    a.add_argument("--m-max", type=float, default=2.0)
+    a.add_argument("--fractions", type=float, nargs="+", default=[0.25, 1.0, 4.0])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "train":
+        return _train(parser, args)
+    if args.command == "eval":
+        return _eval(parser, args)
+    return _alpha_grid(parser, args)
+
+
+def _train(parser, args) -> int:
+    from pgpo.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        parser.error(f"config error: {e}")
+    if args.dry_run:
+        import yaml
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+    resume = args.resume
+    if resume not in (None, "auto") and not os.path.isdir(resume):
+        parser.error(f"--resume: no checkpoint directory {resume!r}")
+    from pgpo.run import run_training
+
+    run_training(cfg, resume=resume)
+    return 0
+
+
+def _eval(parser, args) -> int:
+    from pgpo.data import DataError, load_questions
+
+    if args.k < 1:
+        parser.error("--k must be >= 1")
+    if args.max_questions is not None and args.max_questions < 1:
+        parser.error("--max-questions must be >= 1")
+    if not (args.temperature > 0 and 0 < args.top_p <= 1):
+        parser.error("--temperature must be > 0 and --top-p in (0, 1]")
+    try:
+        qs = load_questions(args.domain, args.split, limit=args.max_questions).questions
+    except DataError as e:
+        parser.error(str(e))
+    from pgpo.eval import evaluate_path
+
+    res = evaluate_path(args.model, qs, args.style, k=args.k, temperature=args.temperature, top_p=args.top_p,
+                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
+                        seed=args.seed)
+    out = {"model": args.model, "domain": args.domain, "split": args.split, **res.to_dict()}
+    print(f"{args.domain} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {res.stderr:.4f} "
+          f"({res.n_questions} questions, {res.answered:.0%} of samples answered, {res.backend}, {res.wall_s:.0f}s)")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+def _alpha_grid(parser, args) -> int:
+    import statistics
+
+    from pgpo.multiplier import alpha_grid_for_span
+
+    infos = []
+    for path in args.log:
+        try:
+            with open(path) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec.get("kind") == "train" and rec.get("info") is not None:
+                        infos.append(rec["info"])
+        except (OSError, json.JSONDecodeError) as e:
+            parser.error(f"cannot read {path}: {e}")
+    if not infos:
+        parser.error("no finite I_k in the logs (was pgpo logging on?)")
+    med = statistics.median(infos)
+    grid = alpha_grid_for_span(med, args.m_max, args.fractions)
+    q = statistics.quantiles(infos, n=10) if len(infos) >= 10 else [min(infos), max(infos)]
+    print(f"I_k over {len(infos)} steps: median {med:.4g}, 10%-90% [{q[0]:.4g}, {q[-1]:.4g}]")
+    for f, a in zip(args.fractions, grid):
+        print(f"  alpha = {a:.4g}: m(median I) = {min(1 + a * med, args.m_max):.3f}  (fraction {f:g} of the range)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Run configuration: a YAML file of sections, validated before any model or dataset is loaded.
+
+    model:    what to train (a hub name or path; or `tiny: true` for a random tiny Qwen3 on CPU)
+    data:     domain, source, prompt style, privileged feedback, malformed-record policy
+    pgpo:     alpha (0 = plain SDPO), m_max, multiplier shape, I estimator and reduction
+    sdpo:     the distillation objective and teacher (TRL SDPOConfig fields)
+    training: optimisation, batching, generation, checkpointing (TRL/HF TrainingArguments fields)
+    eval:     periodic mean@k validation
+
+Every key is checked: an unknown key, a wrong type or an out-of-range value raises ConfigError with a
+message naming the field (`training.learning_rate: expected a number, got 'fast'`). Overrides are
+`dotted.key=value` strings whose value is read as YAML (`pgpo.alpha=2`, `training.output_dir=/tmp/r`).
+This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import yaml
+
+from pgpo.data import DOMAINS, ON_MALFORMED, DataError, canonical_domain
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the dotted name of the offending field in the message."""
+
+
+@dataclass
+class ModelSection:
+    name_or_path: str = "Qwen/Qwen3-8B"
+    tiny: bool = False                      # build a random tiny Qwen3 (Qwen3 vocabulary) from a config
+    tiny_hidden_size: int = 64
+    tiny_layers: int = 2
+    tiny_seed: int = 0
+    tiny_init_std: float = 0.02             # initializer_range; larger makes outputs depend on the context
+    tokenizer: Optional[str] = None         # default: the model's own; tiny models use the packaged one
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"]] = None
+    gradient_checkpointing: bool = False
+
+    def validate(self, where: str) -> None:
+        _positive(where, "tiny_hidden_size", self.tiny_hidden_size)
+        _positive(where, "tiny_layers", self.tiny_layers)
+        _positive(where, "tiny_init_std", self.tiny_init_std)
+        if self.tiny and self.tiny_hidden_size % 4:
+            raise ConfigError(f"{where}.tiny_hidden_size: must be a multiple of 4 (4 attention heads)")
+
+
+@dataclass
+class DataSection:
+    domain: str = "chemistry"
+    source: Literal["packaged", "hub", "dir"] = "packaged"
+    path: Optional[str] = None
+    prompt_style: Literal["paper", "reference"] = "reference"
+    feedback: Literal["none", "answer_key"] = "none"
+    on_malformed: Literal["report", "error", "zip"] = "report"
+    max_train_questions: Optional[int] = None
+    max_eval_questions: Optional[int] = None
+
+    def validate(self, where: str) -> None:
+        try:
+            self.domain = canonical_domain(self.domain)
+        except DataError:
+            raise ConfigError(f"{where}.domain: unknown domain {self.domain!r}; choose one of "
+                              f"{', '.join(DOMAINS)}") from None
+        if self.source == "dir" and not self.path:
+            raise ConfigError(f"{where}.path: required when source is 'dir'")
+        for name in ("max_train_questions", "max_eval_questions"):
+            v = getattr(self, name)
+            if v is not None:
+                _positive(where, name, v)
+        assert self.on_malformed in ON_MALFORMED
+
+
+@dataclass
+class PGPOSection:
+    alpha: float = 0.0                      # 0 = plain SDPO (I_k is still measured and logged)
+    m_max: float = 2.0
+    shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
+    estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
+    reduction: Literal["token_mean", "sample_mean"] = "token_mean"
+    jsd_alpha: float = 0.5
+    chunk_size: int = 128
+
+    def validate(self, where: str) -> None:
+        if self.alpha < 0:
+            raise ConfigError(f"{where}.alpha: must be >= 0, got {self.alpha}")
+        if self.m_max < 1:
+            raise ConfigError(f"{where}.m_max: must be >= 1, got {self.m_max}")
+        _unit(where, "jsd_alpha", self.jsd_alpha)
+        _positive(where, "chunk_size", self.chunk_size)
+
+
+@dataclass
+class SDPOSection:
+    distillation_mode: Literal["sampled_token", "full_logits", "topk_logits"] = "topk_logits"
+    distillation_topk: Optional[int] = 100
+    distillation_add_tail: bool = True
+    distillation_alpha: float = 0.5
+    distillation_is_clip: Optional[float] = 2.0
+    distillation_weight: float = 1.0
+    teacher_model_kind: Literal["ema", "live", "base"] = "ema"
+    teacher_update_rate: float = 0.05
+    teacher_sync_steps: int = 1
+    remove_thinking_from_demonstration: bool = True
+    dont_reprompt_on_self_success: bool = True
+    success_reward_threshold: float = 1.0
+    max_reprompt_len: int = 10240
+    environment_feedback_only_without_solution: bool = True
+
+    def validate(self, where: str) -> None:
+        _unit(where, "distillation_alpha", self.distillation_alpha)
+        _unit(where, "distillation_weight", self.distillation_weight)
+        _unit(where, "teacher_update_rate", self.teacher_update_rate)
+        _positive(where, "teacher_sync_steps", self.teacher_sync_steps)
+        _positive(where, "max_reprompt_len", self.max_reprompt_len)
+        if self.distillation_is_clip is not None and self.distillation_is_clip <= 0:
+            raise ConfigError(f"{where}.distillation_is_clip: must be positive or null")
+        if self.distillation_mode == "topk_logits":
+            if self.distillation_topk is None:
+                raise ConfigError(f"{where}.distillation_topk: required when distillation_mode is topk_logits")
+            _positive(where, "distillation_topk", self.distillation_topk)
+        elif self.distillation_topk is not None:
+            raise ConfigError(f"{where}.distillation_topk: must be null unless distillation_mode is topk_logits")
+        if self.distillation_mode == "sampled_token" and self.distillation_alpha != 1.0:
+            raise ConfigError(f"{where}.distillation_alpha: sampled_token distillation requires 1.0 (reverse KL)")
+
+
+@dataclass
+class TrainingSection:
+    output_dir: str = "runs/pgpo"
+    seed: int = 42
+    max_steps: int = 100
+    learning_rate: float = 1e-5
+    lr_scheduler_type: Literal["constant_with_warmup", "constant", "linear", "cosine"] = "constant_with_warmup"
+    warmup_steps: int = 10
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    optim: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
+    questions_per_step: int = 32            # prompts per generation batch
+    num_generations: int = 8                # rollouts per prompt
+    per_device_train_batch_size: int = 8    # completions per micro-batch
+    gradient_accumulation_steps: Optional[int] = None   # default: generation batch / (per-device x processes)
+    max_prompt_length: int = 2048
+    max_completion_length: int = 8192
+    temperature: float = 1.0
+    top_p: float = 1.0
+    save_steps: int = 50
+    save_total_limit: Optional[int] = None
+    logging_steps: int = 1
+    bf16: bool = True
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = 0.3
+    vllm_tensor_parallel_size: int = 1
+    vllm_enable_sleep_mode: bool = False
+    vllm_server_base_url: Optional[str] = None
+    vllm_max_model_length: Optional[int] = None
+    report_to: Literal["auto", "none", "tensorboard"] = "auto"
+    dataloader_num_workers: int = 0
+
+    def validate(self, where: str) -> None:
+        for name in ("max_steps", "questions_per_step", "num_generations", "per_device_train_batch_size",
+                     "max_prompt_length", "max_completion_length", "save_steps", "logging_steps"):
+            _positive(where, name, getattr(self, name))
+        if self.gradient_accumulation_steps is not None:
+            _positive(where, "gradient_accumulation_steps", self.gradient_accumulation_steps)
+        if self.save_total_limit is not None:
+            _positive(where, "save_total_limit", self.save_total_limit)
+        if self.num_generations < 2:
+            raise ConfigError(f"{where}.num_generations: SDPO needs >= 2 rollouts per question (a sibling "
+                              f"must succeed), got {self.num_generations}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"{where}.learning_rate: must be positive, got {self.learning_rate}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{where}.warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"{where}.weight_decay: must be >= 0, got {self.weight_decay}")
+        for b in ("adam_beta1", "adam_beta2"):
+            v = getattr(self, b)
+            if not 0 <= v < 1:
+                raise ConfigError(f"{where}.{b}: must be in [0, 1), got {v}")
+        if self.max_grad_norm < 0:
+            raise ConfigError(f"{where}.max_grad_norm: must be >= 0 (0 disables clipping)")
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}.temperature: must be positive, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"{where}.top_p: must be in (0, 1], got {self.top_p}")
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ConfigError(f"{where}.vllm_gpu_memory_utilization: must be in (0, 1]")
+        if self.logging_steps != 1:
+            raise ConfigError(f"{where}.logging_steps: the per-step JSONL log needs 1, got {self.logging_steps}")
+
+    @property
+    def generation_batch_size(self) -> int:
+        return self.questions_per_step * self.num_generations
+
+    def accumulation_for(self, num_processes: int) -> int:
+        """Gradient-accumulation steps that make one optimizer step consume one generation batch."""
+        gen, per = self.generation_batch_size, self.per_device_train_batch_size * num_processes
+        if self.gradient_accumulation_steps is not None:
+            if self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes != gen:
+                raise ConfigError(
+                    f"training.gradient_accumulation_steps: per-device batch {self.per_device_train_batch_size} x "
+                    f"accumulation {self.gradient_accumulation_steps} x processes {num_processes} must equal the "
+                    f"generation batch questions_per_step x num_generations = {gen}")
+            return self.gradient_accumulation_steps
+        if gen % per:
+            raise ConfigError(
+                f"training.per_device_train_batch_size: the generation batch {gen} (questions_per_step x "
+                f"num_generations) is not divisible by per-device batch x processes = {per}")
+        return gen // per
+
+
+@dataclass
+class EvalSection:
+    every_steps: int = 5                    # 0 disables periodic validation
+    num_samples: int = 16
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: Optional[int] = None    # default: training.max_completion_length
+    max_questions: Optional[int] = None
+    batch_size: int = 16
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    at_start: bool = False
+
+    def validate(self, where: str) -> None:
+        if self.every_steps < 0:
+            raise ConfigError(f"{where}.every_steps: must be >= 0, got {self.every_steps}")
+        _positive(where, "num_samples", self.num_samples)
+        _positive(where, "batch_size", self.batch_size)
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}.temperature: must be positive")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"{where}.top_p: must be in (0, 1]")
+        for name in ("max_new_tokens", "max_questions"):
+            if getattr(self, name) is not None:
+                _positive(where, name, getattr(self, name))
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    pgpo: PGPOSection = field(default_factory=PGPOSection)
+    sdpo: SDPOSection = field(default_factory=SDPOSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    def validate(self) -> "RunConfig":
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if dataclasses.is_dataclass(section):
+                section.validate(f.name)
+        if self.sdpo.max_reprompt_len < self.training.max_prompt_length:
+            raise ConfigError("sdpo.max_reprompt_len: must be at least training.max_prompt_length "
+                              f"({self.training.max_prompt_length}); the teacher sees the prompt plus a solution")
+        return self
+
+    @property
+    def method(self) -> str:
+        return "sdpo" if self.pgpo.alpha == 0 else "pgpo"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---- generic typed loading -----------------------------------------------------------------------------
+def _positive(where, name, v):
+    if not v > 0:
+        raise ConfigError(f"{where}.{name}: must be positive, got {v}")
+
+
+def _unit(where, name, v):
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{where}.{name}: must be in [0, 1], got {v}")
+
+
+def _coerce(value: Any, tp, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: must be one of {list(args)}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+
+
+def _build(cls, data, where: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"{path}: unknown key{hint}")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides (value read as YAML) to a nested dict, in place."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: cannot read value {raw!r}: {e}") from None
+        node = data
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"{key}: {p!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a run configuration (nothing heavy is imported or loaded)."""
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path!r}: {e}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    apply_overrides(data, overrides or [])
+    return _build(RunConfig, data, "").validate()
+
+
+def dump_config(cfg: RunConfig, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    os.replace(tmp, path)

@@ -1,0 +1,150 @@
+"""mean@k accuracy on Science-QA: k samples per question (temperature 0.6, top-p 0.95 by default).
+
+mean@k = the average over questions of the fraction of a question's k samples whose answer letter is right
+(pgpo.rewards), as in the SDPO reference's validation metric. Backends: transformers `generate` (CPU or
+GPU) and vLLM (when installed; `backend="auto"` picks it on a CUDA machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from pgpo.data import Question
+from pgpo.prompts import conversation
+from pgpo.rewards import extract_choice
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    mean_at_k: float
+    k: int
+    n_questions: int
+    correct: list[int] = field(default_factory=list)      # per question, out of k
+    answered: float = 0.0                                 # fraction of samples with a readable answer
+    wall_s: float = 0.0
+    backend: str = ""
+
+    def to_dict(self) -> dict:
+        return {"mean_at_k": self.mean_at_k, "k": self.k, "n_questions": self.n_questions,
+                "answered_fraction": self.answered, "wall_s": self.wall_s, "backend": self.backend,
+                "stderr": self.stderr, "correct": self.correct}
+
+    @property
+    def stderr(self) -> float:
+        """Standard error of mean@k over questions (questions are the independent unit)."""
+        if self.n_questions < 2:
+            return float("nan")
+        acc = [c / self.k for c in self.correct]
+        return statistics.stdev(acc) / math.sqrt(len(acc))
+
+
+def score(questions: list[Question], completions: list[list[str]]) -> EvalResult:
+    """Grade k completions per question."""
+    correct, answered, total = [], 0, 0
+    for q, comps in zip(questions, completions, strict=True):
+        letters = [extract_choice(c, q.labels, q.texts) for c in comps]
+        answered += sum(x is not None for x in letters)
+        total += len(letters)
+        correct.append(sum(x == q.answer for x in letters))
+    k = len(completions[0]) if completions else 0
+    mean = sum(correct) / (k * len(questions)) if questions and k else float("nan")
+    return EvalResult(mean, k, len(questions), correct, answered / total if total else 0.0)
+
+
+def _progress(done: int, total: int, t0: float, label: str) -> None:
+    el = time.perf_counter() - t0
+    eta = el * (total - done) / done if done else float("nan")
+    logger.info("[%s] %d/%d questions, elapsed %.0fs, ETA %.0fs", label, done, total, el, eta)
+    print(f"[{label}] {done}/{total} questions  elapsed {el:.0f}s  ETA {eta:.0f}s", flush=True)
+
+
+def generate_transformers(model, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
+                          top_p: float, max_new_tokens: int, batch_size: int = 16, seed: int = 0,
+                          label: str = "eval", show_progress: bool = True) -> list[list[str]]:
+    import torch
+    from transformers import GenerationConfig
+
+    eos = [t for t in {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id} if t is not None]
+    cfg = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                           max_new_tokens=max_new_tokens, num_return_sequences=k, eos_token_id=eos,
+                           pad_token_id=tokenizer.pad_token_id)
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    out: list[list[str]] = []
+    per_batch = max(1, batch_size // k) if k <= batch_size else 1
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(questions), per_batch):
+            qs = questions[i:i + per_batch]
+            texts = [tokenizer.apply_chat_template(conversation(q, style), tokenize=False, add_generation_prompt=True,
+                                                   enable_thinking=False) for q in qs]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            with torch.no_grad():
+                ids = model.generate(**enc, generation_config=cfg)
+            comp = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out += [comp[j * k:(j + 1) * k] for j in range(len(qs))]
+            if show_progress:
+                _progress(min(i + per_batch, len(questions)), len(questions), t0, label)
+    finally:
+        tokenizer.padding_side = old_side
+        if was_training:
+            model.train()
+    return out
+
+
+def generate_vllm(model_path: str, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
+                  top_p: float, max_new_tokens: int, seed: int = 0, **llm_kwargs) -> list[list[str]]:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model_path, seed=seed, **llm_kwargs)
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    texts = [tokenizer.apply_chat_template(conversation(q, style), tokenize=False, add_generation_prompt=True,
+                                           enable_thinking=False) for q in questions]
+    outs = llm.generate(texts, params)
+    return [[c.text for c in o.outputs] for o in outs]
+
+
+def choose_backend(backend: str) -> str:
+    if backend != "auto":
+        return backend
+    try:
+        import torch
+        import vllm  # noqa: F401
+        return "vllm" if torch.cuda.is_available() else "transformers"
+    except Exception:
+        return "transformers"
+
+
+def evaluate_path(model_path: str, questions: list[Question], style: str, k: int = 16, temperature: float = 0.6,
+                  top_p: float = 0.95, max_new_tokens: int = 8192, batch_size: int = 16, backend: str = "auto",
+                  seed: int = 0, dtype: str = "auto") -> EvalResult:
+    """Evaluate a saved model (a directory in Hugging Face format, e.g. a checkpoint)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    backend = choose_backend(backend)
+    t0 = time.perf_counter()
+    if backend == "vllm":
+        comps = generate_vllm(model_path, tokenizer, questions, style, k, temperature, top_p, max_new_tokens, seed)
+    else:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(dev)
+        comps = generate_transformers(model, tokenizer, questions, style, k, temperature, top_p, max_new_tokens,
+                                      batch_size, seed)
+    res = score(questions, comps)
+    res.wall_s, res.backend = time.perf_counter() - t0, backend
+    return res

@@ -1,0 +1,136 @@
+"""Build and run a PGPO/SDPO training job from a validated RunConfig (what `python -m pgpo train` does)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from pgpo.config import RunConfig, dump_config
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_TOKENIZER = os.path.join(os.path.dirname(__file__), "assets", "qwen3-tokenizer")
+
+
+def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_to: list[str]) -> dict:
+    """PGPOConfig keyword arguments: the reference SDPO settings come from the config, written out."""
+    from pgpo.prompts import teacher_templates
+
+    t, s, p = cfg.training, cfg.sdpo, cfg.pgpo
+    kw = dict(
+        output_dir=t.output_dir, seed=t.seed, data_seed=t.seed, max_steps=t.max_steps,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
+        adam_epsilon=t.adam_epsilon, max_grad_norm=t.max_grad_norm, optim=t.optim,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps, num_generations=t.num_generations,
+        max_prompt_length=t.max_prompt_length, max_completion_length=t.max_completion_length,
+        temperature=t.temperature, top_p=t.top_p, top_k=0, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, logging_steps=t.logging_steps, bf16=t.bf16,
+        use_vllm=t.use_vllm, vllm_mode=t.vllm_mode, vllm_gpu_memory_utilization=t.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=t.vllm_tensor_parallel_size, vllm_enable_sleep_mode=t.vllm_enable_sleep_mode,
+        vllm_server_base_url=t.vllm_server_base_url, vllm_max_model_length=t.vllm_max_model_length,
+        report_to=report_to, dataloader_num_workers=t.dataloader_num_workers,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        model_init_kwargs={k: v for k, v in (("dtype", cfg.model.dtype),
+                                              ("attn_implementation", cfg.model.attn_implementation)) if v},
+        chat_template_kwargs={"enable_thinking": False}, remove_unused_columns=False, shuffle_dataset=True,
+        num_iterations=1, beta=0.0, ddp_find_unused_parameters=False,
+        # SDPO objective and teacher
+        distillation_mode=s.distillation_mode, distillation_topk=s.distillation_topk,
+        distillation_add_tail=s.distillation_add_tail, distillation_alpha=s.distillation_alpha,
+        distillation_is_clip=s.distillation_is_clip, distillation_weight=s.distillation_weight,
+        teacher_model_kind=s.teacher_model_kind, teacher_update_rate=s.teacher_update_rate,
+        teacher_sync_steps=s.teacher_sync_steps,
+        remove_thinking_from_demonstration=s.remove_thinking_from_demonstration,
+        dont_reprompt_on_self_success=s.dont_reprompt_on_self_success,
+        success_reward_threshold=s.success_reward_threshold, max_reprompt_len=s.max_reprompt_len,
+        include_environment_feedback=cfg.data.feedback == "answer_key",
+        environment_feedback_only_without_solution=s.environment_feedback_only_without_solution,
+        **teacher_templates(cfg.data.prompt_style),
+        # PGPO
+        pgpo_alpha=p.alpha, pgpo_m_max=p.m_max, pgpo_shape=p.shape, pgpo_estimator=p.estimator,
+        pgpo_reduction=p.reduction, pgpo_jsd_alpha=p.jsd_alpha, pgpo_chunk_size=p.chunk_size,
+    )
+    return kw
+
+
+def _report_to(choice: str) -> list[str]:
+    if choice == "none":
+        return []
+    if choice == "tensorboard":
+        return ["tensorboard"]
+    try:
+        import tensorboard  # noqa: F401
+        return ["tensorboard"]
+    except ImportError:
+        return []
+
+
+def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str, str]:
+    """Where the model and tokenizer come from; a tiny model is written once under output_dir."""
+    if not cfg.model.tiny:
+        return cfg.model.name_or_path, cfg.model.tokenizer or cfg.model.name_or_path
+    from pgpo.models import write_tiny_qwen3
+
+    path = os.path.join(cfg.training.output_dir, "init_model")
+    if is_main:
+        write_tiny_qwen3(path, cfg.model.tokenizer or PACKAGED_TOKENIZER, seed=cfg.model.tiny_seed,
+                         hidden_size=cfg.model.tiny_hidden_size, num_hidden_layers=cfg.model.tiny_layers,
+                         initializer_range=cfg.model.tiny_init_std)
+    wait()
+    return path, path
+
+
+def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
+    """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks."""
+    import datasets
+    from accelerate import PartialState
+    from transformers import AutoTokenizer
+
+    from pgpo.callbacks import EvalCallback
+    from pgpo.data import load_questions
+    from pgpo.prompts import to_rows
+    from pgpo.rewards import mcq_reward
+    from pgpo.trainer import PGPOConfig, PGPOTrainer, SaveAtEnd, StepLog
+
+    state = PartialState()
+    ga = cfg.training.accumulation_for(state.num_processes)
+    os.makedirs(cfg.training.output_dir, exist_ok=True)
+    if state.is_main_process:
+        dump_config(cfg, os.path.join(cfg.training.output_dir, "run_config.yaml"))
+    model_path, tok_path = model_and_tokenizer_paths(cfg, state.is_main_process, state.wait_for_everyone)
+    tokenizer = AutoTokenizer.from_pretrained(tok_path, padding_side="left")
+
+    d = cfg.data
+    train = load_questions(d.domain, "train", d.source, d.path, d.on_malformed, limit=d.max_train_questions)
+    if len(train) < cfg.training.questions_per_step:
+        raise ValueError(f"data: only {len(train)} training questions but training.questions_per_step is "
+                         f"{cfg.training.questions_per_step}")
+    dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
+    args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)))
+    steplog = StepLog(os.path.join(cfg.training.output_dir, "log.jsonl"))
+    trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=[mcq_reward], args=args,
+                                           train_dataset=dataset, processing_class=tokenizer,
+                                           callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
+    if cfg.eval.every_steps > 0 or cfg.eval.at_start:
+        limit = cfg.eval.max_questions or d.max_eval_questions
+        test = load_questions(d.domain, "test", d.source, d.path, d.on_malformed, limit=limit)
+        trainer.add_callback(EvalCallback(trainer, test.questions, cfg, steplog))
+    if state.is_main_process:
+        with open(os.path.join(cfg.training.output_dir, "data_report.json"), "w") as f:
+            json.dump({"domain": d.domain, "train_questions": len(train),
+                       "malformed": [str(p) for p in train.problems], "duplicates": train.duplicates}, f, indent=1)
+    return trainer
+
+
+def run_training(cfg: RunConfig, resume: str | bool | None = None):
+    trainer = build_trainer(cfg)
+    if resume == "auto":
+        from transformers.trainer_utils import get_last_checkpoint
+        resume = get_last_checkpoint(cfg.training.output_dir) if os.path.isdir(cfg.training.output_dir) else None
+        if resume is None:
+            logger.info("no checkpoint in %s: starting from scratch", cfg.training.output_dir)
+    trainer.train(resume_from_checkpoint=resume or None)
+    return trainer

@@ -1,0 +1,338 @@
+"""PGPOTrainer / PGPOConfig: TRL's SDPO trainer with the information-modulated optimizer step.
+
+What PGPO adds to `trl.experimental.sdpo.SDPOTrainer` (TRL pinned in pyproject.toml; the private hooks
+used here are guarded by tests/test_trl_hooks.py):
+
+- `_compute_self_distillation_loss` (hook): the loss is computed exactly as TRL computes it and I_k is
+  taken from the *same* tensors: for `topk_logits` from the (k + 1)-category log-probs the loss was built
+  on (pgpo.distill, bit-identical to TRL's loss), otherwise from the full-vocabulary logits in sequence
+  chunks. Micro-batch statistics are summed (pgpo.distributed.InfoAccumulator).
+- `compute_loss`: on the last micro-batch of an optimizer step (accelerate's `sync_gradients`), *before*
+  its backward (DeepSpeed steps inside the last backward), the statistics are all-reduced over the
+  data-parallel group and m_k = m(I_k) is armed on the innermost torch optimizer (pgpo.optim), which
+  scales the learning rates for exactly that step. Every rank computes the same m_k.
+- checkpoints are written to a hidden staging directory and renamed into place (atomic), and carry the
+  EMA teacher's weights and the PGPO state; resuming restores both.
+- metrics `pgpo/info`, `pgpo/multiplier`, `pgpo/fallback`, `pgpo/distilled_tokens`, `pgpo/tokens`.
+
+alpha = 0 reproduces SDPO bit for bit (tests/test_trainer.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_utils import rotate_checkpoints
+from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
+from trl.experimental.sdpo.loss_utils import apply_importance_sampling_clipping
+from trl.trainer.utils import selective_log_softmax
+
+from pgpo.controller import PGPOController, PGPOSettings
+from pgpo.distill import topk_distillation
+from pgpo.information import InfoStats
+
+PGPO_STATE_NAME = "pgpo_state.json"
+TEACHER_DIR = "teacher"
+
+
+@dataclass
+class PGPOConfig(SDPOConfig):
+    """SDPOConfig plus PGPO's knobs (see pgpo.controller.PGPOSettings). pgpo_alpha = 0 is plain SDPO."""
+
+    pgpo_alpha: float = field(default=0.0, metadata={"help": "PGPO sensitivity alpha (0 = SDPO)."})
+    pgpo_m_max: float = field(default=2.0, metadata={"help": "Cap m_max of the step multiplier."})
+    pgpo_shape: str = field(default="clipped_linear", metadata={"help": "clipped_linear or smooth."})
+    pgpo_estimator: str = field(default="kl_teacher_student", metadata={"help": "Estimator of I_k."})
+    pgpo_reduction: str = field(default="token_mean", metadata={"help": "token_mean or sample_mean."})
+    pgpo_jsd_alpha: float = field(default=0.5, metadata={"help": "Weight for estimator=sdpo_divergence."})
+    pgpo_chunk_size: int = field(default=128, metadata={"help": "Sequence chunk for full-vocabulary I_k."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.pgpo_settings().validate()
+        if self.pgpo_alpha > 0 and self.distillation_weight == 0:
+            raise ValueError("pgpo_alpha > 0 needs a distillation term (distillation_weight > 0) to measure I_k")
+        if self.pgpo_alpha > 0 and self.use_teacher_server:
+            raise ValueError("PGPO needs the teacher's logits in the trainer; use_teacher_server is not supported")
+
+    def pgpo_settings(self) -> PGPOSettings:
+        return PGPOSettings(alpha=self.pgpo_alpha, m_max=self.pgpo_m_max, shape=self.pgpo_shape,
+                            estimator=self.pgpo_estimator, reduction=self.pgpo_reduction,
+                            jsd_alpha=self.pgpo_jsd_alpha, chunk_size=self.pgpo_chunk_size)
+
+
+def innermost_optimizer(opt) -> torch.optim.Optimizer:
+    """The torch optimizer inside accelerate / DeepSpeed wrappers (whose step() they all end up calling)."""
+    seen = set()
+    while hasattr(opt, "optimizer") and id(opt) not in seen and opt.optimizer is not opt:
+        seen.add(id(opt))
+        opt = opt.optimizer
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"cannot find a torch optimizer inside {type(opt).__name__}")
+    return opt
+
+
+class PGPOTrainer(SDPOTrainer):
+    _name = "PGPO"
+    _tag_names = ["trl", "sdpo", "pgpo"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, PGPOConfig):
+            raise TypeError("PGPOTrainer needs a PGPOConfig")
+        self._pgpo: PGPOController | None = None
+        self._pgpo_pending_state: dict | None = None
+        self._pgpo_step_tokens = 0.0
+
+    # -- the controller, attached to the optimizer the engine really steps ------------------------------
+    def pgpo_controller(self) -> PGPOController:
+        if self._pgpo is None:
+            if self.optimizer is None:
+                raise RuntimeError("the optimizer does not exist yet")
+            device = self.accelerator.device if self.accelerator.device.type == "cuda" else torch.device("cpu")
+            self._pgpo = PGPOController(innermost_optimizer(self.optimizer), self.args.pgpo_settings(),
+                                        device=device)
+            if self._pgpo_pending_state is not None:
+                self._pgpo.load_state_dict(self._pgpo_pending_state)
+                self._pgpo_pending_state = None
+        return self._pgpo
+
+    # -- I_k from the loss's own forward pass ----------------------------------------------------------
+    def _compute_self_distillation_loss(self, model, inputs, distillation_logits):
+        if not model.training:
+            return super()._compute_self_distillation_loss(model, inputs, distillation_logits)
+        ctl = self.pgpo_controller()
+        dl = distillation_logits
+        if dl.loss_mask.sum() == 0:
+            ctl.observe(InfoStats())                        # a micro-batch with nothing to distill
+            return super()._compute_self_distillation_loss(model, inputs, dl)
+        if self.args.distillation_mode != "topk_logits":
+            loss = super()._compute_self_distillation_loss(model, inputs, dl)
+            ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
+            return loss
+        return self._topk_loss_observing_information(model, inputs, dl, ctl)
+
+    def _topk_loss_observing_information(self, model, inputs, dl, ctl):
+        """TRL's topk_logits branch of `_compute_self_distillation_loss`, step for step, with I_k taken
+        from the log-probs the loss is built on."""
+        args = self.args
+        if args.distillation_topk is None:
+            raise ValueError("`distillation_mode='topk_logits'` requires `distillation_topk` to be set.")
+        per_token_loss, s_lp, t_lp = topk_distillation(dl.student_logits, dl.teacher_logits,
+                                                       k=args.distillation_topk, add_tail=args.distillation_add_tail,
+                                                       jsd_alpha=args.distillation_alpha)
+        ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
+        old_per_token_logps = inputs.get("old_per_token_logps")
+        if args.distillation_is_clip is not None and old_per_token_logps is not None:
+            student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
+            per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
+                                                                old_per_token_logps, args.distillation_is_clip)
+        loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
+        loss = loss.mean()
+        mean_distill_loss = (per_token_loss * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
+        self._log_self_distillation_metric("train", self.accelerator.gather(mean_distill_loss).mean().item())
+        return loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
+        if model.training:
+            self._pgpo_step_tokens += float(inputs["completion_mask"].sum())
+            if self.accelerator.gradient_state.sync_gradients:
+                self._pgpo_finalize_step()        # before this micro-batch's backward (DeepSpeed steps in it)
+        return loss
+
+    def _pgpo_finalize_step(self) -> None:
+        decision = self.pgpo_controller().finalize()
+        tokens = self.accelerator.reduce(torch.tensor(self._pgpo_step_tokens, device=self.accelerator.device),
+                                         reduction="sum").item()
+        self._pgpo_step_tokens = 0.0
+        m = self._metrics["train"]
+        m["pgpo/info"].append(decision.info if decision.info is not None else float("nan"))
+        m["pgpo/multiplier"].append(decision.multiplier)
+        m["pgpo/fallback"].append(0.0 if decision.fallback is None else 1.0)
+        m["pgpo/distilled_tokens"].append(decision.tokens)
+        m["pgpo/tokens"].append(tokens)
+
+    # -- checkpoints: atomic, with the teacher and the PGPO state ---------------------------------------
+    def _save_checkpoint(self, model, trial):
+        run_dir = self._get_output_dir(trial=trial)
+        name = f"checkpoint-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, f".staging-{name}")
+        final = os.path.join(run_dir, name)
+        if self.args.should_save and os.path.exists(staging_root):
+            shutil.rmtree(staging_root)                   # left over by a crash: never trusted
+        self.accelerator.wait_for_everyone()
+        self._get_output_dir = lambda trial=None: staging_root    # HF writes into staging_root/name
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir
+        staged = os.path.join(staging_root, name)
+        self._save_teacher(os.path.join(staged, TEACHER_DIR))
+        if self.args.should_save:
+            with open(os.path.join(staged, PGPO_STATE_NAME), "w") as f:
+                json.dump({"controller": self.pgpo_controller().state_dict() if self.optimizer is not None else None,
+                           "global_step": self.state.global_step}, f)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.replace(staged, final)                      # the checkpoint appears complete or not at all
+            shutil.rmtree(staging_root, ignore_errors=True)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def _teacher_is_separate(self) -> bool:
+        return self.teacher_model is not None and self.teacher_model is not self.model
+
+    def _save_teacher(self, path: str) -> None:
+        if not self._teacher_is_separate():
+            return
+        state = _full_state_dict(self.accelerator.unwrap_model(self.teacher_model), self.is_deepspeed_enabled)
+        if self.args.should_save and state is not None:
+            from safetensors.torch import save_file
+            os.makedirs(path, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(path, "model.safetensors"))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        teacher_file = os.path.join(checkpoint, TEACHER_DIR, "model.safetensors")
+        if self._teacher_is_separate():
+            if not os.path.exists(teacher_file):
+                raise FileNotFoundError(f"{checkpoint} has no EMA teacher weights ({teacher_file}); cannot resume "
+                                        "exactly")
+            from safetensors.torch import load_file
+            _load_full_state_dict(self.accelerator.unwrap_model(self.teacher_model), load_file(teacher_file),
+                                  self.is_deepspeed_enabled)
+        state_file = os.path.join(checkpoint, PGPO_STATE_NAME)
+        if os.path.exists(state_file):
+            with open(state_file) as f:
+                st = json.load(f).get("controller")
+            if st is not None:
+                if self._pgpo is not None:
+                    self._pgpo.load_state_dict(st)
+                else:
+                    self._pgpo_pending_state = st
+
+
+def _zero3(model) -> bool:
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
+def _full_state_dict(model, deepspeed: bool):
+    """A full (unsharded) CPU state dict on the main process; None elsewhere."""
+    import torch.distributed as dist
+    main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if deepspeed and _zero3(model):
+        import deepspeed as ds
+        with ds.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if main else None
+        return sd
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):     # FSDP2
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return sd if main else None
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if main else None
+
+
+def _load_full_state_dict(model, sd, deepspeed: bool) -> None:
+    if deepspeed and _zero3(model):
+        import deepspeed as ds
+        with ds.zero.GatheredParameters(list(model.parameters()), modifier_rank=0):
+            model.load_state_dict(sd, strict=False)
+        return
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True))
+        return
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    real_missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied embeddings
+    if real_missing or unexpected:
+        raise RuntimeError(f"teacher checkpoint does not match the model: missing {real_missing}, unexpected "
+                           f"{unexpected}")
+
+
+class StepLog(TrainerCallback):
+    """One JSON line per optimizer step in `path` (main process), plus eval lines from EvalCallback.
+
+    Fields: step, loss, reward_mean, success_fraction, distilled_fraction, info (I_k), multiplier (m_k),
+    fallback, lr, grad_norm, tokens, distilled_tokens, step_time_s, elapsed_s, mean_length.
+    On resume, lines beyond the checkpoint's step are dropped first, so the log matches the run.
+    """
+
+    FIELDS = {
+        "loss": "loss", "reward_mean": "self_distillation/reward_mean",
+        "success_fraction": "self_distillation/success_sample_fraction",
+        "distilled_fraction": "self_distillation/reprompt_sample_fraction",
+        "info": "pgpo/info", "multiplier": "pgpo/multiplier", "fallback": "pgpo/fallback",
+        "lr": "learning_rate", "grad_norm": "grad_norm", "tokens": "pgpo/tokens",
+        "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
+        "mean_length": "completions/mean_length",
+    }
+
+    def __init__(self, path: str):
+        self.path = path
+        self._t_step = None
+        self._t0 = None
+        self._elapsed_before = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        if not state.is_world_process_zero:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if os.path.exists(self.path):
+            keep = []
+            with open(self.path) as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue                     # a torn last line from a crash
+                    if rec.get("step", 0) <= state.global_step:
+                        keep.append(line if line.endswith("\n") else line + "\n")
+                        self._elapsed_before = max(self._elapsed_before, rec.get("elapsed_s") or 0.0)
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+            os.replace(tmp, self.path)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t_step = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        now = time.perf_counter()
+        rec = {"kind": "train", "step": state.global_step}
+        for name, key in self.FIELDS.items():
+            v = logs.get(key)
+            rec[name] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+        rec["step_time_s"] = None if self._t_step is None else now - self._t_step
+        rec["elapsed_s"] = self._elapsed_before + (now - self._t0 if self._t0 else 0.0)
+        self.write(rec)
+
+    def write(self, rec: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+
+
+class SaveAtEnd(TrainerCallback):
+    """Make sure the last optimizer step is checkpointed."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+        return control
