@@ -12,29 +12,74 @@ from pgpo.eval import generate_transformers, score
 class EvalCallback(TrainerCallback):
     """mean@k on the test split every `eval.every_steps` optimizer steps (and at start if asked).
 
-    Questions are sharded over the data-parallel ranks, sampled with transformers `generate` on the
-    training weights (gathered under ZeRO-3 by TRL's unwrap helper), and gathered to the main process,
-    which appends an {"kind": "eval", ...} line to the step log.
+    Questions are sharded over the data-parallel ranks and sampled with the trainer's vLLM engine after a
+    weight sync (colocate with tensor-parallel size 1, or server mode), or otherwise with transformers
+    `generate` on the training weights (gathered under ZeRO-3 by TRL's unwrap helper); the results are
+    gathered to the main process, which appends an {"kind": "eval", ...} line to the step log.
     """
 
     def __init__(self, trainer, questions, cfg, steplog):
         self.trainer, self.questions, self.cfg, self.steplog = trainer, questions, cfg, steplog
 
-    def _run(self, state):
-        from accelerate.utils import gather_object
+    def _generate(self, shard, state):
+        """k completions per question of this rank's shard: the trainer's vLLM engine when it has one
+        (colocate with tensor-parallel size 1, or server), otherwise transformers generate."""
+        tr, ev = self.trainer, self.cfg.eval
+        max_new = ev.max_new_tokens or self.cfg.training.max_completion_length
+        seed = self.cfg.training.seed + state.global_step
+        vg = getattr(tr, "vllm_generation", None) if getattr(tr, "use_vllm", False) else None
+        if vg is not None and ev.backend != "transformers" and (vg.mode == "server" or vg.tensor_parallel_size == 1):
+            return self._generate_vllm(vg, shard, max_new, seed)
         from trl.models import unwrap_model_for_generation
 
+        with unwrap_model_for_generation(tr.model_wrapped, tr.accelerator,
+                                         gather_deepspeed3_params=tr.args.ds3_gather_for_generation) as model:
+            return generate_transformers(model, tr.processing_class, shard, self.cfg.data.prompt_style,
+                                         ev.num_samples, ev.temperature, ev.top_p, max_new, ev.batch_size,
+                                         seed=seed, label="eval", show_progress=tr.accelerator.is_main_process)
+
+    def _generate_vllm(self, vg, shard, max_new, seed):
+        from pgpo.prompts import conversation
+
         tr, ev = self.trainer, self.cfg.eval
-        acc = tr.accelerator
+        tok = tr.processing_class
+        prompts = [tok.apply_chat_template(conversation(q, self.cfg.data.prompt_style), tokenize=True,
+                                           add_generation_prompt=True, enable_thinking=False) for q in shard]
+        prompts = [p["input_ids"] if isinstance(p, dict) else p for p in prompts]
+        vg.sync_weights()                                   # the engine lags the optimizer by one step
+        if vg.mode == "server":
+            from accelerate.utils import broadcast_object_list, gather_object
+
+            everything = gather_object([(i, p) for i, p in enumerate(prompts)])
+            texts = [None]
+            if tr.accelerator.is_main_process:
+                out = vg.vllm_client.generate(prompts=[p for _, p in everything], n=ev.num_samples,
+                                              temperature=ev.temperature, top_p=ev.top_p, max_tokens=max_new)
+                ids = out["completion_ids"]
+                texts = [[tok.decode(ids[j * ev.num_samples + i], skip_special_tokens=True)
+                          for i in range(ev.num_samples)] for j in range(len(everything))]
+            texts = broadcast_object_list([texts])[0] if tr.accelerator.num_processes > 1 else texts
+            counts = gather_object([len(prompts)])
+            start = sum(counts[: tr.accelerator.process_index])
+            return texts[start:start + len(prompts)]
+        from vllm import SamplingParams
+
+        if vg.enable_sleep_mode:
+            vg.llm.wake_up(tags=["kv_cache"])
+        params = SamplingParams(n=ev.num_samples, temperature=ev.temperature, top_p=ev.top_p, max_tokens=max_new,
+                                seed=seed)
+        outs = vg.llm.generate([{"prompt_token_ids": p} for p in prompts], sampling_params=params, use_tqdm=False)
+        if vg.enable_sleep_mode:
+            vg.llm.sleep(level=2)
+        return [[c.text for c in o.outputs] for o in outs]
+
+    def _run(self, state):
+        from accelerate.utils import gather_object
+
+        acc = self.trainer.accelerator
         shard = self.questions[acc.process_index::acc.num_processes]
         t0 = time.perf_counter()
-        max_new = ev.max_new_tokens or self.cfg.training.max_completion_length
-        with unwrap_model_for_generation(tr.model_wrapped, acc,
-                                         gather_deepspeed3_params=tr.args.ds3_gather_for_generation) as model:
-            comps = generate_transformers(model, tr.processing_class, shard, self.cfg.data.prompt_style,
-                                          ev.num_samples, ev.temperature, ev.top_p, max_new, ev.batch_size,
-                                          seed=self.cfg.training.seed + state.global_step, label="eval",
-                                          show_progress=acc.is_main_process)
+        comps = self._generate(shard, state)
         gathered = gather_object([(q.id, c) for q, c in zip(shard, comps)])
         if acc.is_main_process:
             by_id = dict(gathered)

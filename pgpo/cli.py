@@ -3,6 +3,7 @@
     train  --config FILE [dotted.key=value ...] [--resume [PATH|auto]]
     eval   --model PATH --domain D [--k 16] [--split test] [--max-questions N] ...
     alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
+    grid   --grid FILE [--match TEXT] [--launcher CMD]   one training command per run of a grid
 
 Configuration errors are reported in one line naming the field, before any model is loaded (exit 2).
 """
@@ -51,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--log", required=True, nargs="+", help="log.jsonl file(s) of SDPO (alpha = 0) runs")
     a.add_argument("--m-max", type=float, default=2.0)
     a.add_argument("--fractions", type=float, nargs="+", default=[0.25, 1.0, 4.0])
+
+    g = sub.add_parser("grid", help="print one training command per run of a grid file")
+    g.add_argument("--grid", required=True)
+    g.add_argument("--match", help="only runs whose name (domain/method-seedN) contains this text")
+    g.add_argument("--launcher", default="python -m pgpo",
+                   help="command prefix, e.g. 'accelerate launch --config_file X -m pgpo'")
+    g.add_argument("--resume", action="store_true", help="add --resume to every command")
     return p
 
 
@@ -62,7 +70,27 @@ def main(argv: list[str] | None = None) -> int:
         return _train(parser, args)
     if args.command == "eval":
         return _eval(parser, args)
+    if args.command == "grid":
+        return _grid(parser, args)
     return _alpha_grid(parser, args)
+
+
+def _grid(parser, args) -> int:
+    import shlex
+
+    from pgpo.config import ConfigError
+    from pgpo.grid import load_grid
+
+    try:
+        runs = load_grid(args.grid)
+    except ConfigError as e:
+        parser.error(str(e))
+    for r in runs:
+        if args.match and args.match not in r.name:
+            continue
+        cmd = f"{args.launcher} train --config {shlex.quote(r.config)} " + " ".join(shlex.quote(o) for o in r.overrides)
+        print(cmd + (" --resume" if args.resume else ""))
+    return 0
 
 
 def _train(parser, args) -> int:

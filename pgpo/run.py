@@ -95,7 +95,11 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
     from pgpo.rewards import mcq_reward
     from pgpo.trainer import PGPOConfig, PGPOTrainer, SaveAtEnd, StepLog
 
-    state = PartialState()
+    import torch
+
+    # Without a GPU, accelerate only sets up multi-process (gloo) training when told it runs on the CPU.
+    use_cpu = not torch.cuda.is_available()
+    state = PartialState(cpu=use_cpu)
     ga = cfg.training.accumulation_for(state.num_processes)
     os.makedirs(cfg.training.output_dir, exist_ok=True)
     if state.is_main_process:
@@ -109,7 +113,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
         raise ValueError(f"data: only {len(train)} training questions but training.questions_per_step is "
                          f"{cfg.training.questions_per_step}")
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
-    args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)))
+    args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)), use_cpu=use_cpu)
     steplog = StepLog(os.path.join(cfg.training.output_dir, "log.jsonl"))
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=[mcq_reward], args=args,
                                            train_dataset=dataset, processing_class=tokenizer,

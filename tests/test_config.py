@@ -1,0 +1,124 @@
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pgpo.config import ConfigError, RunConfig, apply_overrides, load_config
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+PRESETS = sorted(glob.glob(os.path.join(ROOT, "experiments", "science_qa", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", [p for p in PRESETS if not p.endswith("grid.yaml")], ids=os.path.basename)
+def test_every_preset_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+
+
+def _err(overrides, path=None):
+    with pytest.raises(ConfigError) as e:
+        load_config(path, overrides)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("training.learnin_rate=1e-5", "training.learnin_rate: unknown key; did you mean 'learning_rate'?"),
+    ("trainig.seed=1", "trainig: unknown key; did you mean 'training'?"),
+    ("training.learning_rate=fast", "training.learning_rate: expected a number"),
+    ("training.max_steps=2.5", "training.max_steps: expected an integer"),
+    ("training.bf16=yes please", "training.bf16: expected true or false"),
+    ("pgpo.alpha=-1", "pgpo.alpha: must be >= 0"),
+    ("pgpo.m_max=0.5", "pgpo.m_max: must be >= 1"),
+    ("pgpo.shape=cubic", "pgpo.shape: must be one of"),
+    ("pgpo.estimator=js", "pgpo.estimator: must be one of"),
+    ("sdpo.distillation_alpha=1.5", "sdpo.distillation_alpha: must be in [0, 1]"),
+    ("sdpo.distillation_topk=null", "sdpo.distillation_topk: required"),
+    ("data.domain=astronomy", "data.domain: unknown domain 'astronomy'"),
+    ("training.num_generations=1", "training.num_generations"),
+    ("training.top_p=0", "training.top_p"),
+    ("training.learning_rate=.inf", "training.learning_rate: must be finite"),
+    ("training.logging_steps=5", "training.logging_steps"),
+    ("eval.num_samples=0", "eval.num_samples: must be positive"),
+    ("model.dtype=int8", "model.dtype: must be one of"),
+])
+def test_bad_values_name_the_field(override, needle):
+    assert needle in _err([override])
+
+
+def test_overrides_are_yaml_typed_and_nested():
+    d = apply_overrides({}, ["pgpo.alpha=2", "training.output_dir=/tmp/x", "training.bf16=false",
+                             "training.save_total_limit=null"])
+    assert d == {"pgpo": {"alpha": 2}, "training": {"output_dir": "/tmp/x", "bf16": False, "save_total_limit": None}}
+    cfg = load_config(None, ["pgpo.alpha=2"])
+    assert cfg.pgpo.alpha == 2.0 and isinstance(cfg.pgpo.alpha, float) and cfg.method == "pgpo"
+    assert load_config(None, []).method == "sdpo"
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        apply_overrides({}, ["pgpo.alpha"])
+
+
+def test_batch_arithmetic():
+    t = load_config(None, []).training          # 32 questions x 8 rollouts = 256 per optimizer step
+    assert t.generation_batch_size == 256
+    assert t.accumulation_for(8) == 4            # 8 GPUs x 8 per device x 4
+    assert t.accumulation_for(1) == 32
+    with pytest.raises(ConfigError, match="not divisible"):
+        t.accumulation_for(3)
+    t.gradient_accumulation_steps = 2
+    with pytest.raises(ConfigError, match="must equal the generation batch"):
+        t.accumulation_for(8)
+
+
+def test_cli_reports_config_errors_in_one_line_before_loading_anything(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  output_dir: %s\n  learnig_rate: 1.0\n" % (tmp_path / "out"))
+    code = "import sys, runpy; sys.argv=['pgpo','train','--config',%r]; " \
+           "import pgpo.cli as c\ntry:\n    c.main(sys.argv[1:])\nexcept SystemExit as e:\n" \
+           "    bad=[m for m in ('torch','transformers','trl') if m in sys.modules]\n" \
+           "    print('HEAVY', bad, file=sys.stderr); raise" % str(bad)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("HEAVY")]
+    assert len(lines) == 1 and "training.learnig_rate: unknown key; did you mean 'learning_rate'?" in lines[0]
+    assert "HEAVY []" in res.stderr                       # failed before importing torch/transformers/trl
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_or_broken_files(tmp_path):
+    assert "cannot read config" in _err([], str(tmp_path / "nope.yaml"))
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    assert "top level must be a mapping" in _err([], str(p))
+    q = tmp_path / "broken.yaml"
+    q.write_text("training: [\n")
+    assert "not valid YAML" in _err([], str(q))
+
+
+def test_paper_grid_expands_to_48_valid_runs():
+    from pgpo.grid import load_grid
+    runs = load_grid(os.path.join(ROOT, "experiments", "science_qa", "grid.yaml"))
+    assert len(runs) == 4 * 4 * 3
+    assert len({r.output_dir for r in runs}) == len(runs)
+    alphas = {load_config(r.config, list(r.overrides)).pgpo.alpha for r in runs}
+    assert alphas == {0.0, 2.5, 10.0, 40.0}
+    cfg = load_config(runs[0].config, list(runs[0].overrides))
+    # the reference SDPO settings are explicit in the preset
+    assert (cfg.sdpo.distillation_mode, cfg.sdpo.distillation_topk, cfg.sdpo.distillation_add_tail,
+            cfg.sdpo.distillation_alpha, cfg.sdpo.teacher_update_rate) == ("topk_logits", 100, True, 0.5, 0.05)
+    t = cfg.training
+    assert (t.learning_rate, t.warmup_steps, t.weight_decay, t.max_grad_norm, t.questions_per_step,
+            t.num_generations, t.max_prompt_length, t.max_completion_length, t.use_vllm, t.vllm_mode) == \
+        (1e-5, 10, 0.01, 1.0, 32, 8, 2048, 8192, True, "colocate")
+    assert (cfg.eval.every_steps, cfg.eval.num_samples, cfg.eval.temperature, cfg.eval.top_p) == (5, 16, 0.6, 0.95)
+
+
+def test_bad_grid_is_reported(tmp_path):
+    from pgpo.grid import load_grid
+    g = tmp_path / "g.yaml"
+    g.write_text("base: nope.yaml\ndomains: [chemistry]\nseeds: [0]\nmethods: {x: {pgpo.alpha: 1}}\n")
+    with pytest.raises(ConfigError, match="grid run chemistry/x-seed0: cannot read config"):
+        load_grid(str(g))
+    g.write_text("base: a.yaml\nseeds: [0]\n")
+    with pytest.raises(ConfigError, match="a grid needs keys"):
+        load_grid(str(g))

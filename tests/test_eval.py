@@ -1,0 +1,101 @@
+import json
+import os
+import sys
+import types
+
+import pytest
+
+from pgpo.data import load_questions
+from pgpo.eval import score
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def qs():
+    return load_questions("physics", "test", limit=3).questions
+
+
+def test_score_mean_at_k(qs):
+    right = [f"\\boxed{{{q.answer}}}" for q in qs]
+    wrong = ["\\boxed{Z}" for _ in qs]
+    res = score(qs, [[r, w, r, "no answer"] for r, w in zip(right, wrong)])
+    assert res.k == 4 and res.correct == [2, 2, 2] and res.mean_at_k == 0.5
+    assert res.answered == pytest.approx(0.5)          # "\\boxed{Z}" is no valid letter, "no answer" has none
+    assert res.stderr == 0.0
+
+
+class _FakeOut:
+    def __init__(self, text):
+        self.text = text
+
+
+class _FakeLLM:
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=False):
+        self.calls.append((len(prompts), sampling_params))
+        return [types.SimpleNamespace(outputs=[_FakeOut(f"<answer>{a}</answer>") for _ in range(sampling_params.n)])
+                for a in self.answers[: len(prompts)]]
+
+
+def _fake_trainer(qs, mode):
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer
+
+    from pgpo.run import PACKAGED_TOKENIZER
+
+    synced = []
+    vg = types.SimpleNamespace(mode=mode, tensor_parallel_size=1, enable_sleep_mode=False,
+                               sync_weights=lambda: synced.append(1), llm=_FakeLLM([q.answer for q in qs]))
+    tok = AutoTokenizer.from_pretrained(PACKAGED_TOKENIZER)
+
+    class Client:
+        def generate(self, prompts, n, temperature, top_p, max_tokens):
+            ids = [tok.encode(f"<answer>{qs[j].answer}</answer>") for j in range(len(prompts)) for _ in range(n)]
+            return {"completion_ids": ids}
+
+    vg.vllm_client = Client()
+    trainer = types.SimpleNamespace(use_vllm=True, vllm_generation=vg, processing_class=tok,
+                                    accelerator=Accelerator(cpu=True))
+    return trainer, synced
+
+
+@pytest.mark.parametrize("mode", ["colocate", "server"])
+def test_in_training_eval_uses_the_trainers_vllm_engine(qs, tmp_path, monkeypatch, mode):
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    import importlib.machinery
+    fake = types.ModuleType("vllm")
+    fake.__spec__ = importlib.machinery.ModuleSpec("vllm", None)
+    fake.SamplingParams = SamplingParams
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    from pgpo.callbacks import EvalCallback
+    from pgpo.config import load_config
+    from pgpo.trainer import StepLog
+
+    cfg = load_config(None, ["eval.num_samples=3", "eval.max_new_tokens=64"])
+    trainer, synced = _fake_trainer(qs, mode)
+    log = StepLog(str(tmp_path / "log.jsonl"))
+    cb = EvalCallback(trainer, qs, cfg, log)
+    cb._run(types.SimpleNamespace(global_step=5))
+    rec = json.loads((tmp_path / "log.jsonl").read_text())
+    assert rec["kind"] == "eval" and rec["step"] == 5 and rec["mean_at_k"] == 1.0 and rec["k"] == 3
+    assert synced == [1]                                   # weights synced before sampling
+    if mode == "colocate":
+        (n, params), = trainer.vllm_generation.llm.calls
+        assert n == len(qs) and params.n == 3 and params.temperature == 0.6 and params.top_p == 0.95
+        assert params.max_tokens == 64
+
+
+def test_in_training_eval_with_transformers(tmp_path):
+    from trainer_helpers import make_trainer
+    t = make_trainer(tmp_path, ["eval.every_steps=1", "eval.max_questions=2", "eval.num_samples=2",
+                                "eval.max_new_tokens=4", "eval.at_start=true"], max_steps=1)
+    t.train()
+    evals = [json.loads(ln) for ln in open(tmp_path / "log.jsonl") if '"eval"' in ln]
+    assert [e["step"] for e in evals] == [0, 1]
+    assert all(e["k"] == 2 and e["n_questions"] == 2 and 0 <= e["mean_at_k"] <= 1 for e in evals)

@@ -1,0 +1,158 @@
+"""End-to-end PGPO trainer tests on CPU: tiny random Qwen3, the real tokenizer, the real data."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from distributed_utils import run_workers
+from trainer_helpers import ROOT, SMOKE, make_trainer, params
+
+pytestmark = pytest.mark.slow
+
+
+def _log(out_dir):
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The README's smoke command, as a user runs it."""
+    out = tmp_path_factory.mktemp("smoke")
+    cmd = [sys.executable, "-m", "pgpo", "train", "--config", SMOKE, f"training.output_dir={out}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    return out
+
+
+def test_smoke_run_logs_finite_information_and_multiplier(smoke_run):
+    lines = [r for r in _log(smoke_run) if r["kind"] == "train"]
+    assert [r["step"] for r in lines] == [1, 2]
+    for r in lines:
+        assert math.isfinite(r["info"]) and r["info"] > 0
+        assert 1.0 < r["multiplier"] <= 2.0 and r["fallback"] == 0
+        assert r["multiplier"] == pytest.approx(min(1 + 2.0 * r["info"], 2.0))   # smoke preset: alpha 2, m_max 2
+        for key in ("loss", "reward_mean", "success_fraction", "distilled_fraction", "lr", "grad_norm", "tokens",
+                    "step_time_s"):
+            assert r[key] is not None, key
+        assert r["distilled_fraction"] == 1.0               # answer-key feedback: every sample is distilled
+
+
+def test_smoke_run_writes_complete_checkpoints(smoke_run):
+    names = sorted(os.listdir(smoke_run))
+    assert "checkpoint-1" in names and "checkpoint-2" in names
+    assert not [n for n in names if n.startswith(".staging")]
+    ck = os.path.join(smoke_run, "checkpoint-2")
+    for f in ("config.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+              "trainer_state.json", "tokenizer_config.json", "pgpo_state.json", "teacher/model.safetensors"):
+        assert os.path.exists(os.path.join(ck, f)), f
+    st = json.load(open(os.path.join(ck, "pgpo_state.json")))["controller"]["modulator"]
+    assert st["steps"] == 2 and [h["multiplier"] for h in st["history"]] == \
+        [r["multiplier"] for r in _log(smoke_run) if r["kind"] == "train"]
+    # the checkpoint loads as a plain Hugging Face model
+    from transformers import AutoModelForCausalLM
+    m = AutoModelForCausalLM.from_pretrained(ck)
+    assert m.config.model_type == "qwen3"
+
+
+def test_eval_command_on_the_smoke_checkpoint(smoke_run, tmp_path):
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, "-m", "pgpo", "eval", "--model", os.path.join(smoke_run, "checkpoint-2"), "--domain",
+           "chemistry", "--k", "2", "--max-questions", "2", "--max-new-tokens", "8", "--backend", "transformers",
+           "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    r = json.loads(out.read_text())
+    assert r["k"] == 2 and r["n_questions"] == 2 and 0.0 <= r["mean_at_k"] <= 1.0
+    assert "mean@2" in res.stdout
+
+
+def test_alpha_zero_is_sdpo_bit_for_bit(tmp_path):
+    from trl.experimental.sdpo import SDPOTrainer
+    a = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=0"])
+    a.train()
+    b = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0"], trainer_cls=SDPOTrainer)
+    b.train()
+    pa, pb = params(a), params(b)
+    assert pa.keys() == pb.keys()
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert all(r.multiplier == 1.0 for r in a.pgpo_controller().modulator.history)
+    assert any(not torch.equal(pa[k], params_before) for k, params_before in
+               _initial(tmp_path / "pgpo").items())             # and training did move the weights
+
+
+def _initial(out_dir):
+    from safetensors.torch import load_file
+    sd = load_file(os.path.join(out_dir, "init_model", "model.safetensors"))
+    return {k if k.startswith("model.") else k: v for k, v in sd.items()}
+
+
+def test_first_pgpo_update_is_m1_times_the_sdpo_update(tmp_path):
+    sdpo = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0"], max_steps=1)
+    p0 = params(sdpo)
+    sdpo.train()
+    pgpo = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=2", "pgpo.m_max=3"], max_steps=1)
+    assert all(torch.equal(p0[k], v) for k, v in params(pgpo).items())          # same start
+    pgpo.train()
+    (rec,) = pgpo.pgpo_controller().modulator.history
+    m1 = rec.multiplier
+    assert 1.1 < m1 < 3.0 and rec.fallback is None
+    ps, pp = params(sdpo), params(pgpo)
+    eps = torch.finfo(torch.float32).eps
+    for k in p0:
+        d_s, d_p = ps[k] - p0[k], pp[k] - p0[k]
+        tol = 4 * eps * m1 * (p0[k].abs() + ps[k].abs() + pp[k].abs()) + 1e-12   # float32 rounding of 3 values
+        assert torch.all((d_p - m1 * d_s).abs() <= tol), k
+    assert not torch.equal(ps["model.embed_tokens.weight"], pp["model.embed_tokens.weight"])
+
+
+def test_resume_from_checkpoint_is_exact(tmp_path):
+    full = make_trainer(tmp_path / "full", max_steps=2)
+    full.train()
+    first = make_trainer(tmp_path / "split", max_steps=1)
+    first.train()
+    assert os.path.isdir(tmp_path / "split" / "checkpoint-1")
+    resumed = make_trainer(tmp_path / "split", max_steps=2)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "split" / "checkpoint-1"))
+    pf, pr = params(full), params(resumed)
+    assert all(torch.equal(pf[k], pr[k]) for k in pf)
+    keys = ("step", "loss", "info", "multiplier", "grad_norm", "reward_mean", "lr")
+    lf = [{k: r[k] for k in keys} for r in _log(tmp_path / "full") if r["kind"] == "train"]
+    lr = [{k: r[k] for k in keys} for r in _log(tmp_path / "split") if r["kind"] == "train"]
+    assert lf == lr
+    h = resumed.pgpo_controller().modulator.history
+    assert [r.step for r in h] == [1, 2]                          # PGPO state came back with the checkpoint
+
+
+def test_interrupted_checkpoint_is_never_used(tmp_path):
+    """A staging directory left by a crash is invisible to resume and is cleaned at the next save."""
+    from transformers.trainer_utils import get_last_checkpoint
+    t = make_trainer(tmp_path, max_steps=1)
+    t.train()
+    junk = tmp_path / ".staging-checkpoint-2" / "checkpoint-2"
+    junk.mkdir(parents=True)
+    (junk / "config.json").write_text("{}")
+    assert get_last_checkpoint(str(tmp_path)).endswith("checkpoint-1")
+    t2 = make_trainer(tmp_path, max_steps=2)
+    t2.train(resume_from_checkpoint=True)
+    assert not (tmp_path / ".staging-checkpoint-2").exists()
+    assert get_last_checkpoint(str(tmp_path)).endswith("checkpoint-2")
+
+
+@pytest.mark.timeout(600)
+def test_two_process_ddp_ends_with_identical_parameters(tmp_path):
+    worker = os.path.join(os.path.dirname(__file__), "dist_worker_trainer.py")
+    result = str(tmp_path / "rank_RANK.json")
+    run_workers(worker, 2, [str(tmp_path / "run"), result], timeout=540)
+    r0, r1 = (json.load(open(result.replace("RANK", str(r)))) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2 and r0["accumulation"] == 1
+    assert r0["multipliers"] == r1["multipliers"] and len(r0["multipliers"]) == 2
+    assert all(1.0 < m <= 2.0 for m in r0["multipliers"])
+    assert r0["infos"] == r1["infos"]
+    assert r0["digest"] == r1["digest"]

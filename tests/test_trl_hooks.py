@@ -1,0 +1,60 @@
+"""Guards for the pinned TRL / transformers internals the trainer relies on. If one of these fails after an
+upgrade, read pgpo/trainer.py before relaxing anything: the hook moved or changed meaning."""
+
+import dataclasses
+import inspect
+
+import pytest
+
+trl = pytest.importorskip("trl")
+from transformers import Trainer  # noqa: E402
+from trl.experimental.sdpo import SDPOConfig, SDPOTrainer  # noqa: E402
+from trl.experimental.sdpo import loss_utils, sdpo_trainer  # noqa: E402
+
+
+def test_trl_version_is_the_pinned_one():
+    assert trl.__version__ == "1.16.0", "pgpo.trainer was written against TRL 1.16.0 (see pyproject.toml)"
+
+
+def test_self_distillation_hook_signature_and_call_site():
+    sig = inspect.signature(SDPOTrainer._compute_self_distillation_loss)
+    assert list(sig.parameters) == ["self", "model", "inputs", "distillation_logits"]
+    src = inspect.getsource(SDPOTrainer.compute_loss)
+    assert "self._compute_self_distillation_loss(model, inputs, distillation_logits)" in src
+    assert "loss / accumulation_scale" in src
+    fields = {f.name for f in dataclasses.fields(sdpo_trainer.DistillationLogits)}
+    assert {"student_logits", "teacher_logits", "loss_mask", "completion_ids"} <= fields
+
+
+def test_topk_branch_is_the_one_we_mirror():
+    src = inspect.getsource(SDPOTrainer._compute_self_distillation_loss)
+    for needle in ("compute_topk_self_distillation_loss(", "apply_importance_sampling_clipping(",
+                   "(per_token_loss * distillation_logits.loss_mask).sum(-1) / distillation_logits.loss_mask.sum(-1).clamp(",
+                   "loss = loss.mean()", "self._log_self_distillation_metric("):
+        assert needle in src, needle
+    for name in ("compute_divergence", "add_tail_bucket", "compute_topk_self_distillation_loss",
+                 "apply_importance_sampling_clipping"):
+        assert hasattr(loss_utils, name)
+
+
+def test_training_loop_sets_sync_gradients_before_each_micro_batch():
+    src = inspect.getsource(Trainer._run_epoch)
+    i_sync = src.index("self.accelerator.gradient_state._set_sync_gradients(do_sync_step)")
+    i_step = src.index("self.training_step(model, inputs, num_items_in_batch)")
+    i_opt = src.index("self.optimizer.step()")
+    assert i_sync < i_step < i_opt
+
+
+def test_checkpoint_hooks_exist():
+    assert list(inspect.signature(Trainer._save_checkpoint).parameters) == ["self", "model", "trial"]
+    assert "self._get_output_dir(trial=trial)" in inspect.getsource(Trainer._save_checkpoint)
+    assert list(inspect.signature(Trainer._load_optimizer_and_scheduler).parameters) == ["self", "checkpoint"]
+
+
+def test_config_fields_we_set_exist():
+    from pgpo.config import load_config
+    from pgpo.run import trainer_arguments
+    names = {f.name for f in dataclasses.fields(SDPOConfig)}
+    kw = trainer_arguments(load_config(None, []), 4, [])
+    missing = [k for k in kw if not k.startswith("pgpo_") and k not in names]
+    assert not missing, missing

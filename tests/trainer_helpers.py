@@ -1,0 +1,22 @@
+"""Small-run helpers shared by the trainer tests and the DDP worker."""
+
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
+# 2 questions x 4 rollouts = 8 completions per optimizer step, 16 new tokens: a few seconds per step
+FAST = ["training.questions_per_step=2", "training.num_generations=4", "training.per_device_train_batch_size=8",
+        "training.max_completion_length=16", "training.max_prompt_length=512", "data.max_train_questions=8"]
+
+
+def make_trainer(out_dir, overrides=(), max_steps=2, trainer_cls=None):
+    from pgpo.config import load_config
+    from pgpo.run import build_trainer
+
+    cfg = load_config(SMOKE, FAST + [f"training.output_dir={out_dir}", f"training.max_steps={max_steps}",
+                                     *overrides])
+    return build_trainer(cfg, trainer_cls=trainer_cls)
+
+
+def params(trainer):
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
