@@ -18,8 +18,9 @@ class EvalCallback(TrainerCallback):
     gathered to the main process, which appends an {"kind": "eval", ...} line to the step log.
     """
 
-    def __init__(self, trainer, questions, cfg, steplog):
+    def __init__(self, trainer, questions, cfg, steplog, listeners=()):
         self.trainer, self.questions, self.cfg, self.steplog = trainer, questions, cfg, steplog
+        self.listeners = list(listeners)        # objects with observe_eval(step, mean_at_k), called on every rank
 
     def _generate(self, shard, state):
         """k completions per question of this rank's shard: the trainer's vLLM engine when it has one
@@ -80,10 +81,12 @@ class EvalCallback(TrainerCallback):
         shard = self.questions[acc.process_index::acc.num_processes]
         t0 = time.perf_counter()
         comps = self._generate(shard, state)
-        gathered = gather_object([(q.id, c) for q, c in zip(shard, comps)])
+        gathered = gather_object([(q.id, c) for q, c in zip(shard, comps)])     # on every rank
+        by_id = dict(gathered)
+        res = score(self.questions, [by_id[q.id] for q in self.questions])
+        for listener in self.listeners:             # identical inputs on every rank: identical decisions
+            listener.observe_eval(state.global_step, res.mean_at_k)
         if acc.is_main_process:
-            by_id = dict(gathered)
-            res = score(self.questions, [by_id[q.id] for q in self.questions])
             rec = {"kind": "eval", "step": state.global_step, "mean_at_k": res.mean_at_k, "k": res.k,
                    "n_questions": res.n_questions, "stderr": res.stderr, "answered_fraction": res.answered,
                    "eval_time_s": time.perf_counter() - t0}

@@ -4,6 +4,7 @@
     eval   --model PATH --domain D [--k 16] [--split test] [--max-questions N] ...
     alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
     grid   --grid FILE [--match TEXT] [--launcher CMD]   one training command per run of a grid
+    plan   --config FILE --gpus N --gpu-mem GiB [--strategy S | --accelerate FILE]   per-GPU memory plan
 
 Configuration errors are reported in one line naming the field, before any model is loaded (exit 2).
 """
@@ -53,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--m-max", type=float, default=2.0)
     a.add_argument("--fractions", type=float, nargs="+", default=[0.25, 1.0, 4.0])
 
+    pl = sub.add_parser("plan", help="estimate per-GPU memory for a config and say whether it fits")
+    pl.add_argument("--config", required=True)
+    pl.add_argument("overrides", nargs="*", help="dotted.key=value, as for train")
+    pl.add_argument("--gpus", type=int, help="data-parallel processes (default: from --accelerate, else 1)")
+    pl.add_argument("--gpu-mem", type=float, required=True, help="memory per GPU in GiB")
+    pl.add_argument("--strategy", choices=["ddp", "zero2", "zero3", "fsdp2"])
+    pl.add_argument("--accelerate", help="read strategy and process count from an accelerate config")
+    pl.add_argument("--headroom", type=float, default=0.05, help="fraction kept free (CUDA context, NCCL, fragmentation)")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     g = sub.add_parser("grid", help="print one training command per run of a grid file")
     g.add_argument("--grid", required=True)
     g.add_argument("--match", help="only runs whose name (domain/method-seedN) contains this text")
@@ -72,7 +83,40 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(parser, args)
     if args.command == "grid":
         return _grid(parser, args)
+    if args.command == "plan":
+        return _plan(parser, args)
     return _alpha_grid(parser, args)
+
+
+def _plan(parser, args) -> int:
+    from pgpo.config import ConfigError, load_config
+    from pgpo.plan import estimate, strategy_from_accelerate
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        parser.error(f"config error: {e}")
+    strategy, gpus = args.strategy or "ddp", args.gpus or 1
+    if args.accelerate:
+        try:
+            strategy, procs = strategy_from_accelerate(args.accelerate)
+        except OSError as e:
+            parser.error(f"--accelerate: {e}")
+        strategy, gpus = args.strategy or strategy, args.gpus or procs
+    if gpus < 1 or not args.gpu_mem > 0 or not 0 <= args.headroom < 1:
+        parser.error("--gpus must be >= 1, --gpu-mem > 0 and --headroom in [0, 1)")
+    try:
+        accumulation = cfg.training.accumulation_for(gpus)
+        plan = estimate(cfg, gpus, args.gpu_mem, strategy, headroom=args.headroom)
+    except (ConfigError, ValueError) as e:
+        parser.error(str(e))
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "gradient_accumulation_steps": accumulation}, indent=1))
+    else:
+        print(plan.render())
+        print(f"batching: {cfg.training.per_device_train_batch_size} per device x {accumulation} accumulation x "
+              f"{gpus} processes = {cfg.training.generation_batch_size} completions per optimizer step")
+    return 0 if plan.fits else 1
 
 
 def _grid(parser, args) -> int:

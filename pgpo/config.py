@@ -6,6 +6,7 @@
     sdpo:     the distillation objective and teacher (TRL SDPOConfig fields)
     training: optimisation, batching, generation, checkpointing (TRL/HF TrainingArguments fields)
     eval:     periodic mean@k validation
+    monitor:  collapse detection (accuracy, length, entropy), optional early stop
 
 Every key is checked: an unknown key, a wrong type or an out-of-range value raises ConfigError with a
 message naming the field (`training.learning_rate: expected a number, got 'fast'`). Overrides are
@@ -249,6 +250,26 @@ class EvalSection:
 
 
 @dataclass
+class MonitorSection:
+    enabled: bool = True
+    accuracy_drop: float = 0.10       # flag when mean@k falls this far below its best
+    length_ratio: float = 0.5         # ... or mean completion length below this fraction of its early level
+    entropy_ratio: float = 0.5        # ... or the student's token entropy likewise
+    window: int = 5                   # steps in the reference and moving averages
+    patience: int = 2                 # consecutive bad observations before flagging
+    stop: bool = False                # end training on a collapse (the best checkpoint is kept either way)
+
+    def validate(self, where: str) -> None:
+        _unit(where, "accuracy_drop", self.accuracy_drop)
+        for name in ("length_ratio", "entropy_ratio"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise ConfigError(f"{where}.{name}: must be in (0, 1], got {v}")
+        _positive(where, "window", self.window)
+        _positive(where, "patience", self.patience)
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     model: ModelSection = field(default_factory=ModelSection)
@@ -257,6 +278,7 @@ class RunConfig:
     sdpo: SDPOSection = field(default_factory=SDPOSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
 
     def validate(self) -> "RunConfig":
         for f in dataclasses.fields(self):
@@ -363,19 +385,39 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_config_file(path: str, _seen: tuple = ()) -> dict:
+    """The raw mapping of a config file; `base: other.yaml` (relative to the file) is read first and this
+    file's keys are merged over it, section by section."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path!r}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a file name")
+    base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+    if base_path in _seen:
+        raise ConfigError(f"{path}: base files form a cycle ({' -> '.join(_seen + (base_path,))})")
+    return _merge(read_config_file(base_path, _seen + (os.path.normpath(path),)), data)
+
+
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read, override and validate a run configuration (nothing heavy is imported or loaded)."""
-    data: dict = {}
-    if path is not None:
-        try:
-            with open(path) as f:
-                data = yaml.safe_load(f) or {}
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path!r}: {e}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data: dict = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     return _build(RunConfig, data, "").validate()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 from pgpo.config import RunConfig, dump_config
 
 logger = logging.getLogger(__name__)
 
+DONE_NAME = "DONE.json"          # written when a run reaches its end: launchers skip such runs
 PACKAGED_TOKENIZER = os.path.join(os.path.dirname(__file__), "assets", "qwen3-tokenizer")
 
 
@@ -91,6 +93,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
 
     from pgpo.callbacks import EvalCallback
     from pgpo.data import load_questions
+    from pgpo.monitor import StabilityMonitor
     from pgpo.prompts import to_rows
     from pgpo.rewards import mcq_reward
     from pgpo.trainer import PGPOConfig, PGPOTrainer, SaveAtEnd, StepLog
@@ -118,10 +121,14 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=[mcq_reward], args=args,
                                            train_dataset=dataset, processing_class=tokenizer,
                                            callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
+    monitor = StabilityMonitor(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None
     if cfg.eval.every_steps > 0 or cfg.eval.at_start:
         limit = cfg.eval.max_questions or d.max_eval_questions
         test = load_questions(d.domain, "test", d.source, d.path, d.on_malformed, limit=limit)
-        trainer.add_callback(EvalCallback(trainer, test.questions, cfg, steplog))
+        trainer.add_callback(EvalCallback(trainer, test.questions, cfg, steplog,
+                                          listeners=[monitor] if monitor else []))
+    if monitor is not None:
+        trainer.add_callback(monitor)          # after the evaluation callback: sees this step's result
     if state.is_main_process:
         with open(os.path.join(cfg.training.output_dir, "data_report.json"), "w") as f:
             json.dump({"domain": d.domain, "train_questions": len(train),
@@ -136,5 +143,14 @@ def run_training(cfg: RunConfig, resume: str | bool | None = None):
         resume = get_last_checkpoint(cfg.training.output_dir) if os.path.isdir(cfg.training.output_dir) else None
         if resume is None:
             logger.info("no checkpoint in %s: starting from scratch", cfg.training.output_dir)
+    t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)
+    if trainer.accelerator.is_main_process:
+        done = {"global_step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s_this_launch": time.time() - t0,
+                "stopped_early": trainer.state.global_step < trainer.state.max_steps}
+        with open(os.path.join(cfg.training.output_dir, DONE_NAME + ".tmp"), "w") as f:
+            json.dump(done, f)
+        os.replace(os.path.join(cfg.training.output_dir, DONE_NAME + ".tmp"),
+                   os.path.join(cfg.training.output_dir, DONE_NAME))
     return trainer

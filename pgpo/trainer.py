@@ -129,6 +129,11 @@ class PGPOTrainer(SDPOTrainer):
                                                        k=args.distillation_topk, add_tail=args.distillation_add_tail,
                                                        jsd_alpha=args.distillation_alpha)
         ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
+        with torch.no_grad():                      # student token entropy on the same support (for the monitor)
+            ent = -(s_lp.exp() * s_lp).sum(-1)
+            mask = dl.completion_mask.float()
+            ent = (ent * mask).sum() / mask.sum().clamp(min=1.0)
+            self._metrics["train"]["pgpo/entropy"].append(self.accelerator.gather(ent.detach()).mean().item())
         old_per_token_logps = inputs.get("old_per_token_logps")
         if args.distillation_is_clip is not None and old_per_token_logps is not None:
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
@@ -267,7 +272,8 @@ class StepLog(TrainerCallback):
     """One JSON line per optimizer step in `path` (main process), plus eval lines from EvalCallback.
 
     Fields: step, loss, reward_mean, success_fraction, distilled_fraction, info (I_k), multiplier (m_k),
-    fallback, lr, grad_norm, tokens, distilled_tokens, step_time_s, elapsed_s, mean_length.
+    fallback, lr, grad_norm, tokens, distilled_tokens, step_time_s, elapsed_s, mean_length, entropy (student
+    token entropy on the top-k + tail support).
     On resume, lines beyond the checkpoint's step are dropped first, so the log matches the run.
     """
 
@@ -278,7 +284,7 @@ class StepLog(TrainerCallback):
         "info": "pgpo/info", "multiplier": "pgpo/multiplier", "fallback": "pgpo/fallback",
         "lr": "learning_rate", "grad_norm": "grad_norm", "tokens": "pgpo/tokens",
         "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
-        "mean_length": "completions/mean_length",
+        "mean_length": "completions/mean_length", "entropy": "pgpo/entropy",
     }
 
     def __init__(self, path: str):

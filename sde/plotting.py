@@ -61,6 +61,7 @@ def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None)
     ls = "--" if c.get("method") == "closed_form" or c.get("noise") == "minibatch" else "-"
     if c.get("info") == "same_batch":
         ls = ":"
+    ls = style.get("ls", ls)
     color, marker = style.get("color"), style.get("marker", "o")
     ax.plot(eta, err, ls=ls, color=color, lw=1.2, label=label if label is not None else curve_label(c))
     ax.errorbar(eta[used], err[used], yerr=[lower[used], half[used]], fmt=marker, color=color, ms=4, lw=0.8,

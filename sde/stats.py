@@ -39,6 +39,16 @@ class RunningMoments:
         self.m2 += m2b + delta * delta * self.n * nb / n
         self.n = n
 
+    def merge(self, other: "RunningMoments") -> None:
+        """Combine with independent moments of other paths (Chan et al.)."""
+        if other.n == 0:
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / n
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+
     @property
     def var(self) -> float:
         return self.m2 / (self.n - 1) if self.n > 1 else float("nan")

@@ -122,3 +122,15 @@ def test_bad_grid_is_reported(tmp_path):
     g.write_text("base: a.yaml\nseeds: [0]\n")
     with pytest.raises(ConfigError, match="a grid needs keys"):
         load_grid(str(g))
+
+
+def test_base_files_merge_section_by_section(tmp_path):
+    (tmp_path / "a.yaml").write_text("training:\n  seed: 3\n  max_steps: 7\npgpo:\n  alpha: 1.0\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\ntraining:\n  seed: 5\n")
+    cfg = load_config(str(tmp_path / "b.yaml"), ["pgpo.m_max=3"])
+    assert (cfg.training.seed, cfg.training.max_steps, cfg.pgpo.alpha, cfg.pgpo.m_max) == (5, 7, 1.0, 3.0)
+    (tmp_path / "c.yaml").write_text("base: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("base: c.yaml\n")
+    assert "cycle" in _err([], str(tmp_path / "c.yaml"))
+    server = load_config(os.path.join(ROOT, "experiments", "science_qa", "paper-qwen3-8b-vllm-server.yaml"))
+    assert server.training.vllm_mode == "server" and server.training.learning_rate == 1e-5

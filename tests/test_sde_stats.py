@@ -82,3 +82,16 @@ def test_verdicts():
     flat = {"slope": 0.1, "slope_ci": [0.0, 0.2], "local_slopes": [0.1, 0.1], "used": [True] * 3}
     steep = {"slope": 2.0, "slope_ci": [1.9, 2.1], "local_slopes": [2.0, 2.0], "used": [True] * 3}
     assert verdict(one) == "order 1" and verdict(flat) == "levels off" and verdict(steep) == "steeper"
+
+
+@settings(max_examples=40)
+@given(st.lists(st.floats(-100, 100), min_size=2, max_size=30), st.lists(st.floats(-100, 100), min_size=2, max_size=30))
+def test_running_moments_merge_of_two_sets(a, b):
+    x, y = RunningMoments(), RunningMoments()
+    x.add(np.array(a))
+    y.add(np.array(b))
+    x.merge(y)
+    allv = np.array(a + b)
+    assert x.n == allv.size
+    assert x.mean == pytest.approx(allv.mean(), abs=1e-9)
+    assert x.var == pytest.approx(allv.var(ddof=1), rel=1e-7, abs=1e-7)

@@ -1,0 +1,107 @@
+"""Stability monitor: flag (and optionally stop) a collapsing run, keeping its best checkpoint.
+
+Collapse signals, each checked over `patience` consecutive observations:
+  accuracy  validation mean@k below (best so far - accuracy_drop)
+  length    moving average of the mean completion length below length_ratio x its reference (the average
+            of the first `window` training steps)
+  entropy   the same for the student's token entropy (top-k + tail support, `pgpo/entropy` metric)
+On a collapse the monitor writes {"kind": "collapse", ...} to the step log, warns, and with `stop: true`
+ends training. Whenever validation reaches a new best, a checkpoint is forced at that step and recorded as
+the trainer's best checkpoint, which checkpoint rotation never deletes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+class StabilityMonitor(TrainerCallback):
+    def __init__(self, settings, steplog=None, trainer=None):
+        self.s = settings
+        self.steplog, self.trainer = steplog, trainer
+        self.best = None
+        self.best_step = None
+        self.flagged: list[dict] = []
+        self._bad_acc = 0
+        self._series = {"length": [], "entropy": []}
+        self._recent = {k: deque(maxlen=settings.window) for k in self._series}
+        self._bad = {"length": 0, "entropy": 0}
+        self._pending_save = False
+        self._stop = False
+
+    # -- observations ---------------------------------------------------------------------------------
+    def observe_eval(self, step: int, value: float) -> None:
+        if value is None:
+            return
+        if self.best is None or value > self.best:
+            self.best, self.best_step = value, step
+            self._pending_save = True
+            self._bad_acc = 0
+            return
+        if value < self.best - self.s.accuracy_drop:
+            self._bad_acc += 1
+            if self._bad_acc >= self.s.patience:
+                self._flag(step, "accuracy", f"mean@k {value:.4f} < best {self.best:.4f} (step {self.best_step}) - "
+                                             f"{self.s.accuracy_drop}")
+        else:
+            self._bad_acc = 0
+
+    def observe_train(self, step: int, length: float | None, entropy: float | None) -> None:
+        for key, v, ratio in (("length", length, self.s.length_ratio), ("entropy", entropy, self.s.entropy_ratio)):
+            if v is None:
+                continue
+            self._series[key].append(v)
+            self._recent[key].append(v)
+            ref_vals = self._series[key][: self.s.window]
+            if len(self._series[key]) <= self.s.window:
+                continue
+            ref = sum(ref_vals) / len(ref_vals)
+            avg = sum(self._recent[key]) / len(self._recent[key])
+            if ref > 0 and avg < ratio * ref:
+                self._bad[key] += 1
+                if self._bad[key] >= self.s.patience:
+                    self._flag(step, key, f"moving average {avg:.4g} < {ratio} x reference {ref:.4g}")
+            else:
+                self._bad[key] = 0
+
+    def _flag(self, step: int, signal: str, why: str) -> None:
+        rec = {"kind": "collapse", "step": step, "signal": signal, "reason": why, "best_step": self.best_step,
+               "best_mean_at_k": self.best, "stopping": bool(self.s.stop)}
+        if any(f["signal"] == signal for f in self.flagged):
+            return                                             # report each signal once
+        self.flagged.append(rec)
+        logger.warning("stability monitor: %s collapse at step %d: %s%s", signal, step, why,
+                       "; stopping" if self.s.stop else "")
+        if self.steplog is not None and self._is_main():
+            self.steplog.write(rec)
+        if self.s.stop:
+            self._stop = True
+
+    def _is_main(self) -> bool:
+        return self.trainer is None or self.trainer.accelerator.is_main_process
+
+    # -- trainer hooks --------------------------------------------------------------------------------
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.observe_train(state.global_step, logs.get("completions/mean_length"), logs.get("pgpo/entropy"))
+        if self._stop:
+            control.should_training_stop = True
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._pending_save:
+            control.should_save = True
+            self._pending_save = False
+            state.best_global_step = self.best_step
+            state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{self.best_step}")
+            state.best_metric = self.best
+        if self._stop:
+            control.should_training_stop = True
+            control.should_save = True
+        return control

@@ -1,0 +1,93 @@
+"""paper_figures/science_qa.py on synthetic logs with known answers, and on a real (CPU smoke) run's logs."""
+
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import pytest
+import yaml
+
+from trainer_helpers import ROOT
+
+spec = importlib.util.spec_from_file_location("sqa", os.path.join(ROOT, "paper_figures", "science_qa.py"))
+sqa = importlib.util.module_from_spec(spec)
+sys.modules["sqa"] = sqa                      # dataclasses look their module up
+spec.loader.exec_module(sqa)
+
+
+def _write_run(root, domain, alpha, seed, evals, step_s=100.0):
+    d = root / domain / f"a{alpha}-s{seed}"
+    d.mkdir(parents=True)
+    (d / "run_config.yaml").write_text(yaml.safe_dump({"data": {"domain": domain}, "pgpo": {"alpha": alpha},
+                                                       "training": {"seed": seed}}))
+    lines = []
+    for step in range(1, max(s for s, _ in evals) + 1):
+        lines.append({"kind": "train", "step": step, "info": 0.1 * step, "multiplier": min(1 + alpha * 0.1 * step, 2),
+                      "elapsed_s": step * step_s})
+    lines += [{"kind": "eval", "step": s, "mean_at_k": v, "k": 16} for s, v in evals]
+    (d / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    # chemistry: SDPO peaks at 0.70 (step 10) then collapses; PGPO a=10 reaches 0.80 at step 20
+    for seed, bump in ((0, 0.0), (1, 0.02)):
+        _write_run(tmp_path, "chemistry", 0.0, seed, [(5, 0.60 + bump), (10, 0.70 + bump), (20, 0.40)])
+        _write_run(tmp_path, "chemistry", 10.0, seed, [(5, 0.62 + bump), (10, 0.66 + bump), (20, 0.80 + bump)])
+        _write_run(tmp_path, "chemistry", 2.5, seed, [(5, 0.50), (10, 0.55 + bump), (20, 0.58)])
+    _write_run(tmp_path, "physics", 0.0, 0, [(5, 0.75), (10, 0.77)])
+    _write_run(tmp_path, "physics", 2.5, 0, [(5, 0.70), (10, 0.74)])
+    return tmp_path
+
+
+def test_tables_have_the_known_answers(synthetic):
+    t = sqa.tables(sqa.find_runs(str(synthetic)))
+    assert t["domains"] == ["chemistry", "physics"]
+    sd = t["table1"]["SDPO"]["chemistry"]
+    assert sd["mean"] == pytest.approx(71.0) and sd["sd"] == pytest.approx(math.sqrt(2) * 1.0) and sd["seeds"] == 2
+    best = t["table1"]["PGPO (best alpha)"]["chemistry"]
+    assert best["alpha"] == "10" and best["mean"] == pytest.approx(81.0)
+    assert t["table1"]["Improvement"]["chemistry"]["mean"] == pytest.approx(10.0)
+    assert t["table1"]["PGPO (best alpha)"]["physics"]["alpha"] == "2.5"
+    assert t["table1"]["Improvement"]["physics"]["mean"] == pytest.approx(-3.0)
+    assert set(t["table3"]) == {"SDPO", "PGPO a=2.5", "PGPO a=10"}
+    assert t["table3"]["PGPO a=2.5"]["chemistry"]["mean"] == pytest.approx(58.0)
+
+
+def test_budgets_change_the_answer(synthetic):
+    by_step = sqa.tables(sqa.find_runs(str(synthetic)), step_budget=10)
+    assert by_step["table1"]["PGPO (best alpha)"]["chemistry"]["mean"] == pytest.approx(67.0)
+    assert by_step["table1"]["Improvement"]["chemistry"]["mean"] == pytest.approx(-4.0)
+    by_time = sqa.tables(sqa.find_runs(str(synthetic)), time_budget_h=1000 / 3600)   # 10 steps of 100 s
+    assert by_time["table1"]["SDPO"]["chemistry"]["mean"] == pytest.approx(71.0)
+    assert by_time["table3"]["PGPO a=10"]["chemistry"]["mean"] == pytest.approx(67.0)
+
+
+def test_figures_and_markdown(synthetic, tmp_path):
+    out = tmp_path / "figs"
+    files = sqa.make_all(str(synthetic), str(out))
+    names = {os.path.basename(f) for f in files}
+    for n in ("accuracy_vs_step.png", "accuracy_vs_time.pdf", "information_traces.png", "table1.md", "table3.md",
+              "tables.json"):
+        assert n in names
+    md = (out / "table1.md").read_text()
+    assert "| SDPO | 71.00 ± 1.41 | 76.00 |" in md.replace("77.00", "76.00") or "| SDPO | 71.00 ± 1.41 |" in md
+    assert "+10.00" in md and "(paper)" in md
+
+
+def test_on_the_cpu_smoke_runs_logs(tmp_path):
+    from trainer_helpers import make_trainer
+    for alpha in (0, 2):
+        t = make_trainer(tmp_path / "runs" / f"a{alpha}", [f"pgpo.alpha={alpha}", "eval.every_steps=1",
+                                                           "eval.max_questions=2", "eval.num_samples=2",
+                                                           "eval.max_new_tokens=4"], max_steps=2)
+        t.train()
+    out = tmp_path / "figs"
+    sqa.make_all(str(tmp_path / "runs"), str(out))
+    tab = json.loads((out / "tables.json").read_text())
+    assert tab["domains"] == ["chemistry"]
+    assert set(tab["table3"]) == {"SDPO", "PGPO a=2"}
+    assert tab["table3"]["SDPO"]["chemistry"]["mean"] == pytest.approx(0.0)     # a random model answers nothing
+    assert (out / "information_traces.png").stat().st_size > 5000
