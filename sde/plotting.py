@@ -100,6 +100,8 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         slope_guide(ax, all_eta, all_err)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        from matplotlib.ticker import NullFormatter
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"step size $\eta$")
         ax.set_ylabel(r"weak error $|E\,g(\theta_N)-E\,g(\Theta_T)|$")
         ax.set_title(G_TITLE.get(g, g))

@@ -1,0 +1,83 @@
+"""The weak-convergence study: configs, the runner (quick), and figures regenerated from committed results."""
+
+import filecmp
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sde.problems import get_problem
+from sde.study import load_study, sized_estimate
+from sde.verify import default_multiplier
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY_DIR = os.path.join(ROOT, "experiments", "weak_convergence")
+RESULTS = os.path.join(ROOT, "results", "weak_convergence")
+FIGS = os.path.join(ROOT, "paper_figures", "weak_convergence")
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(STUDY_DIR, "*.yaml"))), ids=os.path.basename)
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_study_config_loads(path, quick):
+    st = load_study(path, quick=quick)
+    assert st["panels"] and all("quick" not in p for p in st["panels"])
+
+
+def test_bad_study_configs_are_reported(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: x\npanels:\n  - {id: a, kind: magic, problem: quadratic}\n")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load_study(str(p))
+    p.write_text("name: x\npanels:\n  - {id: a, kind: weak_error, problem: quadratic, etas: [0.3], tests: [sq_norm], sdes: [paper]}\n")
+    with pytest.raises(ValueError, match="does not divide"):
+        load_study(str(p))
+
+
+def test_sequential_sizing_meets_the_ci_target_or_the_cap():
+    p = get_problem("quadratic")
+    mult = default_multiplier(p, None, 2.5, "clipped_linear")
+    est, pilot = sized_estimate(p, mult, 0.05, 1.0, "matched", ["sq_norm", "fluctuation"], 4, 0.2, 500, 1000,
+                                50_000, seed=3)
+    for g, m in est.items():
+        assert m.n == est["sq_norm"].n and pilot[g].n == 500
+        assert 1.959963984540054 * m.stderr <= 0.2 * abs(m.mean) or m.n >= 50_000
+
+
+def test_quick_runner_writes_results_and_figures(tmp_path):
+    out = tmp_path / "q"
+    res = subprocess.run([sys.executable, os.path.join(STUDY_DIR, "run.py"), "--quick", "--only", "theorem_sgd",
+                          "trajectories", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads((out / "theorem_sgd.json").read_text())
+    assert doc["quick"] and {p["id"] for p in doc["panels"]} == {"quadratic_exact", "double_well"}
+    assert (out / "figures" / "fig1_theorem_sgd.png").exists() and (out / "figures" / "fig5_trajectories.pdf").exists()
+    assert (out / "figures" / "weak_convergence_table.md").exists()
+
+
+def test_committed_table_is_what_the_figure_script_produces(tmp_path):
+    spec = importlib.util.spec_from_file_location("wcf", os.path.join(ROOT, "paper_figures", "weak_convergence.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["wcf"] = mod
+    spec.loader.exec_module(mod)
+    written = mod.make_all(RESULTS, str(tmp_path))
+    assert len([w for w in written if w.endswith(".png")]) == 5
+    for name in ("weak_convergence_table.md", "weak_convergence_table.json"):
+        assert filecmp.cmp(tmp_path / name, os.path.join(FIGS, name), shallow=False), name
+    for name in ("fig1_theorem_sgd.png", "fig2_theorem_pgpo.png", "fig3_noise.png", "fig4_multiplier.png",
+                 "fig5_trajectories.png"):
+        assert os.path.exists(os.path.join(FIGS, name))
+
+
+def test_committed_results_support_the_readme_finding():
+    rows = json.load(open(os.path.join(FIGS, "weak_convergence_table.json")))
+    pick = {(r["study"], r["problem"], r["sde"], r["g"]): r for r in rows if r["noise"] == "gaussian"}
+    for problem in ("quadratic", "softmax"):
+        matched = pick[("theorem_pgpo", problem, "matched", "fluctuation")]
+        paper = pick[("theorem_pgpo", problem, "paper", "fluctuation")]
+        assert matched["verdict"] == "order 1" and matched["slope_ci"][0] <= 1 <= matched["slope_ci"][1]
+        assert paper["verdict"] == "levels off" and paper["slope_ci"][1] < 0.5
+    assert pick[("theorem_pgpo", "softmax", "paper", "sq_norm")]["verdict"] == "order 1"
