@@ -209,13 +209,10 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
     cmap = plt.get_cmap("viridis")
     color = {a: ("#d62728" if a == 0 else cmap(i / max(len(alphas) - 1, 1))) for i, a in enumerate(alphas)}
 
+    from sde.plotting import save_figure
+
     def save(fig, name):
-        fig.tight_layout()
-        for ext in ("png", "pdf"):
-            q = os.path.join(out_dir, f"{name}.{ext}")
-            fig.savefig(q, dpi=130)
-            written.append(q)
-        plt.close(fig)
+        save_figure(fig, out_dir, name, written, dpi=130)
 
     for x, name, xlabel in (("step", "accuracy_vs_step", "optimizer step"),
                             ("time", "accuracy_vs_time", "wall-clock hours")):

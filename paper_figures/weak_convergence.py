@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sde.plotting import G_TITLE, SDE_LABEL, curve_style, plot_curve, slope_guide  # noqa: E402
+from sde.plotting import G_TITLE, SDE_LABEL, curve_style, plot_curve, save_figure, slope_guide  # noqa: E402
 
 STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories")
 NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
@@ -70,15 +70,6 @@ def _finish(ax, curves, title):
     ax.legend(fontsize=6.8, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
 
 
-def _save(fig, out_dir, name, written):
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        p = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(p, dpi=140)
-        written.append(p)
-    plt.close(fig)
-
-
 def fig_theorem_sgd(doc, out_dir, written):
     panels = [p for p in doc["panels"] if p["kind"] == "weak_error"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.0), squeeze=False)
@@ -91,7 +82,7 @@ def fig_theorem_sgd(doc, out_dir, written):
             f"coupled Monte Carlo, {min(curves[0]['n_paths_per_eta'])}-{max(curves[0]['n_paths_per_eta'])} paths"
         _finish(ax, curves, f"SGD vs SGD-SDE, {p['spec']['problem']} ({how})")
     fig.suptitle("Theorem A.2 (i): SGD is tracked by the SGD-SDE to order 1 (95 % CI)", fontsize=11)
-    _save(fig, out_dir, "fig1_theorem_sgd", written)
+    save_figure(fig, out_dir, "fig1_theorem_sgd", written)
 
 
 def fig_theorem_pgpo(doc, out_dir, written):
@@ -108,7 +99,7 @@ def fig_theorem_pgpo(doc, out_dir, written):
                                 f"{m['m_max']:g}))")
     fig.suptitle("Theorem A.2 (ii): which SDE models PGPO? Only the moment-matched diffusion "
                  r"$m\sqrt{\eta\Sigma}$ tracks the fluctuation (95 % CI)", fontsize=11)
-    _save(fig, out_dir, "fig2_theorem_pgpo", written)
+    save_figure(fig, out_dir, "fig2_theorem_pgpo", written)
 
 
 def fig_noise(doc, out_dir, written):
@@ -129,7 +120,7 @@ def fig_noise(doc, out_dir, written):
     fig.suptitle("Genuine minibatch noise keeps SGD order 1. A noisy I_k - from the gradient's own batch or an "
                  "independent one - biases PGPO's drift, E[m(I_B) grad L_B] != m(I) grad L (O(1/B), not O(eta)), "
                  "so the error stops shrinking", fontsize=10)
-    _save(fig, out_dir, "fig3_noise", written)
+    save_figure(fig, out_dir, "fig3_noise", written)
 
 
 def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
@@ -195,7 +186,7 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
         ax.legend(fontsize=6.5)
     axes[1][0].set_yscale("log")
     fig.suptitle("The multiplier: shape, cap and sensitivity (quadratic)", fontsize=11)
-    _save(fig, out_dir, "fig4_multiplier", written)
+    save_figure(fig, out_dir, "fig4_multiplier", written)
 
 
 def fig_trajectories(doc, out_dir, written):
@@ -223,7 +214,7 @@ def fig_trajectories(doc, out_dir, written):
         ax.legend(fontsize=6.5)
     fig.suptitle("Mean trajectories: the paper's SDE under-disperses (its sd band is too narrow where m > 1)",
                  fontsize=11)
-    _save(fig, out_dir, "fig5_trajectories", written)
+    save_figure(fig, out_dir, "fig5_trajectories", written)
 
 
 def table_rows(docs: dict) -> list[dict]:

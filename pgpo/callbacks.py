@@ -75,12 +75,15 @@ class EvalCallback(TrainerCallback):
         return [[c.text for c in o.outputs] for o in outs]
 
     def _run(self, state):
+        import torch
         from accelerate.utils import gather_object
 
         acc = self.trainer.accelerator
         shard = self.questions[acc.process_index::acc.num_processes]
         t0 = time.perf_counter()
-        comps = self._generate(shard, state)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):     # evaluation never moves the training RNG streams
+            comps = self._generate(shard, state)
         gathered = gather_object([(q.id, c) for q, c in zip(shard, comps)])     # on every rank
         by_id = dict(gathered)
         res = score(self.questions, [by_id[q.id] for q in self.questions])

@@ -110,6 +110,14 @@ def add_tail_bucket(topk_logp: torch.Tensor) -> torch.Tensor:
     return torch.cat([topk_logp, torch.log(-torch.expm1(log_s))], dim=-1)
 
 
+def _check_shapes(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, what: str) -> None:
+    if student.shape != teacher.shape:
+        raise ValueError(f"student and teacher {what} differ in shape: {tuple(student.shape)} vs "
+                         f"{tuple(teacher.shape)}")
+    if mask.shape != student.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match {what} {tuple(student.shape[:2])}")
+
+
 def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> InfoStats:
     """Masked sums of a (B, T) per-token tensor, excluding (and counting) non-finite values."""
     mask = mask.to(torch.bool)
@@ -136,11 +144,7 @@ def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.
     few (B, chunk, V) buffers. Logits must already carry any temperature the loss uses.
     """
     _check_options(estimator, reduction, jsd_alpha)
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
-                         f"{tuple(teacher_logits.shape)}")
-    if mask.shape != student_logits.shape[:2]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match logits {tuple(student_logits.shape[:2])}")
+    _check_shapes(student_logits, teacher_logits, mask, "logits")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     per_token = torch.empty(mask.shape, dtype=torch.float32, device=student_logits.device)
@@ -163,11 +167,7 @@ def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor
     distributions (tail appended or renormalised, as returned by pgpo.distill.topk_distillation).
     """
     _check_options(estimator, reduction, jsd_alpha)
-    if student_logp.shape != teacher_logp.shape:
-        raise ValueError(f"student and teacher log-probs differ in shape: {tuple(student_logp.shape)} vs "
-                         f"{tuple(teacher_logp.shape)}")
-    if mask.shape != student_logp.shape[:2]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} does not match {tuple(student_logp.shape[:2])}")
+    _check_shapes(student_logp, teacher_logp, mask, "log-probs")
     s, t = student_logp.detach().float(), teacher_logp.detach().float()
     if not final_support:
         if add_tail:

@@ -115,3 +115,18 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         fig.savefig(path[:-4] + ".pdf")
     plt.close(fig)
     return path
+
+
+def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140) -> list:
+    """Save `fig` as <out_dir>/<name>.png and .pdf, close it, and return (or extend) the list of paths."""
+    import os
+
+    import matplotlib.pyplot as plt
+    written = [] if written is None else written
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(path, dpi=dpi)
+        written.append(path)
+    plt.close(fig)
+    return written

@@ -255,6 +255,16 @@ class DiscreteProcess:
         x -= g
 
 
+    def advance(self, x: np.ndarray, rng: np.random.Generator, z: np.ndarray | None = None) -> None:
+        """One step with this step's randomness drawn from rng: standard normals into the buffer z
+        (Gaussian noise; the caller keeps them for coupling) or a minibatch."""
+        if self.noise == "gaussian":
+            rng.standard_normal(out=z)
+            self.step(x, z=z)
+        else:
+            self.step(x, rng=rng)
+
+
 def gradient_flow_path(problem: Problem, multiplier: Multiplier, t_end: float,
                        t_eval: np.ndarray | None = None) -> np.ndarray:
     """The deterministic path theta_bar(t) of d theta/dt = -m(I(theta)) grad L(theta), to tight tolerance.

@@ -89,7 +89,9 @@ def weak_error_panel(spec: dict, prog) -> list[dict]:
         per = {g: {"err": [], "se": [], "n": [], "pilot": []} for g in tests}
         for eta in etas:
             est, pilot = sized_estimate(problem, mult, eta, T, s, tests, extra["r"], rho, n_pilot, n_min, n_max,
-                                        _seed(spec["id"], s, eta))
+                                        _seed(spec["id"], s, eta),
+                                        progress=lambda n, s=s, eta=eta: prog.note(f"{spec['id']} {s} eta={eta:g} "
+                                                                                   f"paths={n}"))
             for g in tests:
                 pe = est[g]
                 per[g]["err"].append(pe.mean)
@@ -105,13 +107,17 @@ def weak_error_panel(spec: dict, prog) -> list[dict]:
     return curves
 
 
-def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_max, seed):
+def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_max, seed, progress=None):
     """Weak errors for one SDE and eta with enough paths that the 95 % half-width is at most rho |error| for
     every test function, or n_max paths. A pilot of n_pilot paths (kept separate, reported) gives the
     per-path spread; paths are then added in rounds sized by N = (1.96 sd / (rho |error|))^2, using the
     current estimate of the error (doubling while the error is not yet resolved)."""
+    base = [0]
+
     def run(n, sd):
-        est = estimate_weak_errors(problem, mult, eta, T, [sde], tests, n, r=r, seed=sd)
+        cb = None if progress is None else (lambda done: progress(base[0] + done))
+        est = estimate_weak_errors(problem, mult, eta, T, [sde], tests, n, r=r, seed=sd, progress=cb)
+        base[0] += n
         return {g: _moments(est[(sde, g)]) for g in tests}
 
     pilot = run(n_pilot, seed)
@@ -204,8 +210,7 @@ def cap_fraction(problem, mult: Multiplier, eta: float, T: float, n_paths: int, 
     for _ in range(steps):
         m = mult(problem.info(x, info))
         at_cap += int((m >= mult.m_max * (1 - 1e-12)).sum())
-        rng.standard_normal(out=z)
-        disc.step(x, z=z)
+        disc.advance(x, rng, z)
     return at_cap / (n_paths * steps)
 
 
@@ -261,6 +266,10 @@ class StudyProgress:
     def advance(self, panel: str, fraction: float, note: str = "") -> None:
         self.done += fraction
         self.p.update(self.done, note=f"{panel} {note}")
+
+    def note(self, text: str) -> None:
+        """A progress line (rate-limited) without advancing: long Monte Carlo rounds stay visible."""
+        self.p.update(self.done, note=text)
 
 
 def apply_quick(spec: dict) -> dict:

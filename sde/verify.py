@@ -148,8 +148,7 @@ def run_verification(cfg: VerifyConfig, log=None) -> dict:
     cfg.validate()
     problem = get_problem(cfg.problem)
     pgpo_mult = default_multiplier(problem, cfg.alpha, cfg.m_max, cfg.shape)
-    work = sum(len(g.etas or cfg.etas) * max(g.n_paths, 1) * sum(1.0 / e for e in (g.etas or cfg.etas))
-               / len(g.etas or cfg.etas) for g in cfg.groups)
+    work = sum(max(g.n_paths, 1) * sum(1.0 / e for e in (g.etas or cfg.etas)) for g in cfg.groups)  # path-steps
     prog = Progress(work, label=f"verify {cfg.problem}")
     done_work = 0.0
     t0 = time.perf_counter()

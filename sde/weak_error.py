@@ -120,11 +120,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
         dw_fine = np.empty((fine, n, m))
         dw_coarse = np.empty((r, n, m)) if richardson else None
         for _ in range(n_steps):
-            if noise == "gaussian":
-                rng.standard_normal(out=z)
-                disc.step(x_d, z=z)
-            else:
-                disc.step(x_d, rng=rng)
+            disc.advance(x_d, rng, z)
             if not sdes:
                 continue
             if not coupled:
@@ -175,11 +171,7 @@ def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_
         x = np.tile(problem.theta0, (n, 1))
         z = np.empty((n, problem.noise_dim))
         for _ in range(n_steps):
-            if noise == "gaussian":
-                rng.standard_normal(out=z)
-                disc.step(x, z=z)
-            else:
-                disc.step(x, rng=rng)
+            disc.advance(x, rng, z)
         for name, g in gfun.items():
             out[name].add(g(x))
         done += n
@@ -212,11 +204,7 @@ def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: floa
         info_now = float(problem.info(x_d[:1], info_buf[:1])[0])
         i_path.append(info_now)
         m_path.append(float(multiplier(info_now)))
-        if noise == "gaussian":
-            rng.standard_normal(out=z)
-            disc.step(x_d, z=z)
-        else:
-            disc.step(x_d, rng=rng)
+        disc.advance(x_d, rng, z)
         zz = z if coupled else rng.standard_normal(z.shape)
         bridge_increments(-math.sqrt(eta) * zz, r, eta / r, rng, out=dw)
         for k, sde in sdes.items():

@@ -99,3 +99,16 @@ def test_in_training_eval_with_transformers(tmp_path):
     evals = [json.loads(ln) for ln in open(tmp_path / "log.jsonl") if '"eval"' in ln]
     assert [e["step"] for e in evals] == [0, 1]
     assert all(e["k"] == 2 and e["n_questions"] == 2 and 0 <= e["mean_at_k"] <= 1 for e in evals)
+
+
+def test_in_training_eval_does_not_change_training(tmp_path):
+    import torch
+
+    from trainer_helpers import make_trainer, params
+    plain = make_trainer(tmp_path / "plain", ["monitor.enabled=false"], max_steps=2)
+    plain.train()
+    evald = make_trainer(tmp_path / "eval", ["monitor.enabled=false", "eval.every_steps=1", "eval.max_questions=2",
+                                             "eval.num_samples=2", "eval.max_new_tokens=4"], max_steps=2)
+    evald.train()
+    a, b = params(plain), params(evald)
+    assert all(torch.equal(a[k], b[k]) for k in a)
