@@ -100,3 +100,15 @@ def test_plan_cli(tmp_path):
                  "training.per_device_train_batch_size=4"]) == 1
     with pytest.raises(SystemExit):
         main(["plan", "--config", cfg, "--gpus", "3", "--gpu-mem", "80"])         # 256 not divisible by 3
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(glob.glob(os.path.join(ROOT, "experiments", "science_qa", "*.yaml")))
+                                  if not p.endswith("grid.yaml")], ids=os.path.basename)
+def test_plan_runs_for_every_preset(path, capsys):
+    from pgpo.cli import main
+    rc = main(["plan", "--config", path, "--gpus", "1" if "smoke" in path else "8", "--gpu-mem", "80",
+               "--strategy", "ddp" if "smoke" in path else "zero3"])
+    out = capsys.readouterr().out
+    assert rc in (0, 1) and "largest term:" in out and "completions per optimizer step" in out
+    if "smoke" in path:
+        assert rc == 0                     # the CPU smoke run is tiny
