@@ -19,7 +19,7 @@ import torch
 
 from pgpo.distributed import InfoAccumulator
 from pgpo.information import ESTIMATORS, REDUCTIONS, InfoStats, information_from_logits, information_from_topk
-from pgpo.multiplier import SHAPES, Multiplier
+from pgpo.multiplier import Multiplier
 from pgpo.optim import StepModulator
 
 logger = logging.getLogger(__name__)
@@ -73,23 +73,20 @@ class PGPOController:
 
     def observe_logits(self, student_logits, teacher_logits, mask) -> None:
         s = self.settings
-        try:
-            stats = information_from_logits(student_logits, teacher_logits, mask, estimator=s.estimator,
-                                            reduction=s.reduction, jsd_alpha=s.jsd_alpha,
-                                            chunk_size=s.chunk_size)
-        except Exception as exc:  # a failure costs this step its modulation, never the run
-            logger.warning("PGPO: computing I failed on a micro-batch (%s: %s); this step uses m = 1",
-                           type(exc).__name__, exc)
-            self.accumulator.add_failure()
-            return
-        self.observe(stats)
+        self._observe_safely(lambda: information_from_logits(
+            student_logits, teacher_logits, mask, estimator=s.estimator, reduction=s.reduction,
+            jsd_alpha=s.jsd_alpha, chunk_size=s.chunk_size))
 
     def observe_topk(self, student_logp, teacher_logp, mask, *, add_tail: bool = True, final_support: bool = False):
         s = self.settings
+        self._observe_safely(lambda: information_from_topk(
+            student_logp, teacher_logp, mask, add_tail=add_tail, final_support=final_support,
+            estimator=s.estimator, reduction=s.reduction, jsd_alpha=s.jsd_alpha))
+
+    def _observe_safely(self, compute) -> None:
         try:
-            stats = information_from_topk(student_logp, teacher_logp, mask, add_tail=add_tail, final_support=final_support,
-                                          estimator=s.estimator, reduction=s.reduction, jsd_alpha=s.jsd_alpha)
-        except Exception as exc:
+            stats = compute()
+        except Exception as exc:  # a failure costs this step its modulation, never the run
             logger.warning("PGPO: computing I failed on a micro-batch (%s: %s); this step uses m = 1",
                            type(exc).__name__, exc)
             self.accumulator.add_failure()

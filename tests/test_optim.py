@@ -1,5 +1,4 @@
 import copy
-import math
 
 import pytest
 import torch
@@ -133,7 +132,7 @@ def test_composes_with_scheduler_and_clipping():
 
 def test_non_finite_multiplier_falls_back_and_leaves_state_as_a_plain_step():
     (params, opt, mod), (p2, o2, mod2) = _pair(EXACT["adamw"])
-    d1 = _one_step(params, opt, mod, 1.0, "arm")
+    _one_step(params, opt, mod, 1.0, "arm")
     assert mod2.arm(float("nan")) == 1.0
     _grad(p2, seed=7)
     o2.step()

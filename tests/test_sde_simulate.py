@@ -82,7 +82,7 @@ def test_discrete_pgpo_is_euler_maruyama_of_the_matched_sde_with_minus_sqrt_eta_
 
 def test_bridge_increments_sum_exactly_and_have_bridge_variance():
     rng = np.random.default_rng(0)
-    n, m, r, h = 200_000, 2, 8, 0.01
+    n, r, h = 200_000, 8, 0.01
     total = np.tile([0.3, -0.1], (n, 1))
     inc = bridge_increments(total, r, h, rng)
     np.testing.assert_allclose(inc.sum(axis=0), total, atol=1e-13)

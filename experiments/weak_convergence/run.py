@@ -9,7 +9,6 @@ Each study writes <out>/<study>.json; figures and the slopes table go to <out>/f
 """
 
 import argparse
-import glob
 import importlib.util
 import os
 import sys
