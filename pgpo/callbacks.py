@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from transformers import TrainerCallback
 
 from pgpo.eval import generate_transformers, score
+
+
+@contextmanager
+def engine_awake(vg):
+    """A colocated vLLM engine with current weights and its KV cache, put back to sleep afterwards exactly as
+    TRL's own `VLLMGeneration.generate` does: level-2 sleep discards the weights, and TRL's flag
+    `_llm_weights_sleeping` records it, so that TRL's next generation re-pushes the training weights before
+    sampling (whatever step it runs at). `sync_weights` (TRL's) wakes the weights and clears that flag.
+    """
+    vg.sync_weights()
+    if vg.enable_sleep_mode:
+        vg.llm.wake_up(tags=["kv_cache"])
+    try:
+        yield vg.llm
+    finally:
+        if vg.enable_sleep_mode:
+            vg.llm.sleep(level=2)
+            vg._llm_weights_sleeping = True
 
 
 class EvalCallback(TrainerCallback):
@@ -47,8 +66,8 @@ class EvalCallback(TrainerCallback):
         prompts = [tok.apply_chat_template(conversation(q, self.cfg.data.prompt_style), tokenize=True,
                                            add_generation_prompt=True, enable_thinking=False) for q in shard]
         prompts = [p["input_ids"] if isinstance(p, dict) else p for p in prompts]
-        vg.sync_weights()                                   # the engine lags the optimizer by one step
         if vg.mode == "server":
+            vg.sync_weights()                               # the engine lags the optimizer by one step
             from accelerate.utils import broadcast_object_list, gather_object
 
             everything = gather_object([(i, p) for i, p in enumerate(prompts)])
@@ -65,13 +84,10 @@ class EvalCallback(TrainerCallback):
             return texts[start:start + len(prompts)]
         from vllm import SamplingParams
 
-        if vg.enable_sleep_mode:
-            vg.llm.wake_up(tags=["kv_cache"])
         params = SamplingParams(n=ev.num_samples, temperature=ev.temperature, top_p=ev.top_p, max_tokens=max_new,
                                 seed=seed)
-        outs = vg.llm.generate([{"prompt_token_ids": p} for p in prompts], sampling_params=params, use_tqdm=False)
-        if vg.enable_sleep_mode:
-            vg.llm.sleep(level=2)
+        with engine_awake(vg):
+            outs = vg.llm.generate([{"prompt_token_ids": p} for p in prompts], sampling_params=params, use_tqdm=False)
         return [[c.text for c in o.outputs] for o in outs]
 
     def _run(self, state):

@@ -298,6 +298,20 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def master_weights_problem(cfg: RunConfig, deepspeed: bool) -> str | None:
+    """Why this run would train low-precision weights without an fp32 master copy, or None.
+
+    torch AdamW updates the weights in their own dtype: with bf16 weights and lr 1e-5 most coordinates of an
+    update are below bf16 resolution and are lost. DeepSpeed (ZeRO, bf16 mode) keeps fp32 master weights in
+    its optimizer; DDP and FSDP2 do not, so they need fp32 weights (training.bf16 still computes in bf16).
+    """
+    if deepspeed or cfg.model.dtype == "float32" or (cfg.model.tiny and cfg.model.dtype == "auto"):
+        return None                                   # (a tiny model is written in float32)
+    return (f"model.dtype: {cfg.model.dtype} weights without fp32 master weights (torch AdamW at lr "
+            f"{cfg.training.learning_rate:g} would lose most updates); set model.dtype=float32 (training.bf16 keeps "
+            "bf16 compute) or launch with a DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
+
+
 # ---- generic typed loading -----------------------------------------------------------------------------
 def _positive(where, name, v):
     if not v > 0:

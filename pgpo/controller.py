@@ -7,7 +7,8 @@ Per optimizer step:
     optimizer.step()                                                  # the hooks apply decision.multiplier
 
 A step whose I is non-finite, could not be computed, or has no distilled token uses m = 1; it is counted
-and logged, and never touches the optimizer state.
+and logged, and never touches the optimizer state. A step whose *gradient* norm is non-finite is skipped
+altogether (pgpo.optim.NonFiniteStepGuard): no update, no moments, no history entry.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from pgpo.distributed import InfoAccumulator
 from pgpo.information import ESTIMATORS, REDUCTIONS, InfoStats, information_from_logits, information_from_topk
 from pgpo.multiplier import Multiplier
-from pgpo.optim import StepModulator
+from pgpo.optim import NonFiniteStepGuard, StepModulator
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class PGPOController:
         self.settings = settings
         self.multiplier = Multiplier(settings.alpha, settings.m_max, settings.shape)
         self.modulator = StepModulator(optimizer)
+        self.guard = NonFiniteStepGuard(optimizer, on_skip=self.modulator.discard)   # installed after the hooks
         self.accumulator = InfoAccumulator()
         self.group, self.device = group, device
         self.last: StepDecision | None = None
@@ -116,7 +118,8 @@ class PGPOController:
         return self.last
 
     def state_dict(self) -> dict:
-        return {"modulator": self.modulator.state_dict()}
+        return {"modulator": self.modulator.state_dict(), "guard": self.guard.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.modulator.load_state_dict(state["modulator"])
+        self.guard.load_state_dict(state.get("guard", {}))

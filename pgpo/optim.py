@@ -79,6 +79,10 @@ class StepModulator:
         self._armed = (m, info if info is None or math.isfinite(info) else None, fallback)
         return m
 
+    def discard(self) -> None:
+        """Forget the armed m (its step was skipped: nothing is applied or recorded)."""
+        self._armed = None
+
     def step(self, multiplier: float = 1.0, closure=None, info: float | None = None):
         """arm(multiplier) and step the optimizer now."""
         self.arm(multiplier, info)
@@ -151,3 +155,56 @@ class StepModulator:
         self.history_limit = state.get("history_limit", self.history_limit)
         self.history = [StepRecord(**r) for r in state["history"]]
         self._armed = None
+
+
+class NonFiniteStepGuard:
+    """Skip an optimizer step whose gradient norm is not finite; every rank takes the same decision.
+
+    Installed on the torch optimizer that really steps (inside accelerate / DeepSpeed wrappers, so it also
+    acts under ZeRO, where the step runs inside the last backward and Hugging Face's loop cannot skip it).
+    Before each step it computes the norm of the gradients this rank holds (the full gradients under DDP,
+    the local shards under FSDP2 / ZeRO), all-reduces "is it finite" (MAX of a 0/1 flag) over the default
+    process group, and on a non-finite norm returns without calling the optimizer: parameters, moments and
+    step counters are untouched, and the step hooks (StepModulator's lr scaling and history) do not run.
+    `on_skip()` is called instead. The check costs one pass over the gradients, like gradient clipping.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, on_skip=None):
+        self.optimizer = optimizer
+        self.on_skip = on_skip
+        self.skipped = 0
+        self.last_skipped = False
+        self._step = optimizer.step
+        optimizer.step = self.step
+
+    def gradients_finite(self) -> bool:
+        import torch.distributed as dist
+
+        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [g.to_local() if type(g).__name__ == "DTensor" else g for g in grads]
+        device = grads[0].device if grads else torch.device("cpu")
+        bad = torch.zeros((), device=device)
+        if grads:
+            norms = torch._foreach_norm([g.detach() for g in grads])
+            bad = (~torch.isfinite(torch.stack([n.float() for n in norms]).sum())).float()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            if dist.get_backend() == "nccl" and bad.device.type != "cuda":
+                bad = bad.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        return bool(bad.item() == 0)
+
+    def step(self, closure=None):
+        if not self.gradients_finite():
+            self.skipped += 1
+            self.last_skipped = True
+            if self.on_skip is not None:
+                self.on_skip()
+            return None
+        self.last_skipped = False
+        return self._step() if closure is None else self._step(closure)
+
+    def state_dict(self) -> dict:
+        return {"skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skipped = int(state.get("skipped", 0))

@@ -7,6 +7,8 @@ Accounting (bytes per GPU; P = parameters, N = data-parallel processes, b = byte
 
   student weights      P b                      (ddp, zero2)   P b / N   (zero3, fsdp2)
   EMA teacher          P b                      (ddp, zero2)   P b / N   (zero3, fsdp2)   0 for a live teacher
+  EMA fp32 average     4 P (ddp, zero2)  4 P / N (zero3, fsdp2); only for an EMA teacher with b < 4
+                       (pgpo.ema_teacher: the average is kept in fp32, the teacher's copy is its cast)
   gradients            P b                      (ddp)          P b / N   (zero2, zero3, fsdp2)
   optimizer (AdamW)    2 P b  states in the parameter dtype (torch AdamW; ddp, fsdp2 sharded by N)
                        12 P / N  fp32 master weights + two fp32 moments (DeepSpeed zero2 / zero3)
@@ -32,7 +34,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from pgpo.config import RunConfig
+from pgpo.config import RunConfig, master_weights_problem
 
 GIB = 1024 ** 3
 STRATEGIES = ("ddp", "zero2", "zero3", "fsdp2")
@@ -175,6 +177,9 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
     add(Term("student weights", P * b / (n if shard_w else 1), "always", f"{P / 1e9:.2f} B params x {b} B"))
     if sd.teacher_model_kind != "live":
         add(Term("EMA teacher weights", P * b / (n if shard_w else 1), "always", f"{sd.teacher_model_kind} copy"))
+    if sd.teacher_model_kind == "ema" and b < 4:
+        add(Term("EMA teacher fp32 average", 4 * P / (n if shard_w else 1), "always",
+                 "the EMA is averaged in fp32 (its bf16 copy above is what the forward pass uses)"))
     add(Term("gradients", P * b / (n if shard_g else 1), "train"))
     if strategy in ("zero2", "zero3"):
         add(Term("optimizer (fp32 master+Adam)", 12 * P / n, "always", "DeepSpeed fp32 master weights and moments"))
@@ -199,10 +204,9 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
         add(Term("I_k buffers (chunked)", B * min(cfg.pgpo.chunk_size, C) * s.vocab * 4 * 3, "train"))
     if strategy == "zero3":
         add(Term("zero3 layer gather", 2 * s.layer_params * b, "train", "prefetched full layers"))
-    if strategy in ("ddp", "fsdp2") and b < 4 and t.learning_rate < 1e-3:
-        plan.notes.append(f"weights in {cfg.model.dtype} with torch AdamW keep no fp32 master copy: at lr "
-                          f"{t.learning_rate:g} most updates are below {cfg.model.dtype} resolution and are lost; "
-                          "load model.dtype=float32 (bf16 autocast still computes in bf16) or use DeepSpeed ZeRO")
+    problem = master_weights_problem(cfg, deepspeed=strategy in ("zero2", "zero3"))
+    if problem:
+        plan.notes.append(f"the trainer refuses this launch: {problem}")
     if t.use_vllm and t.vllm_mode == "colocate":
         reserve = t.vllm_gpu_memory_utilization * gpu_mem_gib * GIB
         phase = "generate" if t.vllm_enable_sleep_mode else "always"

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 
-from pgpo.config import RunConfig, dump_config
+from pgpo.config import ConfigError, RunConfig, dump_config, master_weights_problem
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,12 @@ def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str,
     return path, path
 
 
-def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
-    """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks."""
+def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None):
+    """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks.
+
+    `reward_funcs` replaces the multiple-choice reward (tests use it to script which rollouts succeed).
+    Raises ConfigError before any model is loaded when the weights would train without fp32 master weights.
+    """
     import datasets
     from accelerate import PartialState
     from transformers import AutoTokenizer
@@ -99,10 +103,14 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
     from pgpo.trainer import PGPOConfig, PGPOTrainer, SaveAtEnd, StepLog
 
     import torch
+    from accelerate.utils import DistributedType
 
     # Without a GPU, accelerate only sets up multi-process (gloo) training when told it runs on the CPU.
     use_cpu = not torch.cuda.is_available()
     state = PartialState(cpu=use_cpu)
+    problem = master_weights_problem(cfg, deepspeed=state.distributed_type == DistributedType.DEEPSPEED)
+    if problem:
+        raise ConfigError(problem)
     ga = cfg.training.accumulation_for(state.num_processes)
     os.makedirs(cfg.training.output_dir, exist_ok=True)
     if state.is_main_process:
@@ -118,7 +126,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=()):
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
     args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)), use_cpu=use_cpu)
     steplog = StepLog(os.path.join(cfg.training.output_dir, "log.jsonl"))
-    trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=[mcq_reward], args=args,
+    trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,
                                            callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
     monitor = StabilityMonitor(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None

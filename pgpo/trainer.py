@@ -11,11 +11,21 @@ used here are guarded by tests/test_trl_hooks.py):
   its backward (DeepSpeed steps inside the last backward), the statistics are all-reduced over the
   data-parallel group and m_k = m(I_k) is armed on the innermost torch optimizer (pgpo.optim), which
   scales the learning rates for exactly that step. Every rank computes the same m_k.
+- the self-distillation loss runs the same collectives on every rank for every micro-batch, whatever its
+  mask. TRL 1.16.0 returns early when a micro-batch has nothing to distill and so skips a gather the other
+  ranks run: with one completion per device and no feedback, its own SDPOTrainer hangs on several ranks.
+- the EMA teacher is averaged in fp32 (pgpo.ema_teacher), replacing TRL's in-dtype EMA.
+- rollout importance weights: the per-token loss is multiplied by min(pi_trainer / pi_rollout, is_clip) with
+  the rollout engine's log-probs (vLLM's, requested from the engine; on the transformers generation path one
+  no-grad forward of the generating weights). TRL 1.16.0 drops vLLM's log-probs, so its clip never acts.
+- a step whose gradient norm is not finite is skipped (pgpo.optim.NonFiniteStepGuard): no update, no
+  moment, EMA or PGPO-history change; the lr scheduler still advances, as in the SDPO reference.
 - checkpoints are written to a hidden staging directory and renamed into place (atomic), and carry the
-  EMA teacher's weights and the PGPO state; resuming restores both.
-- metrics `pgpo/info`, `pgpo/multiplier`, `pgpo/fallback`, `pgpo/distilled_tokens`, `pgpo/tokens`.
+  EMA teacher's fp32 average and the PGPO state; resuming restores both.
+- metrics `pgpo/info`, `pgpo/multiplier`, `pgpo/fallback`, `pgpo/distilled_tokens`, `pgpo/tokens`,
+  `pgpo/skipped` (this step), `pgpo/skipped_total`.
 
-alpha = 0 reproduces SDPO bit for bit (tests/test_trainer.py).
+alpha = 0 with `distillation_is_clip = None` reproduces TRL's SDPO bit for bit (tests/test_trainer.py).
 """
 
 from __future__ import annotations
@@ -31,15 +41,20 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
-from trl.experimental.sdpo.loss_utils import apply_importance_sampling_clipping
+from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping,
+                                              compute_full_logit_self_distillation_loss,
+                                              compute_sampled_token_self_distillation_loss)
+from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
 from trl.trainer.utils import selective_log_softmax
 
 from pgpo.controller import PGPOController, PGPOSettings
 from pgpo.distill import topk_distillation
+from pgpo.ema_teacher import FP32EMATeacher, is_sharded
 from pgpo.information import InfoStats
 
 PGPO_STATE_NAME = "pgpo_state.json"
 TEACHER_DIR = "teacher"
+TEACHER_FP32 = "ema_fp32{shard}.safetensors"     # the fp32 EMA; per rank (".rank{r}-of-{w}") when sharded
 
 
 @dataclass
@@ -90,6 +105,19 @@ class PGPOTrainer(SDPOTrainer):
         self._pgpo: PGPOController | None = None
         self._pgpo_pending_state: dict | None = None
         self._pgpo_step_tokens = 0.0
+        self._rollout_logprobs: list | None = None
+        self.ema_teacher: FP32EMATeacher | None = None
+        if self.args.teacher_model_kind == "ema" and self._teacher_is_separate():
+            self.remove_callback(SyncTeacherModelCallback)           # TRL's EMA runs in the model's dtype
+            self.ema_teacher = FP32EMATeacher(self.accelerator.unwrap_model(self.teacher_model),
+                                              self.args.teacher_update_rate, self.args.teacher_sync_steps,
+                                              step_skipped=self._last_step_skipped, accelerator=self.accelerator)
+            self.add_callback(self.ema_teacher)
+        if self.use_vllm and self.args.distillation_is_clip is not None and hasattr(self, "vllm_generation"):
+            self.vllm_generation.logprobs = 0            # the sampled token's log-prob, for the IS weight
+
+    def _last_step_skipped(self) -> bool:
+        return self._pgpo is not None and self._pgpo.guard.last_skipped
 
     # -- the controller, attached to the optimizer the engine really steps ------------------------------
     def pgpo_controller(self) -> PGPOController:
@@ -104,46 +132,100 @@ class PGPOTrainer(SDPOTrainer):
                 self._pgpo_pending_state = None
         return self._pgpo
 
-    # -- I_k from the loss's own forward pass ----------------------------------------------------------
+    # -- the loss, and I_k from its own forward pass ------------------------------------------------------
     def _compute_self_distillation_loss(self, model, inputs, distillation_logits):
-        if not model.training:
-            return super()._compute_self_distillation_loss(model, inputs, distillation_logits)
-        ctl = self.pgpo_controller()
-        dl = distillation_logits
-        if dl.loss_mask.sum() == 0:
-            ctl.observe(InfoStats())                        # a micro-batch with nothing to distill
-            return super()._compute_self_distillation_loss(model, inputs, dl)
-        if self.args.distillation_mode != "topk_logits":
-            loss = super()._compute_self_distillation_loss(model, inputs, dl)
-            ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
-            return loss
-        return self._topk_loss_observing_information(model, inputs, dl, ctl)
+        """TRL's self-distillation loss (same three objectives, same importance-sampling clip, same
+        per-sequence normalisation), with two changes:
 
-    def _topk_loss_observing_information(self, model, inputs, dl, ctl):
-        """TRL's topk_logits branch of `_compute_self_distillation_loss`, step for step, with I_k taken
-        from the log-probs the loss is built on."""
-        args = self.args
-        if args.distillation_topk is None:
-            raise ValueError("`distillation_mode='topk_logits'` requires `distillation_topk` to be set.")
-        per_token_loss, s_lp, t_lp = topk_distillation(dl.student_logits, dl.teacher_logits,
-                                                       k=args.distillation_topk, add_tail=args.distillation_add_tail,
-                                                       jsd_alpha=args.distillation_alpha)
-        ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
-        with torch.no_grad():                      # student token entropy on the same support (for the monitor)
-            ent = -(s_lp.exp() * s_lp).sum(-1)
-            mask = dl.completion_mask.float()
-            ent = (ent * mask).sum() / mask.sum().clamp(min=1.0)
-            self._metrics["train"]["pgpo/entropy"].append(self.accelerator.gather(ent.detach()).mean().item())
+        - no early return on an empty mask: every rank runs the same gathers on every micro-batch (an empty
+          mask gives a zero loss attached to the graph, so DDP's gradient all-reduce runs as usual);
+        - I_k is observed from the same tensors (top-k: the (k + 1)-category log-probs the loss is built on;
+          otherwise the full-vocabulary logits, in sequence chunks).
+        """
+        args, dl = self.args, distillation_logits
+        mode = "train" if model.training else "eval"
+        ctl = self.pgpo_controller() if model.training else None
+        empty = bool(dl.loss_mask.sum() == 0)
+        if args.distillation_mode == "topk_logits":
+            if args.distillation_topk is None:
+                raise ValueError("`distillation_mode='topk_logits'` requires `distillation_topk` to be set.")
+            per_token_loss, s_lp, t_lp = topk_distillation(dl.student_logits, dl.teacher_logits,
+                                                           k=args.distillation_topk,
+                                                           add_tail=args.distillation_add_tail,
+                                                           jsd_alpha=args.distillation_alpha)
+            if ctl is not None:
+                if empty:
+                    ctl.observe(InfoStats())                    # nothing to distill on this micro-batch
+                else:
+                    ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
+                with torch.no_grad():             # student token entropy on the same support (for the monitor)
+                    ent = -(s_lp.exp() * s_lp).sum(-1)
+                    mask = dl.completion_mask.float()
+                    ent = (ent * mask).sum() / mask.sum().clamp(min=1.0)
+                    self._metrics["train"]["pgpo/entropy"].append(self.accelerator.gather(ent.detach()).mean().item())
+        else:
+            if args.distillation_mode == "full_logits":
+                per_token_loss = compute_full_logit_self_distillation_loss(
+                    dl.student_logits, dl.teacher_logits, distillation_alpha=args.distillation_alpha)
+            elif args.distillation_mode == "sampled_token":
+                per_token_loss = compute_sampled_token_self_distillation_loss(
+                    dl.student_logits, dl.teacher_logits, dl.completion_ids, distillation_alpha=args.distillation_alpha)
+            else:
+                raise ValueError("distillation_mode must be one of: 'sampled_token', 'full_logits', 'topk_logits', "
+                                 f"got {args.distillation_mode!r}")
+            if ctl is not None:
+                if empty:
+                    ctl.observe(InfoStats())
+                else:
+                    ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
         old_per_token_logps = inputs.get("old_per_token_logps")
         if args.distillation_is_clip is not None and old_per_token_logps is not None:
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
+            # a token whose rollout log-prob the engine did not return (NaN) gets weight 1
+            old_per_token_logps = torch.where(torch.isnan(old_per_token_logps), student_per_token_logps.detach(),
+                                              old_per_token_logps)
             per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
                                                                 old_per_token_logps, args.distillation_is_clip)
         loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
         loss = loss.mean()
         mean_distill_loss = (per_token_loss * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
-        self._log_self_distillation_metric("train", self.accelerator.gather(mean_distill_loss).mean().item())
+        self._log_self_distillation_metric(mode, self.accelerator.gather(mean_distill_loss.detach()).mean().item())
         return loss
+
+    # -- rollout log-probs for the importance weight ------------------------------------------------------
+    def _generate_vllm(self, prompt_ids):
+        """TRL's `_generate_vllm`, keeping the engine's per-token log-probs (requested in __init__)."""
+        if self.state.global_step != self._last_loaded_step:
+            self.vllm_generation.sync_weights()
+            self._last_loaded_step = self.state.global_step
+        num_generations = self.num_generations if self.model.training else self.num_generations_eval
+        prompt_ids_out, completion_ids_list, logprobs, _ = self.vllm_generation.generate(
+            prompts=prompt_ids, images=None, num_generations=num_generations)
+        self._rollout_logprobs = logprobs
+        return prompt_ids_out, completion_ids_list
+
+    def _compute_rollout_logps(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+        """Per-token log-probs of the policy that generated the completions, (B, T), or None.
+
+        vLLM: the engine's own log-probs (sampled token, after temperature: vLLM's `processed_logprobs`, the
+        same scaling the trainer's logits get). transformers generation: one no-grad forward of the weights that
+        generated (the current ones). Computed only when the importance-sampling clip is configured; otherwise
+        TRL's behaviour (None unless several optimizer steps share a generation batch).
+        """
+        rollout, self._rollout_logprobs = self._rollout_logprobs, None
+        if self.args.distillation_is_clip is None or not self.model.training:
+            return super()._compute_rollout_logps(prompt_ids, prompt_mask, completion_ids, completion_mask)
+        if rollout is not None:
+            out = torch.zeros(completion_ids.shape, dtype=torch.float32, device=completion_ids.device)
+            for i, seq in enumerate(rollout):
+                vals = [float("nan") if lp is None or lp[0] is None else float(lp[0]) for lp in seq]
+                n = min(len(vals), out.shape[1])
+                out[i, :n] = torch.tensor(vals[:n], dtype=torch.float32)
+            return out                                       # NaN where vLLM gave none: weight 1 in the loss
+        with torch.no_grad():
+            logits = self._forward_logits(self.model, torch.cat([prompt_ids, completion_ids], dim=1),
+                                          torch.cat([prompt_mask, completion_mask], dim=1), completion_ids.size(1))
+            return selective_log_softmax(logits, completion_ids)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
@@ -165,6 +247,12 @@ class PGPOTrainer(SDPOTrainer):
         m["pgpo/fallback"].append(0.0 if decision.fallback is None else 1.0)
         m["pgpo/distilled_tokens"].append(decision.tokens)
         m["pgpo/tokens"].append(tokens)
+
+    def log(self, logs, start_time=None):
+        if self.model.training and "loss" in logs and self._pgpo is not None:
+            logs["pgpo/skipped"] = 1.0 if self._pgpo.guard.last_skipped else 0.0
+            logs["pgpo/skipped_total"] = float(self._pgpo.guard.skipped)
+        super().log(logs, start_time)
 
     # -- checkpoints: atomic, with the teacher and the PGPO state ---------------------------------------
     def _save_checkpoint(self, model, trial):
@@ -199,27 +287,33 @@ class PGPOTrainer(SDPOTrainer):
     def _teacher_is_separate(self) -> bool:
         return self.teacher_model is not None and self.teacher_model is not self.model
 
+    def _teacher_file(self) -> str:
+        w = self.accelerator.num_processes
+        sharded = is_sharded(self.accelerator.unwrap_model(self.teacher_model))
+        return TEACHER_FP32.format(shard=f".rank{self.accelerator.process_index}-of-{w}" if sharded else "")
+
     def _save_teacher(self, path: str) -> None:
-        if not self._teacher_is_separate():
+        """The fp32 EMA: one file from the main process, or one per rank when the teacher is sharded."""
+        if self.ema_teacher is None:
             return
-        state = _full_state_dict(self.accelerator.unwrap_model(self.teacher_model), self.is_deepspeed_enabled)
-        if self.args.should_save and state is not None:
+        sharded = is_sharded(self.accelerator.unwrap_model(self.teacher_model))
+        if sharded or self.args.should_save:
             from safetensors.torch import save_file
             os.makedirs(path, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(path, "model.safetensors"))
+            save_file({k: v.contiguous() for k, v in self.ema_teacher.state_dict().items()},
+                      os.path.join(path, self._teacher_file()))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
-        teacher_file = os.path.join(checkpoint, TEACHER_DIR, "model.safetensors")
-        if self._teacher_is_separate():
+        if self.ema_teacher is not None:
+            teacher_file = os.path.join(checkpoint, TEACHER_DIR, self._teacher_file())
             if not os.path.exists(teacher_file):
-                raise FileNotFoundError(f"{checkpoint} has no EMA teacher weights ({teacher_file}); cannot resume "
-                                        "exactly")
+                raise FileNotFoundError(f"{checkpoint} has no fp32 EMA teacher ({teacher_file}); cannot resume "
+                                        "exactly (a sharded run resumes with the same number of processes)")
             from safetensors.torch import load_file
-            _load_full_state_dict(self.accelerator.unwrap_model(self.teacher_model), load_file(teacher_file),
-                                  self.is_deepspeed_enabled)
+            self.ema_teacher.load_state_dict(load_file(teacher_file))
         state_file = os.path.join(checkpoint, PGPO_STATE_NAME)
         if os.path.exists(state_file):
             with open(state_file) as f:
@@ -231,49 +325,13 @@ class PGPOTrainer(SDPOTrainer):
                     self._pgpo_pending_state = st
 
 
-def _zero3(model) -> bool:
-    return any(hasattr(p, "ds_id") for p in model.parameters())
-
-
-def _full_state_dict(model, deepspeed: bool):
-    """A full (unsharded) CPU state dict on the main process; None elsewhere."""
-    import torch.distributed as dist
-    main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-    if deepspeed and _zero3(model):
-        import deepspeed as ds
-        with ds.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
-            sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if main else None
-        return sd
-    if any(type(p).__name__ == "DTensor" for p in model.parameters()):     # FSDP2
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-        sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return sd if main else None
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if main else None
-
-
-def _load_full_state_dict(model, sd, deepspeed: bool) -> None:
-    if deepspeed and _zero3(model):
-        import deepspeed as ds
-        with ds.zero.GatheredParameters(list(model.parameters()), modifier_rank=0):
-            model.load_state_dict(sd, strict=False)
-        return
-    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-        set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True))
-        return
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    real_missing = [k for k in missing if not k.endswith("lm_head.weight")]  # tied embeddings
-    if real_missing or unexpected:
-        raise RuntimeError(f"teacher checkpoint does not match the model: missing {real_missing}, unexpected "
-                           f"{unexpected}")
-
-
 class StepLog(TrainerCallback):
     """One JSON line per optimizer step in `path` (main process), plus eval lines from EvalCallback.
 
     Fields: step, loss, reward_mean, success_fraction, distilled_fraction, info (I_k), multiplier (m_k),
     fallback, lr, grad_norm, tokens, distilled_tokens, step_time_s, elapsed_s, mean_length, entropy (student
-    token entropy on the top-k + tail support).
+    token entropy on the top-k + tail support), skipped (1 when this step's gradient norm was not finite and
+    the update was skipped), skipped_total.
     On resume, lines beyond the checkpoint's step are dropped first, so the log matches the run.
     """
 
@@ -285,6 +343,7 @@ class StepLog(TrainerCallback):
         "lr": "learning_rate", "grad_norm": "grad_norm", "tokens": "pgpo/tokens",
         "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
         "mean_length": "completions/mean_length", "entropy": "pgpo/entropy",
+        "skipped": "pgpo/skipped", "skipped_total": "pgpo/skipped_total",
     }
 
     def __init__(self, path: str):

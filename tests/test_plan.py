@@ -75,7 +75,23 @@ def test_paper_preset_on_8x80gib():
                                ["training.per_device_train_batch_size=4"]), 8, 80, "zero3")
     assert not big.fits and big.largest.name == "distillation logits"
     ddp = estimate(cfg, 8, 80, "ddp")
-    assert any("no fp32 master copy" in n for n in ddp.notes)
+    assert any("the trainer refuses this launch: model.dtype: bfloat16" in n for n in ddp.notes)
+    assert not any("refuses" in n for n in z3.notes)                        # ZeRO keeps fp32 master weights
+    fp32 = estimate(load_config(os.path.join(ROOT, "experiments", "science_qa", "paper-qwen3-8b.yaml"),
+                                ["model.dtype=float32"]), 8, 80, "fsdp2")
+    assert not any("refuses" in n for n in fp32.notes)
+
+
+def test_fp32_ema_average_is_counted_only_for_low_precision_ema_teachers():
+    P = SHAPE.params
+    z3 = {x.name: x.bytes for x in estimate(_cfg(), 4, 1.0, "zero3", shape=SHAPE).terms}
+    assert z3["EMA teacher fp32 average"] == 4 * P / 4 and z3["EMA teacher weights"] == 2 * P / 4
+    ddp = {x.name: x.bytes for x in estimate(_cfg(), 4, 1.0, "ddp", shape=SHAPE).terms}
+    assert ddp["EMA teacher fp32 average"] == 4 * P
+    f32 = {x.name for x in estimate(_cfg("model.dtype=float32"), 4, 1.0, "fsdp2", shape=SHAPE).terms}
+    assert "EMA teacher fp32 average" not in f32                  # the fp32 teacher is its own average
+    live = {x.name for x in estimate(_cfg("sdpo.teacher_model_kind=live"), 4, 1.0, "zero3", shape=SHAPE).terms}
+    assert "EMA teacher fp32 average" not in live and "EMA teacher weights" not in live
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments", "accelerate", "*.yaml"))),

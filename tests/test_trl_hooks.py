@@ -58,3 +58,37 @@ def test_config_fields_we_set_exist():
     kw = trainer_arguments(load_config(None, []), 4, [])
     missing = [k for k in kw if not k.startswith("pgpo_") and k not in names]
     assert not missing, missing
+
+
+def test_trl_still_returns_early_on_an_empty_mask():
+    """The reason PGPOTrainer re-implements the loss: TRL 1.16.0 skips the metric gather when a micro-batch has
+    nothing to distill, so ranks disagree on their collectives. If this fails, TRL changed the function: re-read
+    it against PGPOTrainer._compute_self_distillation_loss (which must keep running the gathers)."""
+    src = inspect.getsource(SDPOTrainer._compute_self_distillation_loss)
+    early = src.index("if distillation_logits.loss_mask.sum() == 0:")
+    assert "return distillation_logits.student_logits.sum() * 0.0" in src[early:src.index("if self.args.distillation_mode")]
+
+
+def test_rollout_and_teacher_hooks_we_override_exist():
+    sig = inspect.signature(SDPOTrainer._compute_rollout_logps)
+    assert list(sig.parameters) == ["self", "prompt_ids", "prompt_mask", "completion_ids", "completion_mask"]
+    assert "old_per_token_logps = self._compute_rollout_logps(" in inspect.getsource(SDPOTrainer.sample_rollouts)
+    gen = inspect.getsource(SDPOTrainer._generate_vllm)
+    assert "self.vllm_generation.generate(" in gen and "self._last_loaded_step" in gen
+    assert "logprobs=None" in inspect.getsource(SDPOTrainer.__init__)      # TRL asks vLLM for no log-probs
+    setup = inspect.getsource(SDPOTrainer._setup_teacher_model)
+    assert "SyncTeacherModelCallback(teacher_model=self.teacher_model" in setup
+
+
+def test_vllm_generation_sleep_flag_and_logprobs_are_what_we_use():
+    from trl.generation import vllm_generation
+    gen = inspect.getsource(vllm_generation.VLLMGeneration.generate)
+    assert "self._llm_weights_sleeping" in gen and "self.sync_weights()" in gen
+    assert '"logprobs": self.logprobs' in gen
+    assert "self._llm_weights_sleeping = False" in inspect.getsource(vllm_generation.VLLMGeneration.sync_weights)
+    assert 'logprobs_mode="processed_logprobs"' in inspect.getsource(vllm_generation.VLLMGeneration)
+
+
+def test_training_loop_steps_the_optimizer_we_guard():
+    src = inspect.getsource(Trainer._run_epoch)
+    assert "self.optimizer.step()" in src and "self.lr_scheduler.step()" in src

@@ -20,3 +20,30 @@ def make_trainer(out_dir, overrides=(), max_steps=2, trainer_cls=None):
 
 def params(trainer):
     return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+
+def recording_trainer_cls():
+    """PGPOTrainer that keeps, per training micro-batch, what the loss saw and returned (for independent
+    recomputation in tests): student/teacher logits, masks, completion ids, rollout log-probs, loss."""
+    from pgpo.trainer import PGPOTrainer
+
+    class RecordingTrainer(PGPOTrainer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.records = []
+
+        def _compute_self_distillation_loss(self, model, inputs, distillation_logits):
+            loss = super()._compute_self_distillation_loss(model, inputs, distillation_logits)
+            if model.training:
+                dl = distillation_logits
+                old = inputs.get("old_per_token_logps")
+                self.records.append({"step": self.state.global_step,
+                                     "student_logits": dl.student_logits.detach().clone(),
+                                     "teacher_logits": dl.teacher_logits.detach().clone(),
+                                     "loss_mask": dl.loss_mask.detach().clone(),
+                                     "completion_ids": dl.completion_ids.detach().clone(),
+                                     "old_logps": None if old is None else old.detach().clone(),
+                                     "loss": loss.detach().clone()})
+            return loss
+
+    return RecordingTrainer

@@ -1,0 +1,100 @@
+"""The EMA teacher, averaged in fp32 whatever the model's dtype.
+
+    shadow <- (1 - r) * shadow + r * student      (fp32, every `teacher_sync_steps` optimizer steps)
+    teacher <- cast(shadow, teacher dtype)         (the copy the teacher's forward pass uses)
+
+Why fp32: with bf16 weights, EMA rate r = 0.05 and lr 1e-5, an increment r * (student - teacher) is mostly
+below bf16's resolution (8 bits of mantissa), so an in-place bf16 EMA (TRL's `SyncTeacherModelCallback`) stays
+near the base model. KL(teacher || student) then grows for reasons unrelated to the feedback, which biases
+PGPO's I_k (and m_k) upward over training - a bias SDPO does not see. The SDPO reference keeps its EMA teacher
+in fp32; so does this class.
+
+Sharding. The shadow holds exactly the teacher's *local* storage of each parameter: the whole tensor (single
+process, DDP), the local shard of a DTensor (FSDP2), or the local partition `ds_tensor` (DeepSpeed ZeRO-3).
+The student is sharded the same way (same shapes, same world size), so the update is shard-local, needs no
+communication, and costs 4 bytes per *local* parameter. When the teacher already is fp32 its storage is the
+shadow itself (no copy).
+
+Checkpoints carry the shadow (`state_dict`), so `--resume` restores the fp32 average, not its rounded copy.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import TrainerCallback
+
+
+def local_storage(p: torch.nn.Parameter) -> torch.Tensor:
+    """What this rank stores of parameter `p`: ZeRO-3 partition, DTensor local shard, or the tensor itself."""
+    if hasattr(p, "ds_tensor"):                                   # DeepSpeed ZeRO-3 partition (1-d)
+        return p.ds_tensor.data
+    if type(p.data).__name__ == "DTensor":                        # FSDP2
+        return p.data.to_local()
+    return p.data
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    return any(hasattr(p, "ds_tensor") or type(p.data).__name__ == "DTensor" for p in model.parameters())
+
+
+class FP32EMATeacher(TrainerCallback):
+    """Keeps `teacher` an EMA (rate `rate`, every `sync_steps` optimizer steps) of the trained model, in fp32.
+
+    `step_skipped()` says whether the optimizer step that just ended was skipped (non-finite gradient): the
+    average is then left alone. Replaces TRL's in-dtype `SyncTeacherModelCallback`.
+    """
+
+    def __init__(self, teacher: torch.nn.Module, rate: float, sync_steps: int = 1, step_skipped=lambda: False,
+                 accelerator=None):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"teacher_update_rate must be in [0, 1], got {rate}")
+        self.teacher, self.accelerator = teacher, accelerator
+        self.rate, self.sync_steps, self.step_skipped = float(rate), int(sync_steps), step_skipped
+        self.names = [n for n, _ in teacher.named_parameters()]
+        self.shadow: list[torch.Tensor] = []
+        self.separate: list[bool] = []           # False: the teacher's own fp32 storage is the shadow
+        for p in teacher.parameters():
+            t = local_storage(p)
+            self.separate.append(t.dtype != torch.float32)
+            self.shadow.append(t.detach().float().clone() if self.separate[-1] else t)
+        self.updates = 0
+
+    @property
+    def shadow_bytes(self) -> int:
+        """Memory the fp32 average adds on this rank (0 when the teacher itself is fp32)."""
+        return sum(s.numel() * 4 for s, sep in zip(self.shadow, self.separate) if sep)
+
+    @torch.no_grad()
+    def update(self, student: torch.nn.Module) -> None:
+        """One EMA step towards `student`'s current parameters (sharded like the teacher)."""
+        r = self.rate
+        for sh, sep, s, t in zip(self.shadow, self.separate, student.parameters(), self.teacher.parameters(),
+                                 strict=True):
+            sh.mul_(1.0 - r).add_(local_storage(s).float(), alpha=r)
+            if sep:
+                local_storage(t).copy_(sh)
+        self.updates += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.sync_steps == 0 and not self.step_skipped():
+            model = kwargs["model"]
+            self.update(self.accelerator.unwrap_model(model) if self.accelerator is not None else model)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """This rank's fp32 average, by teacher parameter name (CPU copies)."""
+        return {n: s.detach().cpu().clone() for n, s in zip(self.names, self.shadow)}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = [n for n in self.names if n not in state]
+        if missing:
+            raise RuntimeError(f"EMA teacher checkpoint lacks {len(missing)} parameter(s), e.g. {missing[:3]}")
+        for n, sh, sep, p in zip(self.names, self.shadow, self.separate, self.teacher.parameters()):
+            src = state[n]
+            if src.shape != sh.shape:
+                raise RuntimeError(f"EMA teacher checkpoint: {n} has shape {tuple(src.shape)}, expected "
+                                   f"{tuple(sh.shape)} (resume with the same number of processes and sharding)")
+            sh.copy_(src.to(sh.device, torch.float32))
+            if sep:
+                local_storage(p).copy_(sh)
