@@ -8,8 +8,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from pgpo.controller import PGPOController, PGPOSettings
-from pgpo.information import information_from_topk, topk_support
+sys.path.insert(0, os.path.dirname(__file__))
+from distributed_utils import finish_process_group  # noqa: E402
+from pgpo.controller import PGPOController, PGPOSettings  # noqa: E402
+from pgpo.information import information_from_topk, topk_support  # noqa: E402
 
 V, H, B, T, K = 50, 16, 2, 8, 10
 
@@ -62,7 +64,7 @@ def main(out_path):
     log["history"] = [r.multiplier for r in ctl.modulator.history]
     with open(out_path, "w") as f:
         json.dump(log, f)
-    dist.destroy_process_group()
+    finish_process_group()
 
 
 if __name__ == "__main__":

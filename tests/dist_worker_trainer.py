@@ -6,6 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+from distributed_utils import finish_process_group  # noqa: E402
 from trainer_helpers import make_trainer  # noqa: E402
 
 
@@ -21,6 +22,7 @@ def main(out_dir, result_path):
         json.dump({"digest": h.hexdigest(), "multipliers": [r.multiplier for r in hist],
                    "infos": [r.info for r in hist], "world": trainer.accelerator.num_processes,
                    "accumulation": trainer.args.gradient_accumulation_steps}, f)
+    finish_process_group()
 
 
 if __name__ == "__main__":

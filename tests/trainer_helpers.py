@@ -9,13 +9,13 @@ FAST = ["training.questions_per_step=2", "training.num_generations=4", "training
         "training.max_completion_length=16", "training.max_prompt_length=512", "data.max_train_questions=8"]
 
 
-def make_trainer(out_dir, overrides=(), max_steps=2, trainer_cls=None):
+def make_trainer(out_dir, overrides=(), max_steps=2, trainer_cls=None, reward_funcs=None):
     from pgpo.config import load_config
     from pgpo.run import build_trainer
 
     cfg = load_config(SMOKE, FAST + [f"training.output_dir={out_dir}", f"training.max_steps={max_steps}",
                                      *overrides])
-    return build_trainer(cfg, trainer_cls=trainer_cls)
+    return build_trainer(cfg, trainer_cls=trainer_cls, reward_funcs=reward_funcs)
 
 
 def params(trainer):
