@@ -6,8 +6,11 @@ hundred million parameters, with and without PGPO, plus the peak memory of compu
     python benchmarks/gpu_check.py --device cpu --small       # the same code path, tiny, on CPU (CI smoke)
 
 Prints, per variant (SDPO = alpha 0, PGPO = alpha 2): median step time (first step excluded), tokens/s and
-peak GPU memory, then the PGPO/SDPO time and memory ratios, then the extra peak memory of I_k from full
-logits in sequence chunks, from full logits in one piece, and from the top-100 + tail support.
+peak GPU memory beside `pgpo plan`'s estimate for the same shape (fp32 weights with bf16 autocast: the
+trainer refuses bf16 weights without DeepSpeed), then the PGPO/SDPO time and memory ratios, the memory of the
+fp32 EMA average of a bf16 teacher of the same shape (measured vs the planner's 4 bytes per parameter), then the
+extra peak memory of I_k from full logits in sequence chunks, from full logits in one piece, and from the
+top-100 + tail support.
 """
 
 from __future__ import annotations
@@ -48,14 +51,17 @@ def train_variant(alpha: float, args, workdir: str) -> dict:
     out = os.path.join(workdir, f"alpha{alpha:g}")
     ov = [f"training.output_dir={out}", f"pgpo.alpha={alpha}", "pgpo.m_max=2.0",
           f"model.tiny_hidden_size={args.hidden}", f"model.tiny_layers={args.layers}", "model.tiny_init_std=0.3",
-          f"model.dtype={'bfloat16' if args.device == 'cuda' else 'float32'}",
+          "model.dtype=float32",
           f"training.bf16={'true' if args.device == 'cuda' else 'false'}",
           f"training.questions_per_step={args.questions}", f"training.num_generations={args.rollouts}",
           f"training.per_device_train_batch_size={args.questions * args.rollouts // args.accumulation}",
           f"training.max_completion_length={args.completion}", "training.max_prompt_length=1024",
           f"training.max_steps={args.steps}", f"training.save_steps={10 * args.steps}", "eval.every_steps=0",
           "monitor.enabled=false", f"data.max_train_questions={args.questions * args.steps}"]
-    trainer = build_trainer(load_config(smoke, ov))
+    cfg = load_config(smoke, ov)
+    from pgpo.plan import estimate
+    planned = estimate(cfg, 1, 141.0, "ddp")
+    trainer = build_trainer(cfg)
     _reset(args.device)
     t0 = time.perf_counter()
     trainer.train()
@@ -71,7 +77,25 @@ def train_variant(alpha: float, args, workdir: str) -> dict:
         torch.cuda.empty_cache()
     return {"alpha": alpha, "median_step_s": statistics.median(times), "tokens_per_step": tokens,
             "tokens_per_s": tokens / statistics.median(times), "peak_mem_gib": peak / 2**30, "wall_s": wall,
-            "params": n_params, "info": [r["info"] for r in lines], "multiplier": [r["multiplier"] for r in lines]}
+            "params": n_params, "info": [r["info"] for r in lines], "multiplier": [r["multiplier"] for r in lines],
+            "planned_peak_gib": planned.peak / 2**30}
+
+
+def ema_memory(args) -> dict:
+    """Bytes the fp32 EMA average of a bf16 teacher takes, measured, against the planner's 4 P."""
+    import torch
+
+    from pgpo.ema_teacher import FP32EMATeacher
+    from pgpo.models import build_tiny_qwen3
+
+    teacher = build_tiny_qwen3(seed=0, hidden_size=args.hidden, num_hidden_layers=args.layers).to(
+        device=args.device, dtype=torch.bfloat16)
+    P = sum(p.numel() for p in teacher.parameters())
+    _reset(args.device)
+    before = torch.cuda.memory_allocated() if args.device == "cuda" else 0
+    ema = FP32EMATeacher(teacher, rate=0.05)
+    measured = (torch.cuda.memory_allocated() - before) if args.device == "cuda" else ema.shadow_bytes
+    return {"params": P, "measured_gib": measured / 2**30, "planned_gib": 4 * P / 2**30}
 
 
 def information_memory(args) -> dict:
@@ -121,18 +145,21 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         runs = [train_variant(a, args, work) for a in (0.0, 2.0)]
     mem = information_memory(args)
+    ema = ema_memory(args)
     sdpo, pgpo = runs
     res = {"env": info, "sizes": {k: getattr(args, k) for k in big}, "sdpo": sdpo, "pgpo": pgpo,
            "time_ratio": pgpo["median_step_s"] / sdpo["median_step_s"],
-           "memory_ratio": pgpo["peak_mem_gib"] / sdpo["peak_mem_gib"], "information_memory": mem,
+           "memory_ratio": pgpo["peak_mem_gib"] / sdpo["peak_mem_gib"], "information_memory": mem, "ema_fp32": ema,
            "total_s": time.perf_counter() - t0}
     print(f"{info['device']}, torch {info['torch']}; random Qwen3 with {sdpo['params'] / 1e6:.0f} M parameters, "
           f"{args.questions} questions x {args.rollouts} rollouts x {args.completion} tokens, {args.steps} steps")
     for name, r in (("SDPO", sdpo), ("PGPO", pgpo)):
         print(f"  {name}: step {r['median_step_s']:.3f} s, {r['tokens_per_s']:.0f} tokens/s, peak "
-              f"{r['peak_mem_gib']:.2f} GiB, I_k {['%.3g' % x for x in r['info']]}, m_k "
+              f"{r['peak_mem_gib']:.2f} GiB (planner {r['planned_peak_gib']:.2f} GiB), I_k {['%.3g' % x for x in r['info']]}, m_k "
               f"{['%.3g' % x for x in r['multiplier']]}")
     print(f"  PGPO/SDPO: time x{res['time_ratio']:.3f}, peak memory x{res['memory_ratio']:.3f}")
+    print(f"fp32 EMA average of a bf16 teacher ({ema['params'] / 1e6:.0f} M parameters): measured "
+          f"{ema['measured_gib']:.3f} GiB, planner {ema['planned_gib']:.3f} GiB")
     print(f"I_k on one {mem['tokens']}-token response x {mem['vocab']} vocabulary "
           f"(each logits tensor {mem['logits_gib_each']:.2f} GiB):")
     for k in ("full_chunked_128", "full_one_piece", "topk100_tail"):

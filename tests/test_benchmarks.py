@@ -40,3 +40,5 @@ def test_gpu_check_script_in_cpu_mode(tmp_path):
     r = json.loads(out.read_text())
     assert r["sdpo"]["multiplier"] == [1.0, 1.0] and all(m > 1 for m in r["pgpo"]["multiplier"])
     assert set(r["information_memory"]) >= {"full_chunked_128", "full_one_piece", "topk100_tail"}
+    assert r["ema_fp32"]["measured_gib"] == r["ema_fp32"]["planned_gib"] > 0       # 4 bytes per parameter
+    assert r["sdpo"]["planned_peak_gib"] > 0

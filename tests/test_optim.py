@@ -106,23 +106,32 @@ def test_documented_non_exact_optimizers_really_are_not(name):
 
 
 def test_composes_with_scheduler_and_clipping():
-    """The scheduler's lr sequence is untouched; the update with clipping is still m times."""
+    """The scheduler's lr sequence is untouched; the update with clipping is still m times: with identical
+    clipped gradients, the modulated AdamW step equals -m lr (wd theta + S) where S is the moment term of the
+    reference optimizer's step at the same lr (AdamW's moments do not depend on theta)."""
     torch.manual_seed(0)
+    wd = 0.01
     w = torch.randn(10, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=wd)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 4))
     mod = StepModulator(opt)
     w_ref = w.detach().clone().requires_grad_(True)
-    opt_ref = torch.optim.AdamW([w_ref], lr=1e-3, weight_decay=0.01)
+    opt_ref = torch.optim.AdamW([w_ref], lr=1e-3, weight_decay=wd)
     sched_ref = torch.optim.lr_scheduler.LambdaLR(opt_ref, lambda s: min(1.0, (s + 1) / 4))
     lrs, lrs_ref = [], []
     for step in range(6):
         g = torch.randn(10, dtype=torch.float64) * 10
         for p in (w, w_ref):
             p.grad = g.clone()
-            torch.nn.utils.clip_grad_norm_([p], 1.0)
-        mod.step(1.0 if step % 2 else 1.7)
+            assert float(torch.nn.utils.clip_grad_norm_([p], 1.0)) > 1.0        # clipping really acts
+        m = 1.0 if step % 2 else 1.7
+        lr = opt.param_groups[0]["lr"]
+        before, before_ref = w.detach().clone(), w_ref.detach().clone()
+        mod.step(m)
         opt_ref.step()
+        moment_term = -(w_ref.detach() - before_ref) - lr * wd * before_ref          # S of the reference step
+        want = -m * lr * wd * before - m * moment_term
+        assert torch.allclose(w.detach() - before, want, rtol=1e-12, atol=1e-15), step
         sched.step(); sched_ref.step()
         lrs.append(sched.get_last_lr()[0]); lrs_ref.append(sched_ref.get_last_lr()[0])
         assert opt.param_groups[0]["lr"] == opt_ref.param_groups[0]["lr"]
@@ -226,3 +235,33 @@ def test_controller_survives_estimator_failure():
 def test_settings_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         PGPOSettings(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_gradient_skips_the_step_and_drops_its_multiplier(bad):
+    """A non-finite gradient: parameters, moments and step count are untouched, nothing is recorded, and the m
+    armed for that step is not carried over to the next one."""
+    from pgpo.optim import NonFiniteStepGuard
+
+    torch.manual_seed(0)
+    w = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.AdamW([w], lr=1e-2)
+    mod = StepModulator(opt)
+    guard = NonFiniteStepGuard(opt, on_skip=mod.discard)
+    w.grad = torch.ones(5, dtype=torch.float64)
+    mod.arm(1.5)
+    opt.step()
+    state = {k: v.clone() for k, v in opt.state[w].items()}
+    before = w.detach().clone()
+    w.grad = torch.ones(5, dtype=torch.float64)
+    w.grad[2] = bad
+    mod.arm(2.0)
+    assert opt.step() is None and guard.last_skipped and guard.skipped == 1
+    assert torch.equal(w.detach(), before)
+    assert all(torch.equal(v, opt.state[w][k]) for k, v in state.items())
+    assert [r.multiplier for r in mod.history] == [1.5]
+    w.grad = torch.ones(5, dtype=torch.float64)
+    opt.step()                                                  # nothing armed: a plain step
+    assert not guard.last_skipped and [r.multiplier for r in mod.history] == [1.5, 1.0]
+    assert not torch.equal(w.detach(), before)
+    assert guard.state_dict() == {"skipped": 1}

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from distributed_utils import run_workers
-from trainer_helpers import ROOT, SMOKE, make_trainer, params
+import reference_sdpo
+from trainer_helpers import ROOT, SMOKE, make_trainer, params, recording_trainer_cls
 
 pytestmark = pytest.mark.slow
 
@@ -101,12 +102,14 @@ def test_first_pgpo_update_is_m1_times_the_sdpo_update(tmp_path):
     sdpo = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0"], max_steps=1)
     p0 = params(sdpo)
     sdpo.train()
-    pgpo = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=2", "pgpo.m_max=3"], max_steps=1)
+    pgpo = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=2", "pgpo.m_max=3"], max_steps=1,
+                        trainer_cls=recording_trainer_cls())
     assert all(torch.equal(p0[k], v) for k, v in params(pgpo).items())          # same start
     pgpo.train()
     (rec,) = pgpo.pgpo_controller().modulator.history
     m1 = rec.multiplier
-    assert 1.1 < m1 < 3.0 and rec.fallback is None
+    want = min(1 + 2 * reference_sdpo.information(pgpo.records, 100), 3.0)    # I_1 recomputed from the logits
+    assert m1 == pytest.approx(want, rel=1e-5) and 1.1 < m1 < 3.0 and rec.fallback is None
     ps, pp = params(sdpo), params(pgpo)
     eps = torch.finfo(torch.float32).eps
     for k in p0:
