@@ -91,3 +91,19 @@ def test_fp32_teacher_is_its_own_average_and_checkpoints_round_trip():
     assert all(torch.equal(a, b) for a, b in zip(other.teacher.parameters(), teacher.parameters()))
     with pytest.raises(RuntimeError, match="lacks"):
         other.load_state_dict({})
+
+
+@pytest.mark.timeout(200)
+def test_fsdp2_sharded_teacher_keeps_the_fp32_average_of_its_own_shard(tmp_path):
+    import json
+    import os
+
+    from distributed_utils import run_workers
+
+    out = str(tmp_path / "rank_RANK.json")
+    run_workers(os.path.join(os.path.dirname(__file__), "dist_worker_fsdp_ema.py"), 2, [out], timeout=150)
+    r0, r1 = (json.load(open(out.replace("RANK", str(r)))) for r in (0, 1))
+    for r in (r0, r1):
+        assert r["ok"] and r["shapes_local"], r
+        assert r["shadow_bytes"] < r["full_bytes"]                      # each rank holds only its shard
+    assert r0["shadow_bytes"] + r1["shadow_bytes"] == r0["full_bytes"]
