@@ -54,7 +54,7 @@ def make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl):
         s_logits = student(input_ids=ids, logits_to_keep=response + 1).logits[:, :-1]
         with torch.no_grad():
             t_logits = teacher(input_ids=t_ids, logits_to_keep=response + 1).logits[:, :-1]
-        per_tok, s_lp, t_lp = topk_distillation(s_logits, t_logits, k=100, add_tail=True, jsd_alpha=0.5)
+        per_tok, s_lp, t_lp = topk_distillation(s_logits, t_logits, k=100, add_tail=True, jsd_weight=0.5)
         loss = (per_tok * mask).sum() / mask.sum()
         if variant == "pgpo":
             ctl.observe_topk(s_lp.detach(), t_lp, mask, final_support=True)
@@ -71,7 +71,8 @@ def make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl):
 
 def time_worker(variants, steps, batch, prompt, response, seed) -> dict:
     """All variants in one process, alternating step by step: paired timings under the same conditions."""
-    from pgpo.controller import PGPOController, PGPOSettings
+    from pgpo.controller import PGPOController
+    from pgpo.settings import PGPOSettings
 
     student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
     ctl = PGPOController(opt, PGPOSettings(alpha=1.0, m_max=2.0))
@@ -92,7 +93,8 @@ def memory_worker(variant, steps, batch, prompt, response, seed) -> dict:
     """Peak RSS of one variant alone in a fresh process."""
     import psutil
 
-    from pgpo.controller import PGPOController, PGPOSettings
+    from pgpo.controller import PGPOController
+    from pgpo.settings import PGPOSettings
 
     student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
     ctl = PGPOController(opt, PGPOSettings(alpha=1.0, m_max=2.0)) if variant != "sdpo" else None

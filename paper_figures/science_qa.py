@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pgpo.runlog import LOG_NAME, of_kind, read_log
+
 DOMAIN_ORDER = ["chemistry", "physics", "biology", "material"]
 DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials"}
 # Reported avg@16 (Qwen3-8B), for comparing shapes; not produced by this code.
@@ -70,18 +72,13 @@ def method_name(alpha: float) -> str:
 def find_runs(root: str) -> list[Run]:
     runs = []
     for d, _dirs, files in os.walk(root):
-        if "log.jsonl" not in files or "run_config.yaml" not in files:
+        if LOG_NAME not in files or "run_config.yaml" not in files:
             continue
         with open(os.path.join(d, "run_config.yaml")) as f:
             cfg = yaml.safe_load(f)
         run = Run(d, cfg["data"]["domain"], float(cfg["pgpo"]["alpha"]), int(cfg["training"]["seed"]))
-        with open(os.path.join(d, "log.jsonl")) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                (run.evals if rec.get("kind") == "eval" else run.train).append(rec)
+        recs = read_log(os.path.join(d, LOG_NAME))
+        run.evals, run.train = of_kind(recs, "eval"), of_kind(recs, "train")
         runs.append(run)
     if not runs:
         raise FileNotFoundError(f"no runs (run_config.yaml + log.jsonl) under {root}")

@@ -1,13 +1,67 @@
-"""Training callbacks that need the trainer itself: periodic mean@k validation."""
+"""Training callbacks: the per-step run log, the end-of-run checkpoint, periodic mean@k validation."""
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from contextlib import contextmanager
 
 from transformers import TrainerCallback
 
+from pgpo import runlog
 from pgpo.eval import generate_transformers, score
+from pgpo.monitor import StabilityMonitor
+
+
+class MonitorCallback(StabilityMonitor, TrainerCallback):
+    """The stability monitor (pgpo.monitor) as a Trainer callback."""
+
+
+class StepLog(TrainerCallback):
+    """Writes the run log (format: pgpo.runlog) on the main process: one `train` record per optimizer step,
+    plus the records other callbacks pass to `write` (`eval`, `collapse`). On resume, records beyond the
+    checkpoint's step are dropped first, so the log matches the run."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._t_step = None
+        self._t0 = None
+        self._elapsed_before = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t0 = time.perf_counter()
+        if not state.is_world_process_zero:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._elapsed_before = runlog.truncate_after(self.path, state.global_step)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._t_step = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        now = time.perf_counter()
+        rec = {"kind": "train", "step": state.global_step}
+        for name, key in runlog.TRAIN_FIELDS.items():
+            v = logs.get(key)
+            rec[name] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+        rec["step_time_s"] = None if self._t_step is None else now - self._t_step
+        rec["elapsed_s"] = self._elapsed_before + (now - self._t0 if self._t0 else 0.0)
+        self.write(rec)
+
+    def write(self, rec: dict) -> None:
+        runlog.append_record(self.path, rec)
+
+
+class SaveAtEnd(TrainerCallback):
+    """Make sure the last optimizer step is checkpointed."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_save = True
+        return control
 
 
 @contextmanager

@@ -187,17 +187,15 @@ def _eval(parser, args) -> int:
 def _alpha_grid(parser, args) -> int:
     import statistics
 
-    from pgpo.multiplier import alpha_grid_for_span
+    from pgpo.multiplier import Multiplier, alpha_grid_for_span
+
+    from pgpo.runlog import of_kind, read_log
 
     infos = []
     for path in args.log:
         try:
-            with open(path) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    if rec.get("kind") == "train" and rec.get("info") is not None:
-                        infos.append(rec["info"])
-        except (OSError, json.JSONDecodeError) as e:
+            infos += [r["info"] for r in of_kind(read_log(path), "train") if r.get("info") is not None]
+        except OSError as e:
             parser.error(f"cannot read {path}: {e}")
     if not infos:
         parser.error("no finite I_k in the logs (was pgpo logging on?)")
@@ -206,7 +204,8 @@ def _alpha_grid(parser, args) -> int:
     q = statistics.quantiles(infos, n=10) if len(infos) >= 10 else [min(infos), max(infos)]
     print(f"I_k over {len(infos)} steps: median {med:.4g}, 10%-90% [{q[0]:.4g}, {q[-1]:.4g}]")
     for f, a in zip(args.fractions, grid):
-        print(f"  alpha = {a:.4g}: m(median I) = {min(1 + a * med, args.m_max):.3f}  (fraction {f:g} of the range)")
+        m = float(Multiplier(a, args.m_max)(med))
+        print(f"  alpha = {a:.4g}: m(median I) = {m:.3f}  (fraction {f:g} of the range)")
     return 0
 
 

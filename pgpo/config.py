@@ -2,7 +2,7 @@
 
     model:    what to train (a hub name or path; or `tiny: true` for a random tiny Qwen3 on CPU)
     data:     domain, source, prompt style, privileged feedback, malformed-record policy
-    pgpo:     alpha (0 = plain SDPO), m_max, multiplier shape, I estimator and reduction
+    pgpo:     pgpo.settings.PGPOSettings: alpha (0 = plain SDPO), m_max, multiplier shape, I estimator
     sdpo:     the distillation objective and teacher (TRL SDPOConfig fields)
     training: optimisation, batching, generation, checkpointing (TRL/HF TrainingArguments fields)
     eval:     periodic mean@k validation
@@ -17,20 +17,15 @@ This module imports neither torch nor transformers.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import yaml
 
 from pgpo.data import DOMAINS, ON_MALFORMED, DataError, canonical_domain
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with the dotted name of the offending field in the message."""
+from pgpo.schema import ConfigError, build, positive, unit
+from pgpo.settings import PGPOSettings
 
 
 @dataclass
@@ -47,9 +42,9 @@ class ModelSection:
     gradient_checkpointing: bool = False
 
     def validate(self, where: str) -> None:
-        _positive(where, "tiny_hidden_size", self.tiny_hidden_size)
-        _positive(where, "tiny_layers", self.tiny_layers)
-        _positive(where, "tiny_init_std", self.tiny_init_std)
+        positive(where, "tiny_hidden_size", self.tiny_hidden_size)
+        positive(where, "tiny_layers", self.tiny_layers)
+        positive(where, "tiny_init_std", self.tiny_init_std)
         if self.tiny and self.tiny_hidden_size % 4:
             raise ConfigError(f"{where}.tiny_hidden_size: must be a multiple of 4 (4 attention heads)")
 
@@ -76,27 +71,8 @@ class DataSection:
         for name in ("max_train_questions", "max_eval_questions"):
             v = getattr(self, name)
             if v is not None:
-                _positive(where, name, v)
+                positive(where, name, v)
         assert self.on_malformed in ON_MALFORMED
-
-
-@dataclass
-class PGPOSection:
-    alpha: float = 0.0                      # 0 = plain SDPO (I_k is still measured and logged)
-    m_max: float = 2.0
-    shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
-    estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
-    reduction: Literal["token_mean", "sample_mean"] = "token_mean"
-    jsd_alpha: float = 0.5
-    chunk_size: int = 128
-
-    def validate(self, where: str) -> None:
-        if self.alpha < 0:
-            raise ConfigError(f"{where}.alpha: must be >= 0, got {self.alpha}")
-        if self.m_max < 1:
-            raise ConfigError(f"{where}.m_max: must be >= 1, got {self.m_max}")
-        _unit(where, "jsd_alpha", self.jsd_alpha)
-        _positive(where, "chunk_size", self.chunk_size)
 
 
 @dataclass
@@ -117,17 +93,17 @@ class SDPOSection:
     environment_feedback_only_without_solution: bool = True
 
     def validate(self, where: str) -> None:
-        _unit(where, "distillation_alpha", self.distillation_alpha)
-        _unit(where, "distillation_weight", self.distillation_weight)
-        _unit(where, "teacher_update_rate", self.teacher_update_rate)
-        _positive(where, "teacher_sync_steps", self.teacher_sync_steps)
-        _positive(where, "max_reprompt_len", self.max_reprompt_len)
+        unit(where, "distillation_alpha", self.distillation_alpha)
+        unit(where, "distillation_weight", self.distillation_weight)
+        unit(where, "teacher_update_rate", self.teacher_update_rate)
+        positive(where, "teacher_sync_steps", self.teacher_sync_steps)
+        positive(where, "max_reprompt_len", self.max_reprompt_len)
         if self.distillation_is_clip is not None and self.distillation_is_clip <= 0:
             raise ConfigError(f"{where}.distillation_is_clip: must be positive or null")
         if self.distillation_mode == "topk_logits":
             if self.distillation_topk is None:
                 raise ConfigError(f"{where}.distillation_topk: required when distillation_mode is topk_logits")
-            _positive(where, "distillation_topk", self.distillation_topk)
+            positive(where, "distillation_topk", self.distillation_topk)
         elif self.distillation_topk is not None:
             raise ConfigError(f"{where}.distillation_topk: must be null unless distillation_mode is topk_logits")
         if self.distillation_mode == "sampled_token" and self.distillation_alpha != 1.0:
@@ -173,11 +149,11 @@ class TrainingSection:
     def validate(self, where: str) -> None:
         for name in ("max_steps", "questions_per_step", "num_generations", "per_device_train_batch_size",
                      "max_prompt_length", "max_completion_length", "save_steps", "logging_steps"):
-            _positive(where, name, getattr(self, name))
+            positive(where, name, getattr(self, name))
         if self.gradient_accumulation_steps is not None:
-            _positive(where, "gradient_accumulation_steps", self.gradient_accumulation_steps)
+            positive(where, "gradient_accumulation_steps", self.gradient_accumulation_steps)
         if self.save_total_limit is not None:
-            _positive(where, "save_total_limit", self.save_total_limit)
+            positive(where, "save_total_limit", self.save_total_limit)
         if self.num_generations < 2:
             raise ConfigError(f"{where}.num_generations: SDPO needs >= 2 rollouts per question (a sibling "
                               f"must succeed), got {self.num_generations}")
@@ -238,15 +214,15 @@ class EvalSection:
     def validate(self, where: str) -> None:
         if self.every_steps < 0:
             raise ConfigError(f"{where}.every_steps: must be >= 0, got {self.every_steps}")
-        _positive(where, "num_samples", self.num_samples)
-        _positive(where, "batch_size", self.batch_size)
+        positive(where, "num_samples", self.num_samples)
+        positive(where, "batch_size", self.batch_size)
         if not self.temperature > 0:
             raise ConfigError(f"{where}.temperature: must be positive")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"{where}.top_p: must be in (0, 1]")
         for name in ("max_new_tokens", "max_questions"):
             if getattr(self, name) is not None:
-                _positive(where, name, getattr(self, name))
+                positive(where, name, getattr(self, name))
 
 
 @dataclass
@@ -260,13 +236,13 @@ class MonitorSection:
     stop: bool = False                # end training on a collapse (the best checkpoint is kept either way)
 
     def validate(self, where: str) -> None:
-        _unit(where, "accuracy_drop", self.accuracy_drop)
+        unit(where, "accuracy_drop", self.accuracy_drop)
         for name in ("length_ratio", "entropy_ratio"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise ConfigError(f"{where}.{name}: must be in (0, 1], got {v}")
-        _positive(where, "window", self.window)
-        _positive(where, "patience", self.patience)
+        positive(where, "window", self.window)
+        positive(where, "patience", self.patience)
 
 
 @dataclass
@@ -274,7 +250,7 @@ class RunConfig:
     name: str = "run"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
-    pgpo: PGPOSection = field(default_factory=PGPOSection)
+    pgpo: PGPOSettings = field(default_factory=PGPOSettings)
     sdpo: SDPOSection = field(default_factory=SDPOSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     eval: EvalSection = field(default_factory=EvalSection)
@@ -310,70 +286,6 @@ def master_weights_problem(cfg: RunConfig, deepspeed: bool) -> str | None:
     return (f"model.dtype: {cfg.model.dtype} weights without fp32 master weights (torch AdamW at lr "
             f"{cfg.training.learning_rate:g} would lose most updates); set model.dtype=float32 (training.bf16 keeps "
             "bf16 compute) or launch with a DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
-
-
-# ---- generic typed loading -----------------------------------------------------------------------------
-def _positive(where, name, v):
-    if not v > 0:
-        raise ConfigError(f"{where}.{name}: must be positive, got {v}")
-
-
-def _unit(where, name, v):
-    if not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{where}.{name}: must be in [0, 1], got {v}")
-
-
-def _coerce(value: Any, tp, where: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Union:
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: must be one of {list(args)}, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: must be finite, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
-
-
-def _build(cls, data, where: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"{path}: unknown key{hint}")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -433,7 +345,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     """Read, override and validate a run configuration (nothing heavy is imported or loaded)."""
     data: dict = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
-    return _build(RunConfig, data, "").validate()
+    return build(RunConfig, data, "").validate()
 
 
 def dump_config(cfg: RunConfig, path: str) -> None:

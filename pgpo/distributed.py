@@ -9,7 +9,7 @@ optimizer step and over every rank, then divide: every rank gets the same I_k an
     for micro_batch in step:             # forward passes of one optimizer step
         acc.add(information_from_...(...))
     stats = acc.reduce(group)            # one all-reduce, on every rank, before the optimizer step
-    m = controller.multiplier_for(stats)
+    m = multiplier(stats.value)          # identical on every rank
 
 Under DeepSpeed the optimizer step runs inside the last micro-batch's backward, so `reduce` must be
 called before that backward (the trainer does it in compute_loss of the last micro-batch).
@@ -34,7 +34,7 @@ def all_reduce_info(stats: InfoStats, group=None, device: torch.device | str | N
     the current CUDA device under NCCL, else CPU.
     """
     if not is_distributed(group):
-        return InfoStats(stats.total, stats.count, stats.nonfinite, stats.failed)
+        return InfoStats(stats.total, stats.count, stats.nonfinite)
     if device is None:
         backend = dist.get_backend(group)
         device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
@@ -48,20 +48,12 @@ class InfoAccumulator:
 
     def __init__(self) -> None:
         self.local = InfoStats()
-        self.micro_batches = 0
 
     def add(self, stats: InfoStats) -> None:
         self.local = self.local.merge(stats)
-        self.micro_batches += 1
-
-    def add_failure(self) -> None:
-        """Record a micro-batch whose I could not be computed (the whole step then uses m = 1)."""
-        self.local = self.local.merge(InfoStats(failed=1.0))
-        self.micro_batches += 1
 
     def reduce(self, group=None, device=None) -> InfoStats:
         """All-reduce the step's statistics and reset the accumulator for the next step."""
         out = all_reduce_info(self.local, group=group, device=device)
         self.local = InfoStats()
-        self.micro_batches = 0
         return out

@@ -7,7 +7,8 @@ distributions, averaged over the distilled (masked) response tokens of the batch
 estimator
     "kl_teacher_student"  KL(teacher || student)                    (default; the MI form above)
     "kl_student_teacher"  KL(student || teacher)
-    "sdpo_divergence"     the SDPO loss's own generalised JSD with weight `jsd_alpha`, TRL's convention:
+    "sdpo_divergence"     the SDPO loss's own generalised JSD with the loss's weight `jsd_weight`
+                          (`sdpo.distillation_alpha`), TRL's convention:
                           (1 - a) KL(S || M) + a KL(T || M), M = (1 - a) S + a T; a = 0 gives
                           KL(T || S), a = 1 gives KL(S || T)
 reduction
@@ -32,31 +33,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
-REDUCTIONS = ("token_mean", "sample_mean")
+from pgpo.settings import ESTIMATORS, REDUCTIONS  # noqa: F401  (the option names, declared once)
 
 
 @dataclass
 class InfoStats:
-    """Sufficient statistics of I over some tokens: I = total / count, plus a non-finite counter.
-
-    `failed` counts micro-batches on which computing I raised; `total`, `count`, `nonfinite`, `failed`
-    are summed by `merge` and by the all-reduce in pgpo.distributed.
-    """
+    """Sufficient statistics of I over some tokens: I = total / count, plus a non-finite counter; summed by
+    `merge` and by the all-reduce in pgpo.distributed."""
 
     total: float = 0.0
     count: float = 0.0
     nonfinite: float = 0.0
-    failed: float = 0.0
 
     def merge(self, other: "InfoStats") -> "InfoStats":
-        return InfoStats(self.total + other.total, self.count + other.count,
-                         self.nonfinite + other.nonfinite, self.failed + other.failed)
+        return InfoStats(self.total + other.total, self.count + other.count, self.nonfinite + other.nonfinite)
 
     @property
     def ok(self) -> bool:
-        """True when I is a finite number computed from at least one token with no failure."""
-        return (self.failed == 0 and self.nonfinite == 0 and self.count > 0 and math.isfinite(self.total))
+        """True when I is a finite number computed from at least one token."""
+        return self.nonfinite == 0 and self.count > 0 and math.isfinite(self.total)
 
     @property
     def value(self) -> float:
@@ -64,41 +59,33 @@ class InfoStats:
         return self.total / self.count if self.count > 0 else float("nan")
 
     def as_tensor(self, device=None) -> torch.Tensor:
-        return torch.tensor([self.total, self.count, self.nonfinite, self.failed], dtype=torch.float64,
-                            device=device)
+        return torch.tensor([self.total, self.count, self.nonfinite], dtype=torch.float64, device=device)
 
     @classmethod
     def from_tensor(cls, t: torch.Tensor) -> "InfoStats":
-        total, count, nonfinite, failed = (float(v) for v in t.detach().cpu().tolist())
-        return cls(total, count, nonfinite, failed)
-
-
-def _check_options(estimator: str, reduction: str, jsd_alpha: float) -> None:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if not 0.0 <= jsd_alpha <= 1.0:
-        raise ValueError(f"jsd_alpha must be in [0, 1], got {jsd_alpha!r}")
+        total, count, nonfinite = (float(v) for v in t.detach().cpu().tolist())
+        return cls(total, count, nonfinite)
 
 
 def divergence(student_logp: torch.Tensor, teacher_logp: torch.Tensor, estimator: str = "kl_teacher_student",
-               jsd_alpha: float = 0.5) -> torch.Tensor:
+               jsd_weight: float = 0.5) -> torch.Tensor:
     """Per-position divergence between two normalised log-distributions over the last dimension.
 
     The operations follow TRL's `compute_divergence` one for one (elementwise terms, then the
     interpolation, then the sum), so that the SDPO loss built on it is bit-identical to TRL's.
     """
-    if estimator == "kl_teacher_student" or (estimator == "sdpo_divergence" and jsd_alpha == 0.0):
+    if estimator == "kl_teacher_student" or (estimator == "sdpo_divergence" and jsd_weight == 0.0):
         kl = F.kl_div(student_logp, teacher_logp, reduction="none", log_target=True)   # T (log T - log S)
-    elif estimator == "kl_student_teacher" or (estimator == "sdpo_divergence" and jsd_alpha == 1.0):
+    elif estimator == "kl_student_teacher" or (estimator == "sdpo_divergence" and jsd_weight == 1.0):
         kl = F.kl_div(teacher_logp, student_logp, reduction="none", log_target=True)   # S (log S - log T)
     elif estimator == "sdpo_divergence":
-        a = torch.tensor(jsd_alpha, dtype=student_logp.dtype, device=student_logp.device)
+        if not 0.0 < jsd_weight < 1.0:
+            raise ValueError(f"jsd_weight must be in [0, 1], got {jsd_weight!r}")
+        a = torch.tensor(jsd_weight, dtype=student_logp.dtype, device=student_logp.device)
         mixture = torch.logsumexp(torch.stack([student_logp + torch.log(1 - a), teacher_logp + torch.log(a)]), dim=0)
         kl_teacher = F.kl_div(mixture, teacher_logp, reduction="none", log_target=True)
         kl_student = F.kl_div(mixture, student_logp, reduction="none", log_target=True)
-        kl = torch.lerp(kl_student, kl_teacher, jsd_alpha)
+        kl = torch.lerp(kl_student, kl_teacher, jsd_weight)
     else:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     return kl.sum(-1)
@@ -108,6 +95,15 @@ def add_tail_bucket(topk_logp: torch.Tensor) -> torch.Tensor:
     """Append log(1 - sum exp(topk_logp)) so that the k+1 categories sum to one (TRL's tail bucket)."""
     log_s = torch.logsumexp(topk_logp, dim=-1, keepdim=True).clamp(max=-1e-7)
     return torch.cat([topk_logp, torch.log(-torch.expm1(log_s))], dim=-1)
+
+
+def normalise_support(student_logp: torch.Tensor, teacher_logp: torch.Tensor, add_tail: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k log-probs made into distributions: a tail bucket appended, or the k renormalised."""
+    if add_tail:
+        return add_tail_bucket(student_logp), add_tail_bucket(teacher_logp)
+    return (student_logp - torch.logsumexp(student_logp, dim=-1, keepdim=True),
+            teacher_logp - torch.logsumexp(teacher_logp, dim=-1, keepdim=True))
 
 
 def _check_shapes(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, what: str) -> None:
@@ -128,6 +124,8 @@ def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> Info
                                                                        device=per_token.device))
     if reduction == "token_mean":
         return InfoStats(float(vals.sum()), float(good.sum()), float(bad))
+    if reduction != "sample_mean":
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     n_tok = good.sum(-1)
     has = n_tok > 0
     sample_means = vals.sum(-1)[has] / n_tok[has]
@@ -137,13 +135,12 @@ def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> Info
 @torch.no_grad()
 def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
                             estimator: str = "kl_teacher_student", reduction: str = "token_mean",
-                            jsd_alpha: float = 0.5, chunk_size: int = 128) -> InfoStats:
+                            jsd_weight: float = 0.5, chunk_size: int = 128) -> InfoStats:
     """I from full-vocabulary logits of shape (B, T, V) over the tokens where mask (B, T) is set.
 
     The log-softmaxes are computed `chunk_size` positions at a time, in float32, so the extra memory is a
     few (B, chunk, V) buffers. Logits must already carry any temperature the loss uses.
     """
-    _check_options(estimator, reduction, jsd_alpha)
     _check_shapes(student_logits, teacher_logits, mask, "logits")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -152,7 +149,7 @@ def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.
         t1 = min(t0 + chunk_size, mask.shape[1])
         s = torch.log_softmax(student_logits[:, t0:t1].detach().float(), dim=-1)
         t = torch.log_softmax(teacher_logits[:, t0:t1].detach().float(), dim=-1)
-        per_token[:, t0:t1] = divergence(s, t, estimator, jsd_alpha)
+        per_token[:, t0:t1] = divergence(s, t, estimator, jsd_weight)
         del s, t
     return _reduce(per_token, mask, reduction)
 
@@ -160,22 +157,17 @@ def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.
 @torch.no_grad()
 def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor, mask: torch.Tensor, *,
                           add_tail: bool = True, final_support: bool = False, estimator: str = "kl_teacher_student",
-                          reduction: str = "token_mean", jsd_alpha: float = 0.5) -> InfoStats:
+                          reduction: str = "token_mean", jsd_weight: float = 0.5) -> InfoStats:
     """I from log-probabilities on a shared top-k support, shape (B, T, k) (both full-vocabulary log-probs
     of the same token ids). With add_tail the leftover mass becomes a (k+1)-th category; without it the
     top-k are renormalised. `final_support=True` says the inputs are already the final normalised
     distributions (tail appended or renormalised, as returned by pgpo.distill.topk_distillation).
     """
-    _check_options(estimator, reduction, jsd_alpha)
     _check_shapes(student_logp, teacher_logp, mask, "log-probs")
     s, t = student_logp.detach().float(), teacher_logp.detach().float()
     if not final_support:
-        if add_tail:
-            s, t = add_tail_bucket(s), add_tail_bucket(t)
-        else:
-            s = s - torch.logsumexp(s, dim=-1, keepdim=True)
-            t = t - torch.logsumexp(t, dim=-1, keepdim=True)
-    return _reduce(divergence(s, t, estimator, jsd_alpha), mask, reduction)
+        s, t = normalise_support(s, t, add_tail)
+    return _reduce(divergence(s, t, estimator, jsd_weight), mask, reduction)
 
 
 def topk_support(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int

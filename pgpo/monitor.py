@@ -8,6 +8,9 @@ Collapse signals, each checked over `patience` consecutive observations:
 On a collapse the monitor writes {"kind": "collapse", ...} to the step log, warns, and with `stop: true`
 ends training. Whenever validation reaches a new best, a checkpoint is forced at that step and recorded as
 the trainer's best checkpoint, which checkpoint rotation never deletes.
+
+Plain Python (no transformers): the decisions are testable on the core install; the Trainer callback is
+`pgpo.callbacks.MonitorCallback`, which adds only the base class.
 """
 
 from __future__ import annotations
@@ -16,12 +19,10 @@ import logging
 import os
 from collections import deque
 
-from transformers import TrainerCallback
-
 logger = logging.getLogger(__name__)
 
 
-class StabilityMonitor(TrainerCallback):
+class StabilityMonitor:
     def __init__(self, settings, steplog=None, trainer=None):
         self.s = settings
         self.steplog, self.trainer = steplog, trainer
@@ -86,7 +87,7 @@ class StabilityMonitor(TrainerCallback):
     def _is_main(self) -> bool:
         return self.trainer is None or self.trainer.accelerator.is_main_process
 
-    # -- trainer hooks --------------------------------------------------------------------------------
+    # -- trainer hooks (called through MonitorCallback) -----------------------------------------------------
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.observe_train(state.global_step, logs.get("completions/mean_length"), logs.get("pgpo/entropy"))

@@ -208,3 +208,14 @@ class NonFiniteStepGuard:
 
     def load_state_dict(self, state: dict) -> None:
         self.skipped = int(state.get("skipped", 0))
+
+
+def innermost_optimizer(opt) -> torch.optim.Optimizer:
+    """The torch optimizer inside accelerate / DeepSpeed wrappers (whose step() they all end up calling)."""
+    seen = set()
+    while hasattr(opt, "optimizer") and id(opt) not in seen and opt.optimizer is not opt:
+        seen.add(id(opt))
+        opt = opt.optimizer
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise TypeError(f"cannot find a torch optimizer inside {type(opt).__name__}")
+    return opt

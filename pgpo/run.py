@@ -51,9 +51,7 @@ def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_t
         include_environment_feedback=cfg.data.feedback == "answer_key",
         environment_feedback_only_without_solution=s.environment_feedback_only_without_solution,
         **teacher_templates(cfg.data.prompt_style),
-        # PGPO
-        pgpo_alpha=p.alpha, pgpo_m_max=p.m_max, pgpo_shape=p.shape, pgpo_estimator=p.estimator,
-        pgpo_reduction=p.reduction, pgpo_jsd_alpha=p.jsd_alpha, pgpo_chunk_size=p.chunk_size,
+        pgpo=p,
     )
     return kw
 
@@ -95,12 +93,13 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     from accelerate import PartialState
     from transformers import AutoTokenizer
 
-    from pgpo.callbacks import EvalCallback
+    from pgpo.callbacks import EvalCallback, MonitorCallback, SaveAtEnd, StepLog
     from pgpo.data import load_questions
-    from pgpo.monitor import StabilityMonitor
     from pgpo.prompts import to_rows
     from pgpo.rewards import mcq_reward
-    from pgpo.trainer import PGPOConfig, PGPOTrainer, SaveAtEnd, StepLog
+    from pgpo.runlog import LOG_NAME
+    from pgpo.trainer import PGPOTrainer
+    from pgpo.trainer_config import PGPOConfig
 
     import torch
     from accelerate.utils import DistributedType
@@ -125,11 +124,11 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
                          f"{cfg.training.questions_per_step}")
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
     args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)), use_cpu=use_cpu)
-    steplog = StepLog(os.path.join(cfg.training.output_dir, "log.jsonl"))
+    steplog = StepLog(os.path.join(cfg.training.output_dir, LOG_NAME))
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,
                                            callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
-    monitor = StabilityMonitor(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None
+    monitor = MonitorCallback(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None
     if cfg.eval.every_steps > 0 or cfg.eval.at_start:
         limit = cfg.eval.max_questions or d.max_eval_questions
         test = load_questions(d.domain, "test", d.source, d.path, d.on_malformed, limit=limit)

@@ -1,4 +1,4 @@
-"""PGPOTrainer / PGPOConfig: TRL's SDPO trainer with the information-modulated optimizer step.
+"""PGPOTrainer: TRL's SDPO trainer with the information-modulated optimizer step (config: pgpo.trainer_config).
 
 What PGPO adds to `trl.experimental.sdpo.SDPOTrainer` (TRL pinned in pyproject.toml; the private hooks
 used here are guarded by tests/test_trl_hooks.py):
@@ -31,67 +31,28 @@ alpha = 0 with `distillation_is_clip = None` reproduces TRL's SDPO bit for bit (
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import time
-from dataclasses import dataclass, field
 
 import torch
-from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
-from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
+from trl.experimental.sdpo import SDPOTrainer
 from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping,
                                               compute_full_logit_self_distillation_loss,
                                               compute_sampled_token_self_distillation_loss)
 from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
 from trl.trainer.utils import selective_log_softmax
 
-from pgpo.controller import PGPOController, PGPOSettings
+from pgpo.controller import PGPOController
 from pgpo.distill import topk_distillation
 from pgpo.ema_teacher import FP32EMATeacher, is_sharded
+from pgpo.optim import innermost_optimizer
 from pgpo.information import InfoStats
+from pgpo.trainer_config import PGPOConfig
 
 PGPO_STATE_NAME = "pgpo_state.json"
 TEACHER_DIR = "teacher"
 TEACHER_FP32 = "ema_fp32{shard}.safetensors"     # the fp32 EMA; per rank (".rank{r}-of-{w}") when sharded
-
-
-@dataclass
-class PGPOConfig(SDPOConfig):
-    """SDPOConfig plus PGPO's knobs (see pgpo.controller.PGPOSettings). pgpo_alpha = 0 is plain SDPO."""
-
-    pgpo_alpha: float = field(default=0.0, metadata={"help": "PGPO sensitivity alpha (0 = SDPO)."})
-    pgpo_m_max: float = field(default=2.0, metadata={"help": "Cap m_max of the step multiplier."})
-    pgpo_shape: str = field(default="clipped_linear", metadata={"help": "clipped_linear or smooth."})
-    pgpo_estimator: str = field(default="kl_teacher_student", metadata={"help": "Estimator of I_k."})
-    pgpo_reduction: str = field(default="token_mean", metadata={"help": "token_mean or sample_mean."})
-    pgpo_jsd_alpha: float = field(default=0.5, metadata={"help": "Weight for estimator=sdpo_divergence."})
-    pgpo_chunk_size: int = field(default=128, metadata={"help": "Sequence chunk for full-vocabulary I_k."})
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.pgpo_settings().validate()
-        if self.pgpo_alpha > 0 and self.distillation_weight == 0:
-            raise ValueError("pgpo_alpha > 0 needs a distillation term (distillation_weight > 0) to measure I_k")
-        if self.pgpo_alpha > 0 and self.use_teacher_server:
-            raise ValueError("PGPO needs the teacher's logits in the trainer; use_teacher_server is not supported")
-
-    def pgpo_settings(self) -> PGPOSettings:
-        return PGPOSettings(alpha=self.pgpo_alpha, m_max=self.pgpo_m_max, shape=self.pgpo_shape,
-                            estimator=self.pgpo_estimator, reduction=self.pgpo_reduction,
-                            jsd_alpha=self.pgpo_jsd_alpha, chunk_size=self.pgpo_chunk_size)
-
-
-def innermost_optimizer(opt) -> torch.optim.Optimizer:
-    """The torch optimizer inside accelerate / DeepSpeed wrappers (whose step() they all end up calling)."""
-    seen = set()
-    while hasattr(opt, "optimizer") and id(opt) not in seen and opt.optimizer is not opt:
-        seen.add(id(opt))
-        opt = opt.optimizer
-    if not isinstance(opt, torch.optim.Optimizer):
-        raise TypeError(f"cannot find a torch optimizer inside {type(opt).__name__}")
-    return opt
 
 
 class PGPOTrainer(SDPOTrainer):
@@ -125,8 +86,8 @@ class PGPOTrainer(SDPOTrainer):
             if self.optimizer is None:
                 raise RuntimeError("the optimizer does not exist yet")
             device = self.accelerator.device if self.accelerator.device.type == "cuda" else torch.device("cpu")
-            self._pgpo = PGPOController(innermost_optimizer(self.optimizer), self.args.pgpo_settings(),
-                                        device=device)
+            self._pgpo = PGPOController(innermost_optimizer(self.optimizer), self.args.pgpo,
+                                        jsd_weight=self.args.distillation_alpha, device=device)
             if self._pgpo_pending_state is not None:
                 self._pgpo.load_state_dict(self._pgpo_pending_state)
                 self._pgpo_pending_state = None
@@ -152,7 +113,7 @@ class PGPOTrainer(SDPOTrainer):
             per_token_loss, s_lp, t_lp = topk_distillation(dl.student_logits, dl.teacher_logits,
                                                            k=args.distillation_topk,
                                                            add_tail=args.distillation_add_tail,
-                                                           jsd_alpha=args.distillation_alpha)
+                                                           jsd_weight=args.distillation_alpha)
             if ctl is not None:
                 if empty:
                     ctl.observe(InfoStats())                    # nothing to distill on this micro-batch
@@ -323,81 +284,3 @@ class PGPOTrainer(SDPOTrainer):
                     self._pgpo.load_state_dict(st)
                 else:
                     self._pgpo_pending_state = st
-
-
-class StepLog(TrainerCallback):
-    """One JSON line per optimizer step in `path` (main process), plus eval lines from EvalCallback.
-
-    Fields: step, loss, reward_mean, success_fraction, distilled_fraction, info (I_k), multiplier (m_k),
-    fallback, lr, grad_norm, tokens, distilled_tokens, step_time_s, elapsed_s, mean_length, entropy (student
-    token entropy on the top-k + tail support), skipped (1 when this step's gradient norm was not finite and
-    the update was skipped), skipped_total.
-    On resume, lines beyond the checkpoint's step are dropped first, so the log matches the run.
-    """
-
-    FIELDS = {
-        "loss": "loss", "reward_mean": "self_distillation/reward_mean",
-        "success_fraction": "self_distillation/success_sample_fraction",
-        "distilled_fraction": "self_distillation/reprompt_sample_fraction",
-        "info": "pgpo/info", "multiplier": "pgpo/multiplier", "fallback": "pgpo/fallback",
-        "lr": "learning_rate", "grad_norm": "grad_norm", "tokens": "pgpo/tokens",
-        "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
-        "mean_length": "completions/mean_length", "entropy": "pgpo/entropy",
-        "skipped": "pgpo/skipped", "skipped_total": "pgpo/skipped_total",
-    }
-
-    def __init__(self, path: str):
-        self.path = path
-        self._t_step = None
-        self._t0 = None
-        self._elapsed_before = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = time.perf_counter()
-        if not state.is_world_process_zero:
-            return
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        if os.path.exists(self.path):
-            keep = []
-            with open(self.path) as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue                     # a torn last line from a crash
-                    if rec.get("step", 0) <= state.global_step:
-                        keep.append(line if line.endswith("\n") else line + "\n")
-                        self._elapsed_before = max(self._elapsed_before, rec.get("elapsed_s") or 0.0)
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
-                f.writelines(keep)
-            os.replace(tmp, self.path)
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._t_step = time.perf_counter()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
-            return
-        now = time.perf_counter()
-        rec = {"kind": "train", "step": state.global_step}
-        for name, key in self.FIELDS.items():
-            v = logs.get(key)
-            rec[name] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
-        rec["step_time_s"] = None if self._t_step is None else now - self._t_step
-        rec["elapsed_s"] = self._elapsed_before + (now - self._t0 if self._t0 else 0.0)
-        self.write(rec)
-
-    def write(self, rec: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-
-
-class SaveAtEnd(TrainerCallback):
-    """Make sure the last optimizer step is checkpointed."""
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_save = True
-        return control

@@ -10,7 +10,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 sys.path.insert(0, os.path.dirname(__file__))
 from distributed_utils import finish_process_group  # noqa: E402
-from pgpo.controller import PGPOController, PGPOSettings  # noqa: E402
+from pgpo.controller import PGPOController  # noqa: E402
+from pgpo.settings import PGPOSettings  # noqa: E402
 from pgpo.information import information_from_topk, topk_support  # noqa: E402
 
 V, H, B, T, K = 50, 16, 2, 8, 10

@@ -134,3 +134,24 @@ def test_base_files_merge_section_by_section(tmp_path):
     assert "cycle" in _err([], str(tmp_path / "c.yaml"))
     server = load_config(os.path.join(ROOT, "experiments", "science_qa", "paper-qwen3-8b-vllm-server.yaml"))
     assert server.training.vllm_mode == "server" and server.training.learning_rate == 1e-5
+
+
+def test_every_python_float_literal_is_accepted(tmp_path):
+    """YAML 1.1 reads `1e-5` (no dot) as a string; a float field takes it as the number it spells."""
+    cfg = load_config(None, ["training.learning_rate=1e-5", "pgpo.alpha=2E1"])
+    assert cfg.training.learning_rate == 1e-5 and cfg.pgpo.alpha == 20.0
+    (tmp_path / "c.yaml").write_text("training:\n  learning_rate: 3e-6\n")
+    assert load_config(str(tmp_path / "c.yaml")).training.learning_rate == 3e-6
+    with pytest.raises(ConfigError, match="training.learning_rate: must be positive"):
+        load_config(None, ["training.learning_rate=-1e-4"])
+    with pytest.raises(ConfigError, match="training.learning_rate: expected a number, got 'fast'"):
+        load_config(None, ["training.learning_rate=fast"])
+
+
+def test_the_information_estimators_jsd_weight_is_the_losss():
+    """One JSD weight per run: the I_k estimator takes `sdpo.distillation_alpha`; `pgpo` has no weight of its own."""
+    from pgpo.settings import PGPOSettings
+    assert "jsd_alpha" not in {f for f in PGPOSettings.__dataclass_fields__}
+    with pytest.raises(ConfigError, match=r"^pgpo\.jsd_alpha: unknown key"):
+        load_config(None, ["pgpo.jsd_alpha=0.3"])
+    assert isinstance(load_config(None, []).pgpo, PGPOSettings)            # the config section is the settings

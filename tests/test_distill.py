@@ -14,7 +14,7 @@ def test_equals_trls_topk_loss_values_and_gradients(add_tail, alpha):
     s = (2 * torch.randn(2, 7, 300, generator=g)).requires_grad_(True)
     t = 2 * torch.randn(2, 7, 300, generator=g)
     s2 = s.detach().clone().requires_grad_(True)
-    ours, s_lp, t_lp = topk_distillation(s, t, k=20, add_tail=add_tail, jsd_alpha=alpha)
+    ours, s_lp, t_lp = topk_distillation(s, t, k=20, add_tail=add_tail, jsd_weight=alpha)
     theirs = trl_loss.compute_topk_self_distillation_loss(s2, t, distillation_topk=20, distillation_alpha=alpha,
                                                           distillation_add_tail=add_tail)
     assert torch.equal(ours, theirs)           # same operations in the same order: bit for bit

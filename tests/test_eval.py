@@ -74,7 +74,7 @@ def test_in_training_eval_uses_the_trainers_vllm_engine(qs, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "vllm", fake)
     from pgpo.callbacks import EvalCallback
     from pgpo.config import load_config
-    from pgpo.trainer import StepLog
+    from pgpo.callbacks import StepLog
 
     cfg = load_config(None, ["eval.num_samples=3", "eval.max_new_tokens=64"])
     trainer, synced = _fake_trainer(qs, mode)

@@ -127,7 +127,8 @@ def test_no_autograd_graph_and_bf16_inputs():
 
 
 @pytest.mark.parametrize("kw, field", [(dict(estimator="js"), "estimator"), (dict(reduction="max"), "reduction"),
-                                       (dict(jsd_alpha=1.5), "jsd_alpha"), (dict(chunk_size=0), "chunk_size")])
+                                       (dict(estimator="sdpo_divergence", jsd_weight=1.5), "jsd_weight"),
+                                       (dict(chunk_size=0), "chunk_size")])
 def test_invalid_options_name_the_field(kw, field):
     s, t = _logits()
     with pytest.raises(ValueError, match=field):
@@ -143,9 +144,9 @@ def test_shape_mismatch_is_reported():
 
 
 def test_stats_tensor_round_trip_and_merge():
-    a, b = InfoStats(1.5, 3, 0, 0), InfoStats(2.0, 1, 1, 0)
+    a, b = InfoStats(1.5, 3, 0), InfoStats(2.0, 1, 1)
     m = a.merge(b)
-    assert m == InfoStats(3.5, 4, 1, 0) and not m.ok
+    assert m == InfoStats(3.5, 4, 1) and not m.ok
     assert InfoStats.from_tensor(m.as_tensor()) == m
 
 

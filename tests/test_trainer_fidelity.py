@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import reference_sdpo as ref
-from trainer_helpers import make_trainer, params, recording_trainer_cls
+from trainer_helpers import make_trainer, recording_trainer_cls
 
 pytestmark = pytest.mark.slow
 

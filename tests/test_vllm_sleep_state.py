@@ -84,7 +84,7 @@ def test_training_generation_after_evaluation_runs_on_current_weights(fake_vllm,
     from pgpo.config import load_config
     from pgpo.data import load_questions
     from pgpo.run import PACKAGED_TOKENIZER
-    from pgpo.trainer import StepLog
+    from pgpo.callbacks import StepLog
 
     clock = {"version": 1}
     vg, engine = _sleeping_trl_engine(fake_vllm, clock)

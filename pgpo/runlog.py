@@ -1,0 +1,65 @@
+"""The run log `log.jsonl`: its format, declared once, and the code that reads and trims it (torch-free).
+
+One JSON object per line, `kind` first:
+  train     one per optimizer step: `step`, the fields of TRAIN_FIELDS (None where a metric is missing or not
+            finite), `step_time_s`, `elapsed_s` (seconds of training up to this step, summed over launches)
+  eval      periodic mean@k: `step`, `mean_at_k`, `k`, `n_questions`, `stderr`, `answered_fraction`,
+            `eval_time_s`
+  collapse  the stability monitor's flag: `step`, `signal`, `reason`, ...
+A crash can leave a torn last line: readers skip lines that are not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+LOG_NAME = "log.jsonl"
+
+# train-record field -> the trainer's metric it is read from
+TRAIN_FIELDS = {
+    "loss": "loss", "reward_mean": "self_distillation/reward_mean",
+    "success_fraction": "self_distillation/success_sample_fraction",
+    "distilled_fraction": "self_distillation/reprompt_sample_fraction",
+    "info": "pgpo/info", "multiplier": "pgpo/multiplier", "fallback": "pgpo/fallback",
+    "lr": "learning_rate", "grad_norm": "grad_norm", "tokens": "pgpo/tokens",
+    "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
+    "mean_length": "completions/mean_length", "entropy": "pgpo/entropy",
+    "skipped": "pgpo/skipped", "skipped_total": "pgpo/skipped_total",
+}
+
+
+def read_log(path: str) -> list[dict]:
+    """Every record of a log, in order, skipping torn (non-JSON) lines."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def of_kind(records: list[dict], kind: str) -> list[dict]:
+    return [r for r in records if r.get("kind") == kind]
+
+
+def append_record(path: str, rec: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+
+
+def truncate_after(path: str, step: int) -> float:
+    """Drop records beyond `step` (a resumed run rewrites them), atomically; returns the elapsed training
+    seconds recorded up to `step`."""
+    if not os.path.exists(path):
+        return 0.0
+    keep = [r for r in read_log(path) if r.get("step", 0) <= step]
+    elapsed = max([r.get("elapsed_s") or 0.0 for r in keep], default=0.0)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in keep)
+    os.replace(tmp, path)
+    return elapsed

@@ -1,0 +1,90 @@
+"""Strict typed loading of nested dataclasses from YAML-like mappings (torch-free; used by `pgpo.config` and
+the `sde` study files).
+
+    build(Cls, mapping, "where")   # every key checked against Cls's fields ("did you mean ...?"), every value
+                                    # coerced to the field's annotation (bool, int, float, str, Literal, Optional,
+                                    # nested dataclass); errors are ConfigError naming the dotted field
+
+Float fields accept every float literal a Python user writes, including the ones YAML 1.1 reads as strings
+(`1e-5`). Range checks are the dataclasses' own `validate(where)` methods, with `positive` and `unit` here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the dotted name of the offending field in the message."""
+
+
+def positive(where, name, v):
+    if not v > 0:
+        raise ConfigError(f"{where}.{name}: must be positive, got {v}")
+
+
+def unit(where, name, v):
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{where}.{name}: must be in [0, 1], got {v}")
+
+
+def coerce(value: Any, tp, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: must be one of {list(args)}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):                  # YAML 1.1 reads `1e-5` (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+
+
+def build(cls, data, where: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"{path}: unknown key{hint}")
+        kwargs[key] = coerce(value, hints[key], path)
+    return cls(**kwargs)
