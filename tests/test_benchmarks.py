@@ -17,6 +17,7 @@ def _run(args, timeout=600):
     return res
 
 
+@pytest.mark.train
 def test_sde_throughput_script(tmp_path):
     out = tmp_path / "t.json"
     res = _run(["benchmarks/sde_throughput.py", "--paths", "200", "--steps", "20", "--repeats", "1",
@@ -26,6 +27,7 @@ def test_sde_throughput_script(tmp_path):
     assert all(r["project"] > 0 and r["ratio_torchsde"] > 0 for r in rows) and "x torchsde" in res.stdout
 
 
+@pytest.mark.train
 def test_pgpo_overhead_script(tmp_path):
     out = tmp_path / "o.json"
     _run(["benchmarks/pgpo_overhead.py", "--steps", "1", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
@@ -34,6 +36,7 @@ def test_pgpo_overhead_script(tmp_path):
     assert set(s) == {"sdpo", "pgpo", "pgpo_full"} and s["sdpo"]["time_ratio"] == 1.0
 
 
+@pytest.mark.train
 def test_gpu_check_script_in_cpu_mode(tmp_path):
     out = tmp_path / "g.json"
     _run(["benchmarks/gpu_check.py", "--device", "cpu", "--small", "--json", str(out)])

@@ -30,6 +30,7 @@ def test_dry_run_lists_every_run_with_resume():
     assert "zero3-8gpu.yaml" in lines[0]
 
 
+@pytest.mark.train
 def test_runs_once_then_skips(tmp_path):
     grid = _grid(tmp_path)
     extra = ["--set", *FAST, "training.max_steps=1"]

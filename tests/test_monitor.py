@@ -70,6 +70,7 @@ def test_monitor_settings_are_validated(override, needle):
 
 
 @pytest.mark.slow
+@pytest.mark.train
 def test_trainer_logs_entropy_for_the_monitor(tmp_path):
     from trainer_helpers import make_trainer
     t = make_trainer(tmp_path, ["monitor.stop=true"], max_steps=2)

@@ -77,6 +77,7 @@ def test_figures_and_markdown(synthetic, tmp_path):
     assert "+10.00" in md and "(paper)" in md
 
 
+@pytest.mark.train
 def test_on_the_cpu_smoke_runs_logs(tmp_path):
     from trainer_helpers import make_trainer
     for alpha in (0, 2):
