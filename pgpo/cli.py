@@ -17,15 +17,12 @@ import logging
 import os
 import sys
 
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from pgpo.schema import OneLineParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m pgpo", description="PGPO: SDPO with an information-modulated step.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    p = OneLineParser(prog="python -m pgpo", description="PGPO: SDPO with an information-modulated step.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     t = sub.add_parser("train", help="train SDPO/PGPO from a YAML config")
     t.add_argument("--config", required=True)

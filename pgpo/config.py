@@ -24,6 +24,7 @@ from typing import Literal, Optional
 import yaml
 
 from pgpo.data import DOMAINS, ON_MALFORMED, DataError, canonical_domain
+from pgpo.fileio import atomic_write_text
 from pgpo.schema import ConfigError, build, positive, unit
 from pgpo.settings import PGPOSettings
 
@@ -349,8 +350,4 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(cfg: RunConfig, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 
 from pgpo.data import Question
+from pgpo.progress import Progress
 from pgpo.prompts import conversation
 from pgpo.rewards import extract_choice
 
@@ -57,13 +59,6 @@ def score(questions: list[Question], completions: list[list[str]]) -> EvalResult
     return EvalResult(mean, k, len(questions), correct, answered / total if total else 0.0)
 
 
-def _progress(done: int, total: int, t0: float, label: str) -> None:
-    el = time.perf_counter() - t0
-    eta = el * (total - done) / done if done else float("nan")
-    logger.info("[%s] %d/%d questions, elapsed %.0fs, ETA %.0fs", label, done, total, el, eta)
-    print(f"[{label}] {done}/{total} questions  elapsed {el:.0f}s  ETA {eta:.0f}s", flush=True)
-
-
 def generate_transformers(model, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
                           top_p: float, max_new_tokens: int, batch_size: int = 16, seed: int = 0,
                           label: str = "eval", show_progress: bool = True) -> list[list[str]]:
@@ -78,7 +73,8 @@ def generate_transformers(model, tokenizer, questions: list[Question], style: st
     tokenizer.padding_side = "left"
     out: list[list[str]] = []
     per_batch = max(1, batch_size // k) if k <= batch_size else 1
-    t0 = time.perf_counter()
+    prog = Progress(len(questions), label=label, every_s=0.0, stream=sys.stdout, unit="questions") \
+        if show_progress else None
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     was_training = model.training
@@ -94,8 +90,8 @@ def generate_transformers(model, tokenizer, questions: list[Question], style: st
                 ids = model.generate(**enc, generation_config=cfg)
             comp = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             out += [comp[j * k:(j + 1) * k] for j in range(len(qs))]
-            if show_progress:
-                _progress(min(i + per_batch, len(questions)), len(questions), t0, label)
+            if prog is not None:
+                prog.update(min(i + per_batch, len(questions)), force=True)
     finally:
         tokenizer.padding_side = old_side
         if was_training:

@@ -20,6 +20,7 @@ import numpy as np
 
 Shape = Literal["clipped_linear", "smooth"]
 SHAPES: tuple[str, ...] = ("clipped_linear", "smooth")
+DEFAULT_M_MAX = 2.0              # the cap used wherever none is given (trainer settings, sde panels)
 
 ArrayLike = Union[float, int, np.ndarray]
 
@@ -54,11 +55,6 @@ class Multiplier:
     def is_identity(self) -> bool:
         """True when m(I) == 1 for every I (alpha = 0 or m_max = 1): plain SGD / SDPO."""
         return self.alpha == 0 or self.m_max == 1
-
-    @property
-    def lipschitz(self) -> float:
-        """A Lipschitz constant of m in I (both shapes have slope at most alpha)."""
-        return float(self.alpha)
 
     def __call__(self, info: ArrayLike, out: np.ndarray | None = None) -> ArrayLike:
         if isinstance(info, np.ndarray):

@@ -16,16 +16,14 @@ that compute their own step size (Adafactor with relative_step) or schedule-free
 weights depend on lr). For those, modulating the lr is still a valid *heuristic* but not PGPO's
 "multiply the final update by m" exactly.
 
-Two ways to use it:
-  - `modulator.step(m)` - modulate and step right now (plain PyTorch loops);
-  - `modulator.arm(m)` then let the engine call `optimizer.step()` itself (HF Trainer, accelerate,
-    DeepSpeed's wrapped base optimizer): optimizer step pre/post hooks scale and restore the lrs.
+Use: `modulator.arm(m)`, then whoever owns the loop calls `optimizer.step()` (a plain PyTorch loop, HF
+Trainer, accelerate, DeepSpeed's wrapped base optimizer): optimizer step pre/post hooks scale and restore
+the lrs for exactly that step.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -83,23 +81,6 @@ class StepModulator:
         """Forget the armed m (its step was skipped: nothing is applied or recorded)."""
         self._armed = None
 
-    def step(self, multiplier: float = 1.0, closure=None, info: float | None = None):
-        """arm(multiplier) and step the optimizer now."""
-        self.arm(multiplier, info)
-        return self.optimizer.step(closure) if closure is not None else self.optimizer.step()
-
-    @contextmanager
-    def scaled(self, multiplier: float):
-        """Context in which every group's lr is multiplied by m; restored on exit, even on error."""
-        saved = [g["lr"] for g in self.optimizer.param_groups]
-        try:
-            for g in self.optimizer.param_groups:
-                g["lr"] = g["lr"] * multiplier
-            yield
-        finally:
-            for g, lr in zip(self.optimizer.param_groups, saved):
-                g["lr"] = lr
-
     # -- hooks ----------------------------------------------------------------------------------------
     def _pre_hook(self, optimizer, args, kwargs):
         if self._inflight:   # the previous step raised before its post-hook: undo it, drop its decision
@@ -131,14 +112,6 @@ class StepModulator:
             for g, lr in zip(self.optimizer.param_groups, self._saved_lrs):
                 g["lr"] = lr
             self._saved_lrs = None
-
-    def remove(self) -> None:
-        """Detach the hooks (restoring any lr left scaled)."""
-        self._restore()
-        self._inflight = False
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
     # -- checkpointing --------------------------------------------------------------------------------
     @property

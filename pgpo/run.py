@@ -8,6 +8,7 @@ import os
 import time
 
 from pgpo.config import ConfigError, RunConfig, dump_config, master_weights_problem
+from pgpo.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +157,5 @@ def run_training(cfg: RunConfig, resume: str | bool | None = None):
         done = {"global_step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s_this_launch": time.time() - t0,
                 "stopped_early": trainer.state.global_step < trainer.state.max_steps}
-        with open(os.path.join(cfg.training.output_dir, DONE_NAME + ".tmp"), "w") as f:
-            json.dump(done, f)
-        os.replace(os.path.join(cfg.training.output_dir, DONE_NAME + ".tmp"),
-                   os.path.join(cfg.training.output_dir, DONE_NAME))
+        atomic_write_json(os.path.join(cfg.training.output_dir, DONE_NAME), done)
     return trainer

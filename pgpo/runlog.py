@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 
+from pgpo.fileio import atomic_write_text
+
 LOG_NAME = "log.jsonl"
 
 # train-record field -> the trainer's metric it is read from
@@ -57,9 +59,5 @@ def truncate_after(path: str, step: int) -> float:
     if not os.path.exists(path):
         return 0.0
     keep = [r for r in read_log(path) if r.get("step", 0) <= step]
-    elapsed = max([r.get("elapsed_s") or 0.0 for r in keep], default=0.0)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in keep)
-    os.replace(tmp, path)
-    return elapsed
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+    return max([r.get("elapsed_s") or 0.0 for r in keep], default=0.0)

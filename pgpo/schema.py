@@ -3,7 +3,8 @@ the `sde` study files).
 
     build(Cls, mapping, "where")   # every key checked against Cls's fields ("did you mean ...?"), every value
                                     # coerced to the field's annotation (bool, int, float, str, Literal, Optional,
-                                    # nested dataclass); errors are ConfigError naming the dotted field
+                                    # list[...], dict, nested dataclass), required fields present; errors are
+                                    # ConfigError naming the dotted field
 
 Float fields accept every float literal a Python user writes, including the ones YAML 1.1 reads as strings
 (`1e-5`). Range checks are the dataclasses' own `validate(where)` methods, with `positive` and `unit` here.
@@ -11,6 +12,7 @@ Float fields accept every float literal a Python user writes, including the ones
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -67,6 +69,14 @@ def coerce(value: Any, tp, where: str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
@@ -87,4 +97,16 @@ def build(cls, data, where: str):
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
             raise ConfigError(f"{path}: unknown key{hint}")
         kwargs[key] = coerce(value, hints[key], path)
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in kwargs]
+    if required:
+        raise ConfigError(f"{where or 'config'}: missing {', '.join(repr(r) for r in required)}")
     return cls(**kwargs)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (`prog: error: message`), not the whole usage; pass
+    `parser_class=OneLineParser` to add_subparsers so that sub-commands behave the same."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")

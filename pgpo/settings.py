@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pgpo.multiplier import SHAPES, Multiplier
+from pgpo.multiplier import DEFAULT_M_MAX, SHAPES, Multiplier
 from pgpo.schema import ConfigError, positive
 
 ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
@@ -24,7 +24,7 @@ REDUCTIONS = ("token_mean", "sample_mean")
 @dataclass
 class PGPOSettings:
     alpha: float = 0.0                      # sensitivity of m(I); 0 = plain SDPO
-    m_max: float = 2.0                      # cap of m
+    m_max: float = DEFAULT_M_MAX            # cap of m
     shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
     estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
     reduction: Literal["token_mean", "sample_mean"] = "token_mean"

@@ -13,15 +13,11 @@ import json
 import os
 import sys
 
+from pgpo.schema import OneLineParser
 from sde.problems import PROBLEMS
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):  # argparse prints the whole usage; we keep it to one line
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
+def _at_least_two(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -42,13 +38,13 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(prog="python -m sde", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    p = OneLineParser(prog="python -m sde", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     v = sub.add_parser("verify", help="weak error of SGD/PGPO against the SDE family on one problem")
     v.add_argument("--problem", required=True, help=f"one of: {', '.join(PROBLEMS)}")
     v.add_argument("--quick", action="store_true", help="small grid and path counts (under a minute)")
     v.add_argument("--out", required=True, help="output directory (results.json, weak_error.png)")
-    v.add_argument("--paths", type=_positive_int, help="Monte Carlo paths per eta for every group")
+    v.add_argument("--paths", type=_at_least_two, help="Monte Carlo paths per eta for every group")
     v.add_argument("--eta", type=_positive_float, nargs="+", help="eta grid (each must divide T)")
     v.add_argument("--T", type=_positive_float, help="horizon T (default 1)")
     v.add_argument("--r", type=int, help="fine Euler-Maruyama steps per discrete step (default 4; 2r for Richardson)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from sde.problems import Quadratic
-from sde.weak_error import n_steps_for
+from sde.simulate import n_steps_for
 
 
 def discrete_moments(problem: Quadratic, eta: float, n_steps: int, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

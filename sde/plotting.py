@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from sde.stats import Z95
+
 SDE_STYLE = {
     "sgd_sde": dict(color="#1f77b4", marker="o"),
     "paper": dict(color="#d62728", marker="s"),
@@ -56,7 +58,7 @@ def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None)
     err = np.abs(np.asarray([np.nan if e is None else e for e in c["error"]], float))
     se = np.asarray([0.0 if s is None else s for s in c["stderr"]], float)
     used = np.asarray(c.get("used_in_fit", [True] * len(eta)), bool)
-    half = 1.959963984540054 * se
+    half = Z95 * se
     lower = np.minimum(half, err * 0.999)          # keep bars on the log axis
     ls = "--" if c.get("method") == "closed_form" or c.get("noise") == "minibatch" else "-"
     if c.get("info") == "same_batch":
@@ -115,18 +117,3 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         fig.savefig(path[:-4] + ".pdf")
     plt.close(fig)
     return path
-
-
-def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140) -> list:
-    """Save `fig` as <out_dir>/<name>.png and .pdf, close it, and return (or extend) the list of paths."""
-    import os
-
-    import matplotlib.pyplot as plt
-    written = [] if written is None else written
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        path = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(path, dpi=dpi)
-        written.append(path)
-    plt.close(fig)
-    return written

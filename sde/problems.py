@@ -12,7 +12,7 @@ Each problem defines, vectorised over paths (`x` has shape (n_paths, dim)):
 
 Information signal. In SDPO the per-step objective *is* the student-teacher divergence, so the
 natural toy analogue of I is the excess loss I(x) = L(x) - L*: for the teacher-student softmax it is
-exactly KL(q || p_x), the KL from the teacher's to the student's distribution (DESIGN.md Eq. 8).
+exactly KL(q || p_x), the KL from the teacher's to the student's distribution (the paper's Eq. 8).
 A minibatch estimate is I_B(x) = L_B(x) - L*.
 """
 
@@ -116,10 +116,6 @@ class Quadratic(Problem):
         self._diag = np.sqrt(np.diag(self.noise_cov)).copy() if not off.any() else None
         self._factor = _sym_sqrt_factor(self.noise_cov)
         self.noise_dim = self.dim
-
-    @property
-    def hessian(self) -> np.ndarray:
-        return np.diag(self.curvatures)
 
     def loss(self, x):
         return 0.5 * np.einsum("nd,d,nd->n", x, self.curvatures, x)

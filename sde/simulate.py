@@ -1,6 +1,6 @@
 """Euler-Maruyama, the SDE family that models PGPO, the discrete processes, and Brownian-bridge coupling.
 
-Conventions (DESIGN.md section 1). Discrete PGPO with Gaussian gradient noise:
+Conventions. Discrete PGPO with Gaussian gradient noise:
 
     theta_{k+1} = theta_k - eta * m_k * (grad L(theta_k) + S(theta_k) Z_k),   Z_k ~ N(0, I)
 
@@ -118,13 +118,6 @@ class LinearSDE:
         self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
         self.b = None if b is None else np.asarray(b, float)
         self._tmp: dict = {}
-
-    def drift(self, x):
-        out = -x * self.A if self.diag_drift else -x @ self.A.T
-        return out if self.b is None else out + self.b
-
-    def diffusion(self, x):
-        return np.diag(self.S) if self.diag_noise else self.S
 
     def increment(self, x, dw, h, out):
         if self.diag_drift:
@@ -287,3 +280,13 @@ def gradient_flow_path(problem: Problem, multiplier: Multiplier, t_end: float,
     if not sol.success:
         raise RuntimeError(f"gradient-flow ODE failed: {sol.message}")
     return sol.y.T if t_eval is not None else sol.y[:, -1]
+
+
+def n_steps_for(t_end: float, eta: float) -> int:
+    """Number of discrete steps N with N eta = t_end; eta must divide t_end (up to rounding)."""
+    if not (0 < eta < t_end):
+        raise ValueError(f"need 0 < eta < T, got eta={eta}, T={t_end}")
+    n = int(round(t_end / eta))
+    if abs(n * eta - t_end) > 1e-9 * t_end:
+        raise ValueError(f"eta={eta} does not divide T={t_end}; use eta = T / integer")
+    return n

@@ -14,17 +14,18 @@ The error is the error at the horizon T (error_at = "T").
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 
-from pgpo.multiplier import Multiplier
-from sde.problems import PROBLEMS, Problem, get_problem
-from sde.simulate import IDENTITY, SDE_KINDS
-from sde.stats import Z95, fit_slope, verdict
-from sde.weak_error import TEST_FUNCTIONS, Progress, estimate_weak_errors, n_steps_for
+from pgpo.multiplier import DEFAULT_M_MAX, Multiplier
+from pgpo.progress import Progress
+from sde.panels import MultiplierSpec
+from sde.problems import PROBLEMS, get_problem
+from sde.results import curve_record, multiplier_record, write_json
+from sde.simulate import IDENTITY, SDE_KINDS, n_steps_for
+from sde.weak_error import TEST_FUNCTIONS, estimate_weak_errors
 
 
 @dataclass
@@ -63,7 +64,7 @@ class VerifyConfig:
     r: int = 4
     seed: int = 0
     alpha: float | None = None          # None: 2 / I(theta_0), so m starts at the cap
-    m_max: float = 2.5
+    m_max: float = DEFAULT_M_MAX
     shape: str = "clipped_linear"
     groups: list[Group] = field(default_factory=list)
 
@@ -93,16 +94,6 @@ class VerifyConfig:
                 raise ValueError(f"problem {self.problem!r} has no dataset for minibatch noise")
 
 
-def default_multiplier(problem: Problem, alpha: float | None, m_max: float, shape: str) -> Multiplier:
-    """The PGPO multiplier used by default: alpha = 2 / I(theta_0) puts m(I(theta_0)) at the cap
-    (m_max = 2.5), so a run crosses from the capped to the linear part of m as I decays."""
-    if alpha is None:
-        import numpy as np
-        i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
-        alpha = 2.0 / i0 if i0 > 0 else 1.0
-    return Multiplier(alpha=float(alpha), m_max=float(m_max), shape=shape)
-
-
 def default_config(problem: str, quick: bool) -> VerifyConfig:
     """The built-in verification for a problem: SGD and PGPO against the SDE family."""
     etas = [0.1, 0.05, 0.025, 0.0125, 0.00625] if quick else [0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125]
@@ -123,31 +114,14 @@ def default_config(problem: str, quick: bool) -> VerifyConfig:
             groups.append(Group("pgpo", ["paper", "matched"], ["sq_norm", "linear"], mb_paths, noise="minibatch",
                                 info=info, coupled=False, etas=mb_etas,
                                 label=f"PGPO, minibatch noise, I from {info.replace('_', ' ')}"))
-    return VerifyConfig(problem=problem, etas=etas, groups=groups)
+    return VerifyConfig(problem=problem, etas=etas, m_max=2.5, groups=groups)     # m starts at the cap 2.5
 
 
-def _curve_record(problem, group, sde, test, etas, errors, stderrs, means_d, means_s, n_paths, cfg, mult):
-    fit = fit_slope(etas, errors, stderrs)
-    return {
-        "problem": problem, "discrete": group.discrete, "sde": sde, "g": test,
-        "eta": list(etas), "error": errors, "stderr": stderrs,
-        "ci95": [[e - Z95 * s, e + Z95 * s] for e, s in zip(errors, stderrs)],
-        "slope": fit["slope"], "slope_ci": fit["slope_ci"], "local_slopes": fit["local_slopes"],
-        "used_in_fit": fit["used"], "chi2_red": fit["chi2_red"], "verdict": verdict(fit),
-        "n_paths": n_paths, "coupled": group.coupled, "method": group.method, "noise": group.noise,
-        "info": group.info, "reference": "closed_form" if group.method == "closed_form" else "richardson",
-        "T": cfg.T, "r": cfg.r, "error_at": "T", "label": group.label,
-        "multiplier": None if group.discrete == "sgd" else {"alpha": mult.alpha, "m_max": mult.m_max,
-                                                              "shape": mult.shape},
-        "mean_discrete": means_d, "mean_sde": means_s,
-    }
-
-
-def run_verification(cfg: VerifyConfig, log=None) -> dict:
+def run_verification(cfg: VerifyConfig) -> dict:
     """Run every group of `cfg`; return the results dictionary (see module docstring)."""
     cfg.validate()
     problem = get_problem(cfg.problem)
-    pgpo_mult = default_multiplier(problem, cfg.alpha, cfg.m_max, cfg.shape)
+    pgpo_mult = MultiplierSpec(cfg.alpha, cfg.m_max, cfg.shape).build(problem)
     work = sum(max(g.n_paths, 1) * sum(1.0 / e for e in (g.etas or cfg.etas)) for g in cfg.groups)  # path-steps
     prog = Progress(work, label=f"verify {cfg.problem}")
     done_work = 0.0
@@ -181,41 +155,19 @@ def run_verification(cfg: VerifyConfig, log=None) -> dict:
                 d["err"].append(pe.error); d["se"].append(pe.stderr)
                 d["md"].append(pe.mean_discrete); d["ms"].append(pe.mean_sde)
         for (s, t), d in per.items():
-            curves.append(_curve_record(cfg.problem, group, s, t, etas, d["err"], d["se"], d["md"], d["ms"],
-                                        group.n_paths, cfg, mult))
+            curves.append(curve_record(
+                etas, d["err"], d["se"], [group.n_paths] * len(etas), problem=cfg.problem, discrete=group.discrete,
+                sde=s, g=t, coupled=group.coupled, method=group.method, noise=group.noise, info=group.info,
+                reference="closed_form" if group.method == "closed_form" else "richardson", T=cfg.T, r=cfg.r,
+                error_at="T", label=group.label, multiplier=multiplier_record(mult), mean_discrete=d["md"],
+                mean_sde=d["ms"]))
     prog.update(work, note="done", force=True)
     cfg_dict = asdict(cfg)
-    cfg_dict["pgpo_multiplier"] = {"alpha": pgpo_mult.alpha, "m_max": pgpo_mult.m_max, "shape": pgpo_mult.shape}
+    cfg_dict["pgpo_multiplier"] = multiplier_record(pgpo_mult)
     return {"problem": cfg.problem, "problem_spec": problem.describe(), "config": cfg_dict,
             "error_at": "T", "curves": curves, "wall_time_s": time.perf_counter() - t0}
 
 
 def write_results(results: dict, out_dir: str) -> str:
-    """Write results.json atomically (temp file + rename) and return its path."""
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "results.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_finite_or_none(results), f, indent=1, allow_nan=False, default=_json_default)
-    os.replace(tmp, path)
-    return path
-
-
-def _finite_or_none(o):
-    """Replace NaN/inf floats by None so that the JSON is strict (NaN is not JSON)."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite_or_none(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite_or_none(v) for v in o]
-    return o
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+    """Write results.json atomically (strict JSON) and return its path."""
+    return write_json(os.path.join(out_dir, "results.json"), results)

@@ -18,7 +18,6 @@ what discriminates between SDEs that share a drift.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -27,20 +26,10 @@ import numpy as np
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem
 from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments,
-                          gradient_flow_path)
+                          gradient_flow_path, n_steps_for)
 from sde.stats import RunningMoments
 
 TEST_FUNCTIONS = ("sq_norm", "linear", "fluctuation")
-
-
-def n_steps_for(t_end: float, eta: float) -> int:
-    """Number of discrete steps N with N eta = t_end; eta must divide t_end (up to rounding)."""
-    if not (0 < eta < t_end):
-        raise ValueError(f"need 0 < eta < T, got eta={eta}, T={t_end}")
-    n = int(round(t_end / eta))
-    if abs(n * eta - t_end) > 1e-9 * t_end:
-        raise ValueError(f"eta={eta} does not divide T={t_end}; use eta = T / integer")
-    return n
 
 
 def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = None) -> Callable:
@@ -62,13 +51,15 @@ def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = Non
 
 @dataclass
 class PairEstimate:
-    """Weak error of the discrete process against one SDE for one test function."""
+    """Weak error of the discrete process against one SDE for one test function; `moments` are the per-path
+    differences' running moments (mergeable with another estimate's: sde.study adds paths in rounds)."""
 
     error: float
     stderr: float
     mean_discrete: float
     mean_sde: float
     n_paths: int
+    moments: RunningMoments
 
 
 def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t_end: float,
@@ -150,7 +141,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
         if progress is not None:
             progress(done)
     return {key: PairEstimate(error=a.mean, stderr=a.stderr, mean_discrete=acc_d[key[1]].mean,
-                              mean_sde=acc_s[key].mean, n_paths=a.n) for key, a in acc.items()}
+                              mean_sde=acc_s[key].mean, n_paths=a.n, moments=a) for key, a in acc.items()}
 
 
 def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, tests: Sequence[str],
@@ -222,28 +213,5 @@ def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: floa
             "gradient_flow": gradient_flow_path(problem, multiplier, t_end, np.array(t)).tolist()}
 
 
-class Progress:
-    """A periodic one-line progress report with ETA on stderr (no dependency, safe in CI logs)."""
-
-    def __init__(self, total: float, label: str = "", every_s: float = 5.0, stream=None):
-        import sys
-        self.total, self.label, self.every = max(total, 1e-12), label, every_s
-        self.stream = stream or sys.stderr
-        self.t0 = self.last = time.perf_counter()
-        self.done = 0.0
-
-    def update(self, done: float, note: str = "", force: bool = False) -> None:
-        self.done = done
-        now = time.perf_counter()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        el = now - self.t0
-        frac = min(done / self.total, 1.0)
-        eta_s = el * (1 - frac) / frac if frac > 0 else float("nan")
-        print(f"[{self.label}] {100 * frac:5.1f}%  elapsed {el:6.1f}s  ETA {eta_s:6.1f}s  {note}",
-              file=self.stream, flush=True)
-
-
 __all__ = ["TEST_FUNCTIONS", "PairEstimate", "estimate_weak_errors", "discrete_moments_mc", "mean_paths",
-           "make_test_function", "n_steps_for", "IDENTITY", "Progress"]
+           "make_test_function", "IDENTITY"]

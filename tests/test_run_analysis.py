@@ -1,20 +1,14 @@
-"""paper_figures/science_qa.py on synthetic logs with known answers, and on a real (CPU smoke) run's logs."""
+"""pgpo.analysis (paper_figures/science_qa.py) on synthetic logs with known answers, and on a real (CPU smoke) run's logs."""
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import pytest
 import yaml
 
-from trainer_helpers import ROOT
 
-spec = importlib.util.spec_from_file_location("sqa", os.path.join(ROOT, "paper_figures", "science_qa.py"))
-sqa = importlib.util.module_from_spec(spec)
-sys.modules["sqa"] = sqa                      # dataclasses look their module up
-spec.loader.exec_module(sqa)
+import pgpo.analysis as sqa
 
 
 def _write_run(root, domain, alpha, seed, evals, step_s=100.0):

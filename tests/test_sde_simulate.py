@@ -11,7 +11,7 @@ from sde.problems import get_problem, quadratic_2d
 from sde.simulate import (IDENTITY, DiscreteProcess, LinearSDE, ModelSDE, bridge_increments, euler_maruyama,
                           gradient_flow_path)
 from sde.stats import fit_slope
-from sde.verify import default_multiplier
+from sde.panels import MultiplierSpec
 from sde.weak_error import discrete_moments_mc, estimate_weak_errors
 
 
@@ -31,7 +31,7 @@ def _diffusion_matrix(sde: ModelSDE, y):
 def test_one_path_equals_sdeint_itoEuler(problem, kind):
     sdeint = pytest.importorskip("sdeint")
     p = get_problem(problem)
-    sde = ModelSDE(p, default_multiplier(p, None, 2.5, "clipped_linear"), 0.05, kind)
+    sde = ModelSDE(p, MultiplierSpec(None, 2.5, "clipped_linear").build(p), 0.05, kind)
     h, steps = 0.01, 200
     rng = np.random.default_rng(5)
     dW = rng.standard_normal((steps, 1, sde.noise_dim)) * math.sqrt(h)
@@ -65,7 +65,7 @@ def test_discrete_pgpo_is_euler_maruyama_of_the_matched_sde_with_minus_sqrt_eta_
     """The sign convention of the coupling: theta - eta m (grad + S Z) == EM step of the matched SDE
     at h = eta driven by dW = -sqrt(eta) Z. Exact (same floating-point operations up to rounding)."""
     p = get_problem("least-squares")
-    mult = default_multiplier(p, None, 2.5, "clipped_linear")
+    mult = MultiplierSpec(None, 2.5, "clipped_linear").build(p)
     eta, steps, n = 0.05, 40, 64
     rng = np.random.default_rng(3)
     Z = rng.standard_normal((steps, n, p.noise_dim))
@@ -147,7 +147,7 @@ def test_exact_sgd_vs_sgd_sde_slope_is_one():
 
 def test_coupling_cuts_the_standard_error_at_least_tenfold():
     p = quadratic_2d()
-    mult = default_multiplier(p, None, 2.5, "clipped_linear")
+    mult = MultiplierSpec(None, 2.5, "clipped_linear").build(p)
     eta = 0.0125
     kw = dict(r=4, seed=9)
     coupled = estimate_weak_errors(p, mult, eta, 1.0, ["matched"], ["sq_norm"], 20_000, coupled=True, **kw)
@@ -174,7 +174,7 @@ def test_control_gradient_flow_on_fluctuation_is_not_order_one():
 
 def test_matched_sde_is_order_one_on_fluctuation_and_paper_sde_is_not():
     p = quadratic_2d()
-    mult = default_multiplier(p, None, 2.5, "clipped_linear")
+    mult = MultiplierSpec(None, 2.5, "clipped_linear").build(p)
     etas = [0.05, 0.025, 0.0125, 0.00625]
     res = {k: ([], []) for k in ("paper", "matched")}
     for i, e in enumerate(etas):

@@ -2,7 +2,6 @@
 
 import filecmp
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,8 +10,9 @@ import sys
 import pytest
 
 from sde.problems import get_problem
+from pgpo.schema import ConfigError
+from sde.panels import MultiplierSpec, R_DEFAULT, TrajectoryPanel, WeakErrorPanel
 from sde.study import load_study, sized_estimate
-from sde.verify import default_multiplier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY_DIR = os.path.join(ROOT, "experiments", "weak_convergence")
@@ -24,22 +24,45 @@ FIGS = os.path.join(ROOT, "paper_figures", "weak_convergence")
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_study_config_loads(path, quick):
     st = load_study(path, quick=quick)
-    assert st["panels"] and all("quick" not in p for p in st["panels"])
+    assert st.panels and all(type(p).__name__.endswith("Panel") for p in st.panels)
 
 
 def test_bad_study_configs_are_reported(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text("name: x\npanels:\n  - {id: a, kind: magic, problem: quadratic}\n")
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="kind: must be one of"):
         load_study(str(p))
     p.write_text("name: x\npanels:\n  - {id: a, kind: weak_error, problem: quadratic, etas: [0.3], tests: [sq_norm], sdes: [paper]}\n")
     with pytest.raises(ValueError, match="does not divide"):
         load_study(str(p))
 
 
+@pytest.mark.parametrize("extra, needle", [
+    ("pathz: 100", r"panels\[0\]\.pathz: unknown key; did you mean 'paths'\?"),
+    ("multiplier: {m_maxx: 2}", r"panels\[0\]\.multiplier\.m_maxx: unknown key; did you mean 'm_max'\?"),
+    ("quick: {etaz: [0.1]}", r"panels\[0\] \(quick\)\.etaz: unknown key; did you mean 'etas'\?"),
+    ("r: two", r"panels\[0\]\.r: expected an integer"),
+    ("tests: [sq_norm, cubic]", r"panels\[0\]\.tests\[1\]: unknown test"),
+])
+def test_study_typos_are_caught_with_a_suggestion(tmp_path, extra, needle):
+    p = tmp_path / "s.yaml"
+    p.write_text("name: x\npanels:\n  - id: a\n    kind: weak_error\n    problem: quadratic\n    etas: [0.1]\n"
+                 f"    tests: [sq_norm]\n    sdes: [paper]\n    {extra}\n")
+    with pytest.raises(ConfigError, match=needle):
+        load_study(str(p))
+
+
+def test_defaults_are_declared_once():
+    from pgpo.multiplier import DEFAULT_M_MAX
+    from pgpo.settings import PGPOSettings
+    assert PGPOSettings().m_max == MultiplierSpec().m_max == DEFAULT_M_MAX
+    assert WeakErrorPanel("a", "quadratic", [0.1], ["sq_norm"], ["paper"]).r == R_DEFAULT
+    assert TrajectoryPanel("a", "quadratic", 0.1, ["paper"]).r == R_DEFAULT
+
+
 def test_sequential_sizing_meets_the_ci_target_or_the_cap():
     p = get_problem("quadratic")
-    mult = default_multiplier(p, None, 2.5, "clipped_linear")
+    mult = MultiplierSpec(None, 2.5, "clipped_linear").build(p)
     est, pilot = sized_estimate(p, mult, 0.05, 1.0, "matched", ["sq_norm", "fluctuation"], 4, 0.2, 500, 1000,
                                 50_000, seed=3)
     for g, m in est.items():
@@ -59,11 +82,8 @@ def test_quick_runner_writes_results_and_figures(tmp_path):
 
 
 def test_committed_table_is_what_the_figure_script_produces(tmp_path):
-    spec = importlib.util.spec_from_file_location("wcf", os.path.join(ROOT, "paper_figures", "weak_convergence.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["wcf"] = mod
-    spec.loader.exec_module(mod)
-    written = mod.make_all(RESULTS, str(tmp_path))
+    from sde.report import make_all
+    written = make_all(RESULTS, str(tmp_path))
     assert len([w for w in written if w.endswith(".png")]) == 5
     for name in ("weak_convergence_table.md", "weak_convergence_table.json"):
         assert filecmp.cmp(tmp_path / name, os.path.join(FIGS, name), shallow=False), name

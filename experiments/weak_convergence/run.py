@@ -9,25 +9,16 @@ Each study writes <out>/<study>.json; figures and the slopes table go to <out>/f
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories"]
 
 
-def _figures_module():
-    spec = importlib.util.spec_from_file_location("wc_figures", os.path.join(ROOT, "paper_figures",
-                                                                             "weak_convergence.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def main(argv=None):
+    from pgpo.schema import ConfigError
     from sde.study import load_study, run_study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,15 +30,19 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = args.out or os.path.join("results", "weak_convergence_quick" if args.quick else "weak_convergence")
     names = args.only or STUDIES
-    studies = [load_study(os.path.join(HERE, f"{n}.yaml"), quick=args.quick) for n in names]  # validate all first
+    try:                                                                    # validate every study first
+        studies = [load_study(os.path.join(HERE, f"{n}.yaml"), quick=args.quick) for n in names]
+    except ConfigError as e:
+        ap.error(str(e))
     t0 = time.perf_counter()
     for st in studies:
         ts = time.perf_counter()
         path = run_study(st, out, quick=args.quick)
-        print(f"{st['name']}: {time.perf_counter() - ts:.0f} s -> {path}", flush=True)
+        print(f"{st.name}: {time.perf_counter() - ts:.0f} s -> {path}", flush=True)
     print(f"all studies: {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_figures:
-        figs = _figures_module().make_all(out, args.figures or os.path.join(out, "figures"))
+        from sde.report import make_all
+        figs = make_all(out, args.figures or os.path.join(out, "figures"))
         print("figures:", ", ".join(sorted(os.path.basename(f) for f in figs)))
     return 0
 

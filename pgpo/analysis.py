@@ -1,0 +1,265 @@
+"""Science-QA run analysis: figures and the paper's Table 1 / Table 3 from a directory of run logs.
+
+    python paper_figures/science_qa.py --runs runs/science_qa --out paper_figures/science_qa \
+        [--step-budget 200] [--time-budget-h 5]
+
+A run is a directory holding `run_config.yaml` and `log.jsonl` (as written by `python -m pgpo train`). Runs are
+grouped by domain and method (SDPO when pgpo.alpha = 0, else "PGPO a=<alpha>"); seeds are averaged.
+
+Outputs (PNG + PDF, Markdown + JSON):
+  accuracy_vs_step, accuracy_vs_time   mean@k per domain, mean over seeds with a min-max band
+  information_traces                   I_k and m_k per domain and method (mean over seeds)
+  table1.md/json                       best mean@k within the budget: SDPO, PGPO (best alpha per domain),
+                                       improvement row; the paper's reported numbers for comparison
+  table3.md/json                       the alpha ablation: SDPO and every alpha, per domain
+"Best within the budget" = for each run, the highest evaluated mean@k among evaluations at step <= step budget
+and elapsed time <= time budget; then the mean (and sd) over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+
+from pgpo.fileio import save_figure
+from pgpo.runlog import LOG_NAME, of_kind, read_log
+
+DOMAIN_ORDER = ["chemistry", "physics", "biology", "material"]
+DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials"}
+# Reported avg@16 (Qwen3-8B), for comparing shapes; not produced by this code.
+PAPER_TABLE1 = {"SDPO": {"chemistry": 72.57, "physics": 77.05, "biology": 61.62, "material": 74.14},
+                "PGPO (best alpha)": {"chemistry": 76.02, "physics": 77.56, "biology": 61.25, "material": 78.65}}
+
+
+@dataclass
+class Run:
+    path: str
+    domain: str
+    alpha: float
+    seed: int
+    train: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return method_name(self.alpha)
+
+    def elapsed_at(self, step: int) -> float | None:
+        """Wall-clock seconds when `step` finished (from the train line of that step)."""
+        best = None
+        for r in self.train:
+            if r["step"] <= step and r.get("elapsed_s") is not None:
+                best = r["elapsed_s"]
+        return best
+
+    def best_within(self, step_budget: float = math.inf, time_budget_s: float = math.inf) -> float | None:
+        vals = [e["mean_at_k"] for e in self.evals
+                if e["step"] <= step_budget and (self.elapsed_at(e["step"]) or 0.0) <= time_budget_s
+                and e.get("mean_at_k") is not None]
+        return max(vals) if vals else None
+
+
+def method_name(alpha: float) -> str:
+    return "SDPO" if alpha == 0 else f"PGPO a={alpha:g}"
+
+
+def find_runs(root: str) -> list[Run]:
+    runs = []
+    for d, _dirs, files in os.walk(root):
+        if LOG_NAME not in files or "run_config.yaml" not in files:
+            continue
+        with open(os.path.join(d, "run_config.yaml")) as f:
+            cfg = yaml.safe_load(f)
+        run = Run(d, cfg["data"]["domain"], float(cfg["pgpo"]["alpha"]), int(cfg["training"]["seed"]))
+        recs = read_log(os.path.join(d, LOG_NAME))
+        run.evals, run.train = of_kind(recs, "eval"), of_kind(recs, "train")
+        runs.append(run)
+    if not runs:
+        raise FileNotFoundError(f"no runs (run_config.yaml + log.jsonl) under {root}")
+    return sorted(runs, key=lambda r: (r.domain, r.alpha, r.seed))
+
+
+def _groups(runs):
+    out: dict[tuple[str, float], list[Run]] = {}
+    for r in runs:
+        out.setdefault((r.domain, r.alpha), []).append(r)
+    return out
+
+
+def _mean_sd(values):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None, 0
+    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+
+
+def tables(runs: list[Run], step_budget: float = math.inf, time_budget_h: float = math.inf) -> dict:
+    """Table 1 and Table 3 as dictionaries (percent, mean over seeds)."""
+    tb = time_budget_h * 3600.0
+    groups = _groups(runs)
+    domains = [d for d in DOMAIN_ORDER if any(k[0] == d for k in groups)]
+    alphas = sorted({a for _, a in groups})
+    t3 = {}
+    for a in alphas:
+        row = {}
+        for d in domains:
+            m, sd, n = _mean_sd([r.best_within(step_budget, tb) for r in groups.get((d, a), [])])
+            row[d] = None if m is None else {"mean": 100 * m, "sd": 100 * sd, "seeds": n}
+        t3[method_name(a)] = row
+    t1 = {"SDPO": t3.get("SDPO", {d: None for d in domains}), "PGPO (best alpha)": {}, "Improvement": {}}
+    for d in domains:
+        cands = [(v[d]["mean"], name, v[d]) for name, v in t3.items() if name != "SDPO" and v.get(d)]
+        if cands:
+            _, name, cell = max(cands, key=lambda c: c[0])
+            t1["PGPO (best alpha)"][d] = {**cell, "alpha": name.split("=")[1]}
+        else:
+            t1["PGPO (best alpha)"][d] = None
+        s, p = t1["SDPO"].get(d), t1["PGPO (best alpha)"][d]
+        t1["Improvement"][d] = None if (s is None or p is None) else {"mean": p["mean"] - s["mean"]}
+    return {"domains": domains, "step_budget": None if math.isinf(step_budget) else step_budget,
+            "time_budget_h": None if math.isinf(time_budget_h) else time_budget_h, "table1": t1, "table3": t3,
+            "paper_table1": PAPER_TABLE1}
+
+
+def _cell(c, sign=False):
+    if c is None:
+        return "n/a"
+    s = f"{c['mean']:+.2f}" if sign else f"{c['mean']:.2f}"
+    if c.get("seeds", 0) > 1:
+        s += f" ± {c['sd']:.2f}"
+    if c.get("alpha"):
+        s += f" (a={c['alpha']})"
+    return s
+
+
+def render_tables(t: dict) -> tuple[str, str]:
+    doms = t["domains"]
+    budget = []
+    if t["step_budget"] is not None:
+        budget.append(f"step <= {t['step_budget']:g}")
+    if t["time_budget_h"] is not None:
+        budget.append(f"time <= {t['time_budget_h']:g} h")
+    head = "| Method | " + " | ".join(DOMAIN_TITLE[d] for d in doms) + " |\n|---|" + "---|" * len(doms)
+    lines1 = ["# Table 1: best mean@k within " + (" and ".join(budget) or "the whole run") + " (%, mean ± sd over "
+              "seeds)", "", head]
+    for name in ("SDPO", "PGPO (best alpha)", "Improvement"):
+        lines1.append(f"| {name} | " + " | ".join(_cell(t["table1"][name].get(d), name == "Improvement")
+                                                  for d in doms) + " |")
+    lines1 += ["", "Reported in the PGPO paper (Qwen3-8B, avg@16), for comparing shapes:", "", head]
+    for name, row in t["paper_table1"].items():
+        lines1.append(f"| {name} (paper) | " + " | ".join(f"{row[d]:.2f}" if d in row else "n/a" for d in doms) + " |")
+    lines3 = ["# Table 3: alpha ablation, best mean@k within " + (" and ".join(budget) or "the whole run") +
+              " (%, mean ± sd over seeds)", "", head]
+    for name, row in t["table3"].items():
+        lines3.append(f"| {name} | " + " | ".join(_cell(row.get(d)) for d in doms) + " |")
+    return "\n".join(lines1) + "\n", "\n".join(lines3) + "\n"
+
+
+def _series(runs, key):
+    """Values over seeds of `key` on the common step grid (only steps present in every seed)."""
+    per = []
+    for r in runs:
+        src = r.evals if key == "mean_at_k" else r.train
+        per.append({rec["step"]: rec[key] for rec in src if rec.get(key) is not None})
+    common = sorted(set.intersection(*(set(p) for p in per))) if per else []
+    return common, [[p[c] for p in per] for c in common]
+
+
+def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_budget_h: float = math.inf) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    runs = find_runs(runs_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    t = tables(runs, step_budget, time_budget_h)
+    md1, md3 = render_tables(t)
+    for name, md in (("table1", md1), ("table3", md3)):
+        p = os.path.join(out_dir, f"{name}.md")
+        with open(p, "w") as f:
+            f.write(md)
+        written.append(p)
+    p = os.path.join(out_dir, "tables.json")
+    with open(p, "w") as f:
+        json.dump(t, f, indent=1)
+    written.append(p)
+
+    groups = _groups(runs)
+    domains = t["domains"]
+    alphas = sorted({a for _, a in groups})
+    cmap = plt.get_cmap("viridis")
+    color = {a: ("#d62728" if a == 0 else cmap(i / max(len(alphas) - 1, 1))) for i, a in enumerate(alphas)}
+
+    def save(fig, name):
+        save_figure(fig, out_dir, name, written, dpi=130)
+
+    for x, name, xlabel in (("step", "accuracy_vs_step", "optimizer step"),
+                            ("time", "accuracy_vs_time", "wall-clock hours")):
+        fig, axes = plt.subplots(1, len(domains), figsize=(4.6 * len(domains), 3.8), squeeze=False)
+        for ax, d in zip(axes[0], domains):
+            for a in alphas:
+                rs = groups.get((d, a), [])
+                if not rs or not any(r.evals for r in rs):
+                    continue
+                if x == "step":
+                    xs, vals = _series(rs, "mean_at_k")
+                    if not xs:
+                        continue
+                    ys = [100 * statistics.mean(v) for v in vals]
+                    ax.plot(xs, ys, color=color[a], label=f"{method_name(a)} ({len(rs)} seeds)")
+                    ax.fill_between(xs, [100 * min(v) for v in vals], [100 * max(v) for v in vals],
+                                    color=color[a], alpha=0.15)
+                else:
+                    for i, r in enumerate(rs):
+                        hx = [(r.elapsed_at(e["step"]) or 0.0) / 3600 for e in r.evals]
+                        ax.plot(hx, [100 * e["mean_at_k"] for e in r.evals], color=color[a], alpha=0.8,
+                                label=f"{method_name(a)}" if i == 0 else None)
+            ax.set_title(DOMAIN_TITLE[d])
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("mean@k (%)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+        save(fig, name)
+
+    fig, axes = plt.subplots(2, len(domains), figsize=(4.6 * len(domains), 6.6), squeeze=False)
+    for j, d in enumerate(domains):
+        for a in alphas:
+            rs = groups.get((d, a), [])
+            for i, key in enumerate(("info", "multiplier")):
+                xs, vals = _series(rs, key)
+                if xs:
+                    axes[i][j].plot(xs, [statistics.mean(v) for v in vals], color=color[a], label=method_name(a))
+        axes[0][j].set_title(DOMAIN_TITLE[d])
+        axes[0][j].set_ylabel(r"$I_k$ (nats/token)")
+        axes[1][j].set_ylabel(r"$m_k$")
+        axes[1][j].set_xlabel("optimizer step")
+        for i in range(2):
+            axes[i][j].grid(True, alpha=0.3)
+            axes[i][j].legend(fontsize=7)
+    save(fig, "information_traces")
+    return written
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs/science_qa")
+    ap.add_argument("--out", default="paper_figures/science_qa")
+    ap.add_argument("--step-budget", type=float, default=math.inf)
+    ap.add_argument("--time-budget-h", type=float, default=math.inf)
+    args = ap.parse_args(argv)
+    files = make_all(args.runs, args.out, args.step_budget, args.time_budget_h)
+    print(f"wrote {len(files)} files to {args.out}")
+    print(open(os.path.join(args.out, "table1.md")).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

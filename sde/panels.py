@@ -1,0 +1,238 @@
+"""The study file's schema: one typed dataclass per panel kind, defaults declared once, loaded by the same strict
+loader as the trainer's configs (pgpo.schema: an unknown key gets "did you mean ...?", a wrong type names the
+field). A study file (YAML):
+
+    name: theorem_pgpo            # the results file is <out>/<name>.json
+    title: "..."                  # optional
+    panels:
+      - kind: weak_error | minibatch | sweep | trajectory
+        id: ...
+        problem: quadratic | quadratic-d10 | double-well | softmax | least-squares
+        ...                       # the fields of the panel's class below
+        quick: {...}              # optional: overrides of this panel's own keys for the quick version
+                                  # (nested mappings are merged one level deep); checked as strictly
+
+Both the full and the quick version of every panel are built (and so checked) when a study is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import numpy as np
+import yaml
+
+from pgpo.multiplier import DEFAULT_M_MAX, Multiplier
+from pgpo.schema import ConfigError, build
+from sde.problems import PROBLEMS, Problem, get_problem
+from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, n_steps_for
+from sde.weak_error import TEST_FUNCTIONS
+
+R_DEFAULT = 4                      # fine Euler-Maruyama steps per discrete step (and 2r for Richardson)
+T_DEFAULT = 1.0
+
+
+@dataclass
+class MultiplierSpec:
+    """m(I) for discrete PGPO. alpha None: 2 / I(theta_0), so m(I(theta_0)) = min(3, m_max) - a run starts at
+    the cap (for m_max <= 3) and crosses into the linear part as I decays."""
+
+    alpha: Optional[float] = None
+    m_max: float = DEFAULT_M_MAX
+    shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
+
+    def build(self, problem: Problem) -> Multiplier:
+        alpha = self.alpha
+        if alpha is None:
+            i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
+            alpha = 2.0 / i0 if i0 > 0 else 1.0
+        return Multiplier(alpha=float(alpha), m_max=float(self.m_max), shape=self.shape)
+
+
+@dataclass
+class PathSizing:
+    """Monte Carlo path counts chosen from a pilot: N = (1.96 sd(D) / (rho |error|))^2, clipped to [min, max]."""
+
+    rho: float = 0.2
+    pilot: int = 2000
+    min: int = 5000
+    max: int = 200_000
+
+
+@dataclass
+class WeakErrorPanel:
+    """Discrete SGD/PGPO vs SDEs on test functions over an eta grid (closed form on the quadratic, else coupled
+    Monte Carlo with path counts sized from a pilot)."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    tests: list[str]
+    sdes: list[str]
+    kind: Literal["weak_error"] = "weak_error"
+    discrete: Literal["sgd", "pgpo"] = "pgpo"
+    method: Literal["monte_carlo", "closed_form"] = "monte_carlo"
+    multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
+    paths: PathSizing = field(default_factory=PathSizing)
+    T: float = T_DEFAULT
+    r: int = R_DEFAULT
+    label: str = ""
+
+
+@dataclass
+class MinibatchPanel:
+    """Genuine minibatch noise, by a control variate on the Gaussian-noise process (see sde.study)."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    tests: list[str]
+    kind: Literal["minibatch"] = "minibatch"
+    discrete: Literal["sgd", "pgpo"] = "pgpo"
+    sde: Optional[str] = None                     # default: matched for PGPO, sgd_sde for SGD
+    infos: list[str] = field(default_factory=lambda: ["independent_batch", "same_batch"])   # PGPO only
+    multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
+    coupled_paths: int = 50_000
+    discrete_paths: int = 1_000_000
+    T: float = T_DEFAULT
+    r: int = R_DEFAULT
+    label: str = ""
+
+
+@dataclass
+class SweepPanel:
+    """The weak error at fixed step sizes across a grid of (alpha, m_max) and multiplier shapes."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    tests: list[str]
+    sdes: list[str]
+    alpha_times_I0: list[float]                   # alpha in units of 1 / I(theta_0)
+    m_max: list[float]
+    kind: Literal["sweep"] = "sweep"
+    shapes: list[str] = field(default_factory=lambda: ["clipped_linear"])
+    paths: int = 20_000
+    cap_paths: int = 2000
+    T: float = T_DEFAULT
+    r: int = R_DEFAULT
+    label: str = ""
+
+
+@dataclass
+class TrajectoryPanel:
+    """Mean +- sd of theta(t) for the discrete process and each SDE, and I_k, m_k along a path."""
+
+    id: str
+    problem: str
+    eta: float
+    sdes: list[str]
+    kind: Literal["trajectory"] = "trajectory"
+    discrete: Literal["sgd", "pgpo"] = "pgpo"
+    multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
+    paths: int = 20_000
+    T: float = T_DEFAULT
+    r: int = R_DEFAULT
+    label: str = ""
+
+
+PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
+               "trajectory": TrajectoryPanel}
+Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel
+
+
+def multiplier_for(panel) -> Multiplier:
+    """The panel's discrete-process multiplier: the identity for SGD."""
+    if getattr(panel, "discrete", "pgpo") == "sgd":
+        return IDENTITY
+    return panel.multiplier.build(get_problem(panel.problem))
+
+
+def check_panel(p, where: str) -> None:
+    """Range and consistency checks a type cannot express; ConfigError names the field."""
+    if p.problem not in PROBLEMS:
+        raise ConfigError(f"{where}.problem: unknown problem {p.problem!r}; choose one of {', '.join(PROBLEMS)}")
+    for name, allowed in (("sdes", SDE_KINDS), ("tests", TEST_FUNCTIONS), ("infos", INFO_SOURCES)):
+        for i, v in enumerate(getattr(p, name, None) or []):
+            if v not in allowed:
+                raise ConfigError(f"{where}.{name}[{i}]: unknown {name[:-1]} {v!r}; choose from {list(allowed)}")
+    if getattr(p, "sde", None) is not None and p.sde not in SDE_KINDS:
+        raise ConfigError(f"{where}.sde: unknown sde {p.sde!r}; choose from {list(SDE_KINDS)}")
+    if not p.T > 0:
+        raise ConfigError(f"{where}.T: must be positive, got {p.T}")
+    if p.r < 1:
+        raise ConfigError(f"{where}.r: must be >= 1, got {p.r}")
+    for i, eta in enumerate(getattr(p, "etas", None) or [p.eta]):
+        try:
+            n_steps_for(p.T, eta)
+        except ValueError as e:
+            raise ConfigError(f"{where}.eta{'s[%d]' % i if hasattr(p, 'etas') else ''}: {e}") from None
+    if getattr(p, "method", None) == "closed_form" and p.problem not in ("quadratic", "quadratic-d10"):
+        raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
+    if isinstance(p, MinibatchPanel) and not get_problem(p.problem).has_dataset:
+        raise ConfigError(f"{where}.problem: {p.problem!r} has no dataset for minibatch noise")
+    if hasattr(p, "multiplier") and not isinstance(p, SweepPanel):
+        try:
+            Multiplier(p.multiplier.alpha or 0.0, p.multiplier.m_max, p.multiplier.shape)
+        except ValueError as e:
+            raise ConfigError(f"{where}.multiplier: {e}") from None
+
+
+def apply_quick(raw: dict) -> dict:
+    """A panel's quick version: its `quick:` mapping overrides its own keys (nested mappings merged)."""
+    raw = copy.deepcopy(raw)
+    quick = raw.pop("quick", None) or {}
+    for k, v in quick.items():
+        if isinstance(v, dict) and isinstance(raw.get(k), dict):
+            raw[k].update(v)
+        else:
+            raw[k] = v
+    return raw
+
+
+def build_panel(raw: dict, where: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    kind = raw.get("kind")
+    if kind not in PANEL_TYPES:
+        raise ConfigError(f"{where}.kind: must be one of {list(PANEL_TYPES)}, got {kind!r}")
+    panel = build(PANEL_TYPES[kind], raw, where)
+    check_panel(panel, where)
+    return panel
+
+
+@dataclass
+class Study:
+    name: str
+    panels: list
+    title: str = ""
+
+
+def study_from_dict(doc: dict, source: str, quick: bool = False) -> Study:
+    """A Study from its mapping; every panel is checked in both versions, the requested one is kept."""
+    if not isinstance(doc, dict) or "panels" not in doc or "name" not in doc:
+        raise ConfigError(f"{source}: a study needs `name` and `panels`")
+    unknown = set(doc) - {"name", "title", "panels"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; a study has name, title, panels")
+    panels = []
+    for i, raw in enumerate(doc["panels"]):
+        where = f"{source}: panels[{i}]"
+        full = build_panel({k: v for k, v in raw.items() if k != "quick"} if isinstance(raw, dict) else raw, where)
+        small = build_panel(apply_quick(raw), f"{where} (quick)")
+        panels.append(small if quick else full)
+    ids = [p.id for p in panels]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{source}: panel ids must be unique, got {ids}")
+    return Study(str(doc["name"]), panels, str(doc.get("title", "")))
+
+
+def load_study(path: str, quick: bool = False) -> Study:
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read study {path!r}: {e}") from None
+    return study_from_dict(doc, path, quick)

@@ -1,0 +1,59 @@
+"""What `sde` writes: one curve record per (discrete process, SDE, test function), the multiplier's record,
+and strict JSON files written atomically (used by `sde verify` and the studies alike).
+
+A curve record holds the eta grid, the weak errors at the horizon T with standard errors and 95 % CIs, the
+ratio CI / |error|, the fitted slope with its CI and the local slopes (sde.stats.fit_slope), the verdict,
+the path counts, and whatever the caller adds (T, r, noise, info, method, multiplier, label, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from pgpo.fileio import atomic_write_text
+from pgpo.multiplier import Multiplier
+from sde.stats import Z95, fit_slope, verdict
+
+
+def multiplier_record(mult: Multiplier) -> dict | None:
+    """{"alpha", "m_max", "shape"} of a PGPO multiplier; None for SGD (the identity)."""
+    return None if mult.is_identity else {"alpha": mult.alpha, "m_max": mult.m_max, "shape": mult.shape}
+
+
+def curve_record(etas, errors, stderrs, n_paths, **fields) -> dict:
+    """A weak-error curve: `fields` (problem, discrete, sde, g, ...) first, then the numbers and the fit."""
+    fit = fit_slope(etas, errors, stderrs)
+    ns = list(n_paths)
+    return {**fields, "eta": list(etas), "error": list(errors), "stderr": list(stderrs),
+            "ci95": [[e - Z95 * s, e + Z95 * s] for e, s in zip(errors, stderrs)],
+            "ci_over_error": [None if (s is None or e == 0) else Z95 * s / abs(e) for e, s in zip(errors, stderrs)],
+            "slope": fit["slope"], "slope_ci": fit["slope_ci"], "local_slopes": fit["local_slopes"],
+            "used_in_fit": fit["used"], "chi2_red": fit["chi2_red"], "verdict": verdict(fit),
+            "n_paths": min(ns) if ns else 0, "n_paths_per_eta": ns}
+
+
+def finite_or_none(o):
+    """Replace NaN/inf floats by None so that the JSON is strict (NaN is not JSON)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite_or_none(v) for v in o]
+    return o
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_json(path: str, doc: dict) -> str:
+    """Strict JSON (non-finite numbers as null), written atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(finite_or_none(doc), indent=1, allow_nan=False,
+                                              default=_json_default))
