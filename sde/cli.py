@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from pgpo.schema import OneLineParser
 from sde.problems import PROBLEMS
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--r", type=int, help="fine Euler-Maruyama steps per discrete step (default 4; 2r for Richardson)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--alpha", type=float, help="PGPO sensitivity (default: 2 / I(theta_0))")
-    v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5)")
+    v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5, so that m starts at the cap)")
     v.add_argument("--shape", choices=["clipped_linear", "smooth"], help="multiplier shape")
     pl = sub.add_parser("plot", help="redraw weak_error.png from a results.json")
     pl.add_argument("--results", required=True)
@@ -67,42 +68,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(parser, args) -> int:
+    from pgpo.schema import ConfigError
     from sde.plotting import plot_weak_error
-    from sde.verify import default_config, run_verification, write_results
+    from sde.study import run_study
+    from sde.verify import study_curves, verification_study
 
     if args.problem not in PROBLEMS:
         parser.error(f"unknown problem {args.problem!r}; choose one of {', '.join(PROBLEMS)}")
-    cfg = default_config(args.problem, quick=args.quick)
-    if args.T is not None:
-        cfg.T = args.T
-    if args.eta is not None:
-        cfg.etas = sorted(args.eta, reverse=True)
-        for g in cfg.groups:
-            g.etas = None
-    if args.paths is not None:
-        for g in cfg.groups:
-            if g.method == "monte_carlo":
-                g.n_paths = args.paths
-    if args.r is not None:
-        cfg.r = args.r
-    if args.alpha is not None:
-        cfg.alpha = args.alpha
-    if args.m_max is not None:
-        cfg.m_max = args.m_max
-    if args.shape is not None:
-        cfg.shape = args.shape
-    cfg.seed = args.seed
     try:
-        cfg.validate()
-    except ValueError as e:
+        study = verification_study(args.problem, args.quick, etas=args.eta, T=args.T, paths=args.paths, r=args.r,
+                                   alpha=args.alpha, m_max=args.m_max, shape=args.shape, seed=args.seed)
+    except ConfigError as e:
         parser.error(str(e))
-    results = run_verification(cfg)
-    path = write_results(results, args.out)
-    fig = plot_weak_error(results, os.path.join(args.out, "weak_error.png"))
-    print(f"wrote {path} and {fig} ({results['wall_time_s']:.1f} s)")
-    for c in results["curves"]:
+    t0 = time.perf_counter()
+    path = run_study(study, args.out, quick=args.quick, filename="results.json")
+    with open(path) as f:
+        doc = json.load(f)
+    fig = plot_weak_error(doc, os.path.join(args.out, "weak_error.png"))
+    print(f"wrote {path} and {fig} ({time.perf_counter() - t0:.1f} s)")
+    for c in study_curves(doc):
         slope = "n/a" if c["slope"] is None else f"{c['slope']:.3f} [{c['slope_ci'][0]:.3f}, {c['slope_ci'][1]:.3f}]"
-        print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:11s} {c['noise']:9s} "
+        print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:15s} {c['noise']:9s} "
               f"{c['info']:17s} slope {slope}  ({c['verdict']})")
     return 0
 

@@ -53,12 +53,14 @@ class MultiplierSpec:
 
 @dataclass
 class PathSizing:
-    """Monte Carlo path counts chosen from a pilot: N = (1.96 sd(D) / (rho |error|))^2, clipped to [min, max]."""
+    """Monte Carlo path counts chosen from a pilot: N = (1.96 sd(D) / (rho |error|))^2, clipped to [min, max];
+    or a fixed count."""
 
     rho: float = 0.2
     pilot: int = 2000
     min: int = 5000
     max: int = 200_000
+    fixed: Optional[int] = None        # exactly this many paths per eta, no pilot (sde verify)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class WeakErrorPanel:
     T: float = T_DEFAULT
     r: int = R_DEFAULT
     label: str = ""
+    seed: int = 0                                 # 0: seeds from the panel id alone
 
 
 @dataclass
@@ -99,6 +102,7 @@ class MinibatchPanel:
     T: float = T_DEFAULT
     r: int = R_DEFAULT
     label: str = ""
+    seed: int = 0                                 # 0: seeds from the panel id alone
 
 
 @dataclass
@@ -119,6 +123,7 @@ class SweepPanel:
     T: float = T_DEFAULT
     r: int = R_DEFAULT
     label: str = ""
+    seed: int = 0                                 # 0: seeds from the panel id alone
 
 
 @dataclass
@@ -136,6 +141,7 @@ class TrajectoryPanel:
     T: float = T_DEFAULT
     r: int = R_DEFAULT
     label: str = ""
+    seed: int = 0                                 # 0: seeds from the panel id alone
 
 
 PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
@@ -164,6 +170,9 @@ def check_panel(p, where: str) -> None:
         raise ConfigError(f"{where}.T: must be positive, got {p.T}")
     if p.r < 1:
         raise ConfigError(f"{where}.r: must be >= 1, got {p.r}")
+    paths = getattr(p, "paths", None)
+    if isinstance(paths, PathSizing) and paths.fixed is not None and paths.fixed < 2:
+        raise ConfigError(f"{where}.paths.fixed: must be at least 2, got {paths.fixed}")
     for i, eta in enumerate(getattr(p, "etas", None) or [p.eta]):
         try:
             n_steps_for(p.T, eta)

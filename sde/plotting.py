@@ -86,9 +86,11 @@ def slope_guide(ax, etas, errs, slope=1.0) -> None:
 
 
 def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, title: str | None = None) -> str:
-    """One panel per test function; every curve of `results` (or the given subset)."""
+    """One panel per test function; every curve of the study document `results` (or the given subset)."""
     plt = _use_agg()
-    curves = results["curves"] if curves is None else curves
+    if curves is None:
+        from sde.verify import study_curves
+        curves = study_curves(results)
     tests = [g for g in ("sq_norm", "linear", "fluctuation") if any(c["g"] == g for c in curves)]
     n_leg = max(sum(c["g"] == g for c in curves) for g in tests) + 1
     fig, axes = plt.subplots(1, len(tests), figsize=(5.2 * len(tests), 4.2 + 0.16 * n_leg), squeeze=False)
@@ -109,7 +111,7 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         ax.set_title(G_TITLE.get(g, g))
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
-    fig.suptitle(title or f"{results['problem']}: weak error at T={results['config']['T']:g} (95 % CI; hollow = "
+    fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0]['T']:g} (95 % CI; hollow = "
                  f"not in fit, |error| < 3 s.e.)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

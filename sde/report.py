@@ -93,7 +93,7 @@ def fig_theorem_pgpo(doc, out_dir, written):
             curves = [c for c in p["items"] if c["g"] == g]
             for c in curves:
                 plot_curve(ax, c, label=f"PGPO vs {SDE_LABEL[c['sde']]}: {_slope_text(c)}")
-            m = curves[0]["multiplier"]
+            m = curves[0]["multiplier_spec"]
             _finish(ax, curves, f"{p['spec']['problem']}: {G_TITLE[g]}  (m = min(1 + {m['alpha']:.3g} I, "
                                 f"{m['m_max']:g}))")
     fig.suptitle("Theorem A.2 (ii): which SDE models PGPO? Only the moment-matched diffusion "
@@ -147,7 +147,7 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
         ax.set_ylabel(r"$I_k$", color="#1f77b4")
         ax2 = ax.twinx()
         ax2.plot(t, tr["multiplier_path"], color="#d62728", label=r"$m_k$")
-        ax2.axhline(tr["multiplier"]["m_max"], color="#d62728", ls=":", lw=0.8)
+        ax2.axhline(tr["multiplier_spec"]["m_max"], color="#d62728", ls=":", lw=0.8)
         ax2.set_ylabel(r"$m_k$", color="#d62728")
         ax.set_title(f"(b) one PGPO path (quadratic, eta={tr['eta']:g}); steps at the cap: "
                      f"{100 * tr['cap_fraction']:.0f} % (all paths)", fontsize=9.5)

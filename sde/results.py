@@ -17,7 +17,8 @@ from sde.stats import Z95, fit_slope, verdict
 
 
 def multiplier_record(mult: Multiplier) -> dict | None:
-    """{"alpha", "m_max", "shape"} of a PGPO multiplier; None for SGD (the identity)."""
+    """{"alpha", "m_max", "shape"} of a PGPO multiplier; None for SGD (the identity). Records store it under
+    `multiplier_spec` (in log.jsonl, `multiplier` is the number m_k)."""
     return None if mult.is_identity else {"alpha": mult.alpha, "m_max": mult.m_max, "shape": mult.shape}
 
 

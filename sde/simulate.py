@@ -85,10 +85,10 @@ def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: in
 
 def bridge_increments(total: np.ndarray, r: int, h: float, rng: np.random.Generator,
                       out: np.ndarray | None = None) -> np.ndarray:
-    """r Brownian increments of variance h each, conditioned to sum to `total` (shape (n, m)).
+    """r Brownian increments of variance h each, conditioned to sum to `total` (shape (n, noise_dim)).
 
     For i.i.d. Gaussians xi_j, (xi_j - mean(xi)) is independent of their sum, so
-    xi_j - mean(xi) + total / r has exactly the conditional (Brownian-bridge) law. Returns (r, n, m).
+    xi_j - mean(xi) + total / r has exactly the conditional (Brownian-bridge) law. Returns (r, n, noise_dim).
     """
     out = np.empty((r,) + total.shape) if out is None else out
     rng.standard_normal(out=out)
@@ -102,8 +102,8 @@ def bridge_increments(total: np.ndarray, r: int, h: float, rng: np.random.Genera
 class LinearSDE:
     """dX = (-A X + b) dt + S dW with constant A and S (an Ornstein-Uhlenbeck process).
 
-    A is a (d, d) matrix or a length-d vector (diagonal); S is (d, m) or a length-d vector (diagonal
-    noise, m = d). The increment is computed in place; it is the benchmark and cross-check workhorse.
+    A is a (d, d) matrix or a length-d vector (diagonal); S is (d, noise_dim) or a length-d vector (diagonal
+    noise, noise_dim = d). The increment is computed in place; it is the benchmark and cross-check workhorse.
     """
 
     def __init__(self, A, S, b=None):
@@ -284,8 +284,10 @@ def gradient_flow_path(problem: Problem, multiplier: Multiplier, t_end: float,
 
 def n_steps_for(t_end: float, eta: float) -> int:
     """Number of discrete steps N with N eta = t_end; eta must divide t_end (up to rounding)."""
-    if not (0 < eta < t_end):
-        raise ValueError(f"need 0 < eta < T, got eta={eta}, T={t_end}")
+    if not eta > 0:
+        raise ValueError(f"eta must be positive, got {eta}")
+    if not eta < t_end:
+        raise ValueError(f"eta must be smaller than T: eta={eta} >= T={t_end}")
     n = int(round(t_end / eta))
     if abs(n * eta - t_end) > 1e-9 * t_end:
         raise ValueError(f"eta={eta} does not divide T={t_end}; use eta = T / integer")

@@ -41,8 +41,10 @@ from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths
 __all__ = ["load_study", "run_study", "sized_estimate", "cap_fraction"]
 
 
-def _seed(*parts) -> int:
-    """A reproducible seed from the panel id and parameters (str hashes are salted per process)."""
+def _seed(panel, *parts) -> int:
+    """A reproducible seed from the panel's seed (when not 0), its id and parameters (str hashes are salted per
+    process, so crc32)."""
+    parts = ((panel.seed,) if panel.seed else ()) + (panel.id, *parts)
     return int(np.random.SeedSequence([zlib.crc32(str(p).encode()) for p in parts]).generate_state(1)[0])
 
 
@@ -52,7 +54,7 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
     mult = multiplier_for(p)
     common = dict(panel=p.id, problem=p.problem, discrete=p.discrete)
     extra = {"T": p.T, "coupled": p.method != "closed_form", "noise": "gaussian", "info": "exact",
-             "method": p.method, "r": p.r, "multiplier": multiplier_record(mult), "label": p.label}
+             "method": p.method, "r": p.r, "multiplier_spec": multiplier_record(mult), "label": p.label}
     curves = []
     if p.method == "closed_form":
         from sde.exact import exact_weak_error
@@ -67,22 +69,27 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
     for s in p.sdes:
         per = {g: {"err": [], "se": [], "n": [], "pilot": []} for g in p.tests}
         for eta in p.etas:
-            est, pilot = sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min, pc.max,
-                                        _seed(p.id, s, eta),
-                                        progress=lambda n, s=s, eta=eta: prog.note(f"{p.id} {s} eta={eta:g} "
-                                                                                   f"paths={n}"))
+            note = (lambda n, s=s, eta=eta: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"))
+            if pc.fixed is not None:
+                fixed = estimate_weak_errors(problem, mult, eta, p.T, [s], p.tests, pc.fixed, r=p.r,
+                                             seed=_seed(p, s, eta), progress=note)
+                est, pilot = {g: fixed[(s, g)].moments for g in p.tests}, None
+            else:
+                est, pilot = sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min,
+                                            pc.max, _seed(p, s, eta), progress=note)
             for g in p.tests:
                 m = est[g]
                 per[g]["err"].append(m.mean)
                 per[g]["se"].append(m.stderr)
                 per[g]["n"].append(m.n)
-                per[g]["pilot"].append({"error": pilot[g].mean, "stderr": pilot[g].stderr})
+                per[g]["pilot"].append(None if pilot is None else {"error": pilot[g].mean,
+                                                                   "stderr": pilot[g].stderr})
             prog.advance(p.id, 1.0 / (len(p.sdes) * len(p.etas)), f"{s} eta={eta:g} n={est[p.tests[0]].n}")
         for g in p.tests:
             d = per[g]
             curves.append(curve_record(p.etas, d["err"], d["se"], d["n"], **common, sde=s, g=g, **extra,
-                                       reference="richardson", rho=pc.rho, pilot=d["pilot"],
-                                       paths_cap=[pc.min, pc.max]))
+                                       reference="richardson", rho=None if pc.fixed else pc.rho,
+                                       pilot=d["pilot"], paths_cap=[pc.fixed, pc.fixed] if pc.fixed else [pc.min, pc.max]))
     return curves
 
 
@@ -132,7 +139,7 @@ def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
     infos = list(p.infos) if p.discrete == "pgpo" else ["exact"]
     curves = {(src, g): {"err": [], "se": []} for src in ["gaussian", *infos] for g in p.tests}
     for eta in p.etas:
-        seed = _seed(p.id, eta)
+        seed = _seed(p, eta)
         cpl = estimate_weak_errors(problem, mult, eta, p.T, [sde], p.tests, p.coupled_paths, r=p.r, seed=seed)
         gauss = discrete_moments_mc(problem, mult, eta, p.T, p.tests, p.discrete_paths, seed=seed + 1)
         for g in p.tests:
@@ -157,7 +164,7 @@ def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
                                 info="exact" if src in ("gaussian", "exact") else src,
                                 method="monte_carlo" if src == "gaussian" else "control_variate",
                                 reference="richardson", label=p.label, r=p.r, batch_size=problem.batch_size,
-                                multiplier=multiplier_record(mult)))
+                                multiplier_spec=multiplier_record(mult)))
     return out
 
 
@@ -190,10 +197,10 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
         row = {"panel": p.id, "problem": p.problem, "shape": shape, "alpha": mult.alpha,
                "alpha_times_I0": f, "m_max": mm, "T": p.T, "r": p.r, "errors": {},
                "cap_fraction": cap_fraction(problem, mult, p.etas[-1], p.T, p.cap_paths,
-                                            _seed(p.id, shape, f, mm, "cap"))}
+                                            _seed(p, shape, f, mm, "cap"))}
         for eta in p.etas:
             est = estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, p.paths, r=p.r,
-                                       seed=_seed(p.id, shape, f, mm, eta))
+                                       seed=_seed(p, shape, f, mm, eta))
             for (s, g), pe in est.items():
                 row["errors"].setdefault(f"{s}|{g}", []).append(
                     {"eta": eta, "error": pe.error, "stderr": pe.stderr, "constant": pe.error / eta})
@@ -205,9 +212,9 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
 def trajectory_panel(p: TrajectoryPanel, prog) -> list[dict]:
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
-    res = mean_paths(problem, mult, p.eta, p.T, p.sdes, p.paths, r=p.r, seed=_seed(p.id))
-    res.update(panel=p.id, problem=p.problem, discrete=p.discrete, multiplier=multiplier_record(mult),
-               cap_fraction=cap_fraction(problem, mult, p.eta, p.T, p.paths, _seed(p.id, "cap")))
+    res = mean_paths(problem, mult, p.eta, p.T, p.sdes, p.paths, r=p.r, seed=_seed(p))
+    res.update(panel=p.id, problem=p.problem, discrete=p.discrete, multiplier_spec=multiplier_record(mult),
+               cap_fraction=cap_fraction(problem, mult, p.eta, p.T, p.paths, _seed(p, "cap")))
     prog.advance(p.id, 1.0)
     return [res]
 
@@ -233,8 +240,9 @@ class StudyProgress:
         self.p.update(self.done, note=text)
 
 
-def run_study(study: Study, out_dir: str, quick: bool = False) -> str:
-    """Run every panel of `study` (sde.panels.load_study) and write <out_dir>/<name>.json; returns its path."""
+def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | None = None) -> str:
+    """Run every panel of `study` (sde.panels.load_study) and write <out_dir>/<name>.json (or `filename`);
+    returns its path."""
     prog = StudyProgress(study.name, len(study.panels))
     t0 = time.perf_counter()
     results = []
@@ -249,4 +257,4 @@ def run_study(study: Study, out_dir: str, quick: bool = False) -> str:
                         "wall_time_s": wall})
     doc = {"study": study.name, "title": study.title, "quick": quick, "error_at": "T",
            "panels": results, "wall_time_s": time.perf_counter() - t0}
-    return write_json(os.path.join(out_dir, f"{study.name}.json"), doc)
+    return write_json(os.path.join(out_dir, filename or f"{study.name}.json"), doc)

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from sde.cli import main
+from sde.verify import study_curves
 
 REQUIRED = {"problem", "discrete", "sde", "g", "eta", "error", "stderr", "slope", "slope_ci", "n_paths", "coupled"}
 
@@ -30,13 +31,14 @@ def test_quick_quadratic_writes_results_and_figure(tmp_path, capsys):
     assert main(["verify", "--problem", "quadratic", "--quick", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "weak_error.png").stat().st_size > 10_000
-    assert res["error_at"] == "T" and res["curves"]
-    for c in res["curves"]:
+    curves = study_curves(res)
+    assert res["error_at"] == "T" and curves
+    for c in curves:
         assert REQUIRED <= set(c)
         assert c["discrete"] in ("sgd", "pgpo") and c["sde"] in ("gradient_flow", "sgd_sde", "paper", "matched")
         assert len(c["eta"]) == len(c["error"]) == len(c["stderr"])
         assert isinstance(c["coupled"], bool)
-    sq = [c for c in res["curves"] if (c["discrete"], c["sde"], c["g"]) == ("sgd", "sgd_sde", "sq_norm")]
+    sq = [c for c in curves if (c["discrete"], c["sde"], c["g"]) == ("sgd", "sgd_sde", "sq_norm")]
     assert sq and all(0.85 <= c["slope"] <= 1.15 for c in sq)
     mc = [c for c in sq if c["method"] == "monte_carlo"]
     assert mc and mc[0]["coupled"] and mc[0]["n_paths"] >= 1000
