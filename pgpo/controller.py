@@ -38,15 +38,19 @@ class StepDecision:
 
 class PGPOController:
     """`settings` (validated once, here) choose m(I), the estimator and the reduction; `jsd_weight` is the SDPO
-    loss's JSD weight, used when the estimator is the loss's own divergence."""
+    loss's JSD weight, used when the estimator is the loss's own divergence. With `per_engine_step` the caller
+    ends each optimizer step with `end_step()` (the trainer does, so that DeepSpeed's one step() call per
+    parameter group all get the same m and the same skip decision); `norm_source` gives the guard a global
+    gradient norm (DeepSpeed's)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, settings: PGPOSettings, jsd_weight: float = 0.5,
-                 group=None, device=None):
+                 group=None, device=None, per_engine_step: bool = False, norm_source=None):
         self.settings = settings.validate()
         self.jsd_weight = float(jsd_weight)
         self.multiplier = settings.multiplier()
-        self.modulator = StepModulator(optimizer)
-        self.guard = NonFiniteStepGuard(optimizer, on_skip=self.modulator.discard)   # installed after the hooks
+        self.modulator = StepModulator(optimizer, per_engine_step=per_engine_step)
+        self.guard = NonFiniteStepGuard(optimizer, on_skip=self.modulator.discard, per_engine_step=per_engine_step,
+                                        norm_source=norm_source)                  # installed after the hooks
         self.accumulator = InfoAccumulator()
         self.group, self.device = group, device
 
@@ -84,6 +88,11 @@ class PGPOController:
                        fallback)
         m = self.modulator.arm(m, info=info, fallback=fallback)
         return StepDecision(m, info, fallback, stats.count)
+
+    def end_step(self) -> None:
+        """After the engine's optimizer step (per_engine_step): record it once, reset the guard's decision."""
+        self.modulator.end_step()
+        self.guard.end_step()
 
     def state_dict(self) -> dict:
         return {"modulator": self.modulator.state_dict(), "guard": self.guard.state_dict()}

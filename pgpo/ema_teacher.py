@@ -10,7 +10,9 @@ PGPO's I_k (and m_k) upward over training - a bias SDPO does not see. The SDPO r
 in fp32; so does this class.
 
 Sharding. The shadow holds exactly the teacher's *local* storage of each parameter: the whole tensor (single
-process, DDP), the local shard of a DTensor (FSDP2), or the local partition `ds_tensor` (DeepSpeed ZeRO-3).
+process, DDP), the local shard of a DTensor (FSDP2), or the local partition `ds_tensor` (DeepSpeed ZeRO-3;
+parameters ZeRO-3 keeps permanently gathered, `ds_persist`, are averaged whole - their partition is never read
+by the forward pass).
 The student is sharded the same way (same shapes, same world size), so the update is shard-local, needs no
 communication, and costs 4 bytes per *local* parameter. When the teacher already is fp32 its storage is the
 shadow itself (no copy).
@@ -25,8 +27,10 @@ from transformers import TrainerCallback
 
 
 def local_storage(p: torch.nn.Parameter) -> torch.Tensor:
-    """What this rank stores of parameter `p`: ZeRO-3 partition, DTensor local shard, or the tensor itself."""
-    if hasattr(p, "ds_tensor"):                                   # DeepSpeed ZeRO-3 partition (1-d)
+    """What this rank stores of parameter `p`, as its forward pass reads it: the ZeRO-3 partition, except for
+    parameters ZeRO-3 keeps gathered (`ds_persist`: small ones such as the RMSNorm weights, whose full tensor is
+    what the forward uses); the DTensor local shard (FSDP2); or the tensor itself."""
+    if hasattr(p, "ds_tensor") and not getattr(p, "ds_persist", False):   # DeepSpeed ZeRO-3 partition (1-d)
         return p.ds_tensor.data
     if type(p.data).__name__ == "DTensor":                        # FSDP2
         return p.data.to_local()

@@ -46,11 +46,13 @@ class StepModulator:
     full) and travels with `state_dict()` / `load_state_dict()`.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, history_limit: int | None = 100_000):
+    def __init__(self, optimizer: torch.optim.Optimizer, history_limit: int | None = 100_000,
+                 per_engine_step: bool = False):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"StepModulator needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.history_limit = history_limit
+        self.per_engine_step = per_engine_step
         self.history: list[StepRecord] = []
         self.steps = 0
         self.fallbacks = 0
@@ -83,11 +85,13 @@ class StepModulator:
 
     # -- hooks ----------------------------------------------------------------------------------------
     def _pre_hook(self, optimizer, args, kwargs):
-        if self._inflight:   # the previous step raised before its post-hook: undo it, drop its decision
+        if self._inflight:   # the previous call raised before its post-hook: undo its lr scaling
             self._restore()
-            self._current = None
-        self._current = self._armed if self._armed is not None else (1.0, None, None)
-        self._armed = None
+            if not self.per_engine_step:
+                self._current = None
+        if self._current is None:             # the first call of this step takes the armed decision
+            self._current = self._armed if self._armed is not None else (1.0, None, None)
+            self._armed = None
         self._inflight = True
         m = self._current[0]
         if m != 1.0:
@@ -97,9 +101,19 @@ class StepModulator:
 
     def _post_hook(self, optimizer, args, kwargs):
         self._restore()
+        self._inflight = False
+        if not self.per_engine_step:
+            self.end_step()
+
+    def end_step(self) -> None:
+        """Close the step in flight: record (step, m, I, fallback) once. Called by the post-hook after each
+        optimizer.step() call, or - with per_engine_step - by the caller once per engine step, because DeepSpeed
+        (ZeRO-1/2/3) calls the torch optimizer's step() once per parameter (sub-)group: every one of those calls
+        gets the same m. A step without any optimizer call (skipped) records nothing."""
+        if self._current is None:
+            return
         m, info, fallback = self._current
         self._current = None
-        self._inflight = False
         self.steps += 1
         if fallback is not None:
             self.fallbacks += 1
@@ -135,22 +149,32 @@ class NonFiniteStepGuard:
 
     Installed on the torch optimizer that really steps (inside accelerate / DeepSpeed wrappers, so it also
     acts under ZeRO, where the step runs inside the last backward and Hugging Face's loop cannot skip it).
-    Before each step it computes the norm of the gradients this rank holds (the full gradients under DDP,
-    the local shards under FSDP2 / ZeRO), all-reduces "is it finite" (MAX of a 0/1 flag) over the default
-    process group, and on a non-finite norm returns without calling the optimizer: parameters, moments and
-    step counters are untouched, and the step hooks (StepModulator's lr scaling and history) do not run.
-    `on_skip()` is called instead. The check costs one pass over the gradients, like gradient clipping.
+    The decision is taken at the first step() call of a step and holds for every call until `end_step()`
+    (DeepSpeed calls step() once per parameter (sub-)group; without per_engine_step every call is a step):
+    from `norm_source()` when given (DeepSpeed's global gradient norm, computed before its per-group calls and
+    identical on every rank - needed there, since one call sees only one group), otherwise from the norm of
+    the gradients this rank holds (full gradients under DDP, local shards under FSDP2) with a MAX all-reduce
+    of the 0/1 flag over the default process group. On a non-finite norm the
+    optimizer is not called: parameters, moments and step counters are untouched, and the step hooks
+    (StepModulator's lr scaling and history) do not run; `on_skip()` is called once. The check costs one pass
+    over the gradients, like gradient clipping.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, on_skip=None):
+    def __init__(self, optimizer: torch.optim.Optimizer, on_skip=None, per_engine_step: bool = False,
+                 norm_source=None):
         self.optimizer = optimizer
         self.on_skip = on_skip
+        self.per_engine_step = per_engine_step
+        self.norm_source = norm_source
         self.skipped = 0
         self.last_skipped = False
+        self._decision: bool | None = None       # this step's "skip?", once taken
         self._step = optimizer.step
         optimizer.step = self.step
 
     def gradients_finite(self) -> bool:
+        if self.norm_source is not None:
+            return math.isfinite(float(self.norm_source()))
         import torch.distributed as dist
 
         grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -167,14 +191,23 @@ class NonFiniteStepGuard:
         return bool(bad.item() == 0)
 
     def step(self, closure=None):
-        if not self.gradients_finite():
-            self.skipped += 1
-            self.last_skipped = True
-            if self.on_skip is not None:
-                self.on_skip()
+        if self._decision is None:
+            self._decision = not self.gradients_finite()
+            self.last_skipped = self._decision
+            if self._decision:
+                self.skipped += 1
+                if self.on_skip is not None:
+                    self.on_skip()
+        skip = self._decision
+        if not self.per_engine_step:
+            self._decision = None
+        if skip:
             return None
-        self.last_skipped = False
         return self._step() if closure is None else self._step(closure)
+
+    def end_step(self) -> None:
+        """Close the step (per_engine_step): the next step() call takes a new decision."""
+        self._decision = None
 
     def state_dict(self) -> dict:
         return {"skipped": self.skipped}

@@ -35,6 +35,7 @@ import os
 import shutil
 
 import torch
+from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 from trl.experimental.sdpo import SDPOTrainer
 from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping,
@@ -74,11 +75,25 @@ class PGPOTrainer(SDPOTrainer):
                                               self.args.teacher_update_rate, self.args.teacher_sync_steps,
                                               step_skipped=self._last_step_skipped, accelerator=self.accelerator)
             self.add_callback(self.ema_teacher)
+        self.add_callback(_EndOfOptimizerStep(self))
         if self.use_vllm and self.args.distillation_is_clip is not None and hasattr(self, "vllm_generation"):
             self.vllm_generation.logprobs = 0            # the sampled token's log-prob, for the IS weight
 
     def _last_step_skipped(self) -> bool:
         return self._pgpo is not None and self._pgpo.guard.last_skipped
+
+    def _deepspeed_grad_norm(self):
+        """DeepSpeed's global gradient norm of the step in flight (ZeRO-1/2/3 set `_global_grad_norm` before
+        calling the torch optimizer once per parameter group), or None when not under DeepSpeed."""
+        if not self.is_deepspeed_enabled:
+            return None
+        opt, seen = self.optimizer, set()
+        while opt is not None and id(opt) not in seen:
+            seen.add(id(opt))
+            if hasattr(opt, "_global_grad_norm"):
+                return lambda o=opt: o._global_grad_norm
+            opt = getattr(opt, "optimizer", None)
+        raise RuntimeError("DeepSpeed optimizer without _global_grad_norm: the non-finite step guard needs it")
 
     # -- the controller, attached to the optimizer the engine really steps ------------------------------
     def pgpo_controller(self) -> PGPOController:
@@ -87,7 +102,8 @@ class PGPOTrainer(SDPOTrainer):
                 raise RuntimeError("the optimizer does not exist yet")
             device = self.accelerator.device if self.accelerator.device.type == "cuda" else torch.device("cpu")
             self._pgpo = PGPOController(innermost_optimizer(self.optimizer), self.args.pgpo,
-                                        jsd_weight=self.args.distillation_alpha, device=device)
+                                        jsd_weight=self.args.distillation_alpha, device=device,
+                                        per_engine_step=True, norm_source=self._deepspeed_grad_norm())
             if self._pgpo_pending_state is not None:
                 self._pgpo.load_state_dict(self._pgpo_pending_state)
                 self._pgpo_pending_state = None
@@ -139,14 +155,11 @@ class PGPOTrainer(SDPOTrainer):
                     ctl.observe(InfoStats())
                 else:
                     ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
-        old_per_token_logps = inputs.get("old_per_token_logps")
-        if args.distillation_is_clip is not None and old_per_token_logps is not None:
+        rollout_logps = inputs.get("rollout_per_token_logps", inputs.get("old_per_token_logps"))
+        if args.distillation_is_clip is not None and rollout_logps is not None:
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
-            # a token whose rollout log-prob the engine did not return (NaN) gets weight 1
-            old_per_token_logps = torch.where(torch.isnan(old_per_token_logps), student_per_token_logps.detach(),
-                                              old_per_token_logps)
             per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
-                                                                old_per_token_logps, args.distillation_is_clip)
+                                                                rollout_logps, args.distillation_is_clip)
         loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
         loss = loss.mean()
         mean_distill_loss = (per_token_loss * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
@@ -165,28 +178,38 @@ class PGPOTrainer(SDPOTrainer):
         self._rollout_logprobs = logprobs
         return prompt_ids_out, completion_ids_list
 
-    def _compute_rollout_logps(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
-        """Per-token log-probs of the policy that generated the completions, (B, T), or None.
-
+    def sample_rollouts(self, inputs):
+        """TRL's rollouts plus `rollout_per_token_logps` (B, T): the log-probs of the policy that generated the
+        completions, for the distillation loss's importance weight (only when `distillation_is_clip` is set).
         vLLM: the engine's own log-probs (sampled token, after temperature: vLLM's `processed_logprobs`, the
-        same scaling the trainer's logits get). transformers generation: one no-grad forward of the weights that
-        generated (the current ones). Computed only when the importance-sampling clip is configured; otherwise
-        TRL's behaviour (None unless several optimizer steps share a generation batch).
-        """
+        same scaling the trainer's logits get); a token it returned none for, and the transformers generation
+        path, get one no-grad forward of the weights that generated (the current ones). TRL's
+        `old_per_token_logps` (its policy-gradient term's reference) is left as TRL computes it."""
+        self._rollout_logprobs = None
+        batch = super().sample_rollouts(inputs)
         rollout, self._rollout_logprobs = self._rollout_logprobs, None
         if self.args.distillation_is_clip is None or not self.model.training:
-            return super()._compute_rollout_logps(prompt_ids, prompt_mask, completion_ids, completion_mask)
+            return batch
+        ids = batch["completion_ids"]
+        out = None
         if rollout is not None:
-            out = torch.zeros(completion_ids.shape, dtype=torch.float32, device=completion_ids.device)
+            out = torch.full(ids.shape, float("nan"), dtype=torch.float32, device=ids.device)
             for i, seq in enumerate(rollout):
                 vals = [float("nan") if lp is None or lp[0] is None else float(lp[0]) for lp in seq]
                 n = min(len(vals), out.shape[1])
                 out[i, :n] = torch.tensor(vals[:n], dtype=torch.float32)
-            return out                                       # NaN where vLLM gave none: weight 1 in the loss
-        with torch.no_grad():
-            logits = self._forward_logits(self.model, torch.cat([prompt_ids, completion_ids], dim=1),
-                                          torch.cat([prompt_mask, completion_mask], dim=1), completion_ids.size(1))
-            return selective_log_softmax(logits, completion_ids)
+            out = torch.where(batch["completion_mask"].bool(), out, torch.zeros_like(out))   # padding: unused
+        # the fallback forward must run on every rank or none (ZeRO-3 gathers parameters inside it)
+        missing = torch.tensor([1.0 if out is None or bool(torch.isnan(out).any()) else 0.0], device=ids.device)
+        if bool(self.accelerator.gather(missing).max() > 0):
+            with torch.no_grad():
+                logits = self._forward_logits(self.model, torch.cat([batch["prompt_ids"], ids], dim=1),
+                                              torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
+                                              ids.size(1))
+                own = selective_log_softmax(logits, ids).float()
+            out = own if out is None else torch.where(torch.isnan(out), own, out)
+        batch["rollout_per_token_logps"] = out
+        return batch
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs,
@@ -284,3 +307,15 @@ class PGPOTrainer(SDPOTrainer):
                     self._pgpo.load_state_dict(st)
                 else:
                     self._pgpo_pending_state = st
+
+
+class _EndOfOptimizerStep(TrainerCallback):
+    """Closes each optimizer step for the PGPO controller (one history record, a fresh skip decision), after
+    the engine's step - which DeepSpeed splits into one torch step() call per parameter group."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if self.trainer._pgpo is not None:
+            self.trainer._pgpo.end_step()

@@ -111,7 +111,7 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         ax.set_title(G_TITLE.get(g, g))
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
-    fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0]['T']:g} (95 % CI; hollow = "
+    fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0].get('T', 1.0):g} (95 % CI; hollow = "
                  f"not in fit, |error| < 3 s.e.)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

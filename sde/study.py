@@ -66,30 +66,38 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
         prog.advance(p.id, 1.0)
         return curves
     pc = p.paths
+    if pc.fixed is not None:            # a fixed path count: every SDE on the same discrete paths, per eta
+        per = {(s, g): {"err": [], "se": [], "md": [], "ms": []} for s in p.sdes for g in p.tests}
+        for eta in p.etas:
+            est = estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, pc.fixed, r=p.r, seed=_seed(p, eta),
+                                       progress=lambda n, eta=eta: prog.note(f"{p.id} eta={eta:g} paths={n}"))
+            for key, pe in est.items():
+                d = per[key]
+                d["err"].append(pe.error); d["se"].append(pe.stderr)
+                d["md"].append(pe.mean_discrete); d["ms"].append(pe.mean_sde)
+            prog.advance(p.id, 1.0 / len(p.etas), f"eta={eta:g} n={pc.fixed}")
+        for (s, g), d in per.items():
+            curves.append(curve_record(p.etas, d["err"], d["se"], [pc.fixed] * len(p.etas), **common, sde=s, g=g,
+                                       **extra, reference="richardson", mean_discrete=d["md"], mean_sde=d["ms"]))
+        return curves
     for s in p.sdes:
         per = {g: {"err": [], "se": [], "n": [], "pilot": []} for g in p.tests}
         for eta in p.etas:
             note = (lambda n, s=s, eta=eta: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"))
-            if pc.fixed is not None:
-                fixed = estimate_weak_errors(problem, mult, eta, p.T, [s], p.tests, pc.fixed, r=p.r,
-                                             seed=_seed(p, s, eta), progress=note)
-                est, pilot = {g: fixed[(s, g)].moments for g in p.tests}, None
-            else:
-                est, pilot = sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min,
-                                            pc.max, _seed(p, s, eta), progress=note)
+            est, pilot = sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min, pc.max,
+                                        _seed(p, s, eta), progress=note)
             for g in p.tests:
                 m = est[g]
                 per[g]["err"].append(m.mean)
                 per[g]["se"].append(m.stderr)
                 per[g]["n"].append(m.n)
-                per[g]["pilot"].append(None if pilot is None else {"error": pilot[g].mean,
-                                                                   "stderr": pilot[g].stderr})
+                per[g]["pilot"].append({"error": pilot[g].mean, "stderr": pilot[g].stderr})
             prog.advance(p.id, 1.0 / (len(p.sdes) * len(p.etas)), f"{s} eta={eta:g} n={est[p.tests[0]].n}")
         for g in p.tests:
             d = per[g]
             curves.append(curve_record(p.etas, d["err"], d["se"], d["n"], **common, sde=s, g=g, **extra,
-                                       reference="richardson", rho=None if pc.fixed else pc.rho,
-                                       pilot=d["pilot"], paths_cap=[pc.fixed, pc.fixed] if pc.fixed else [pc.min, pc.max]))
+                                       reference="richardson", rho=pc.rho, pilot=d["pilot"],
+                                       paths_cap=[pc.min, pc.max]))
     return curves
 
 

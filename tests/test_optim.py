@@ -256,3 +256,49 @@ def test_nonfinite_gradient_skips_the_step_and_drops_its_multiplier(bad):
     assert not guard.last_skipped and [r.multiplier for r in mod.history] == [1.5, 1.0]
     assert not torch.equal(w.detach(), before)
     assert guard.state_dict() == {"skipped": 1}
+
+
+def _zero_style_step(opt, groups):
+    """What DeepSpeed's ZeRO optimizers do in one engine step: the torch optimizer's step() once per parameter
+    group, with only that group's (flat) parameters in place."""
+    for i, params in enumerate(groups):
+        for j, g in enumerate(opt.param_groups):
+            g["params"] = params if j == i else []
+        opt.step()
+    for g, params in zip(opt.param_groups, groups):
+        g["params"] = params
+
+
+@pytest.mark.parametrize("bad_group", [None, 1])
+def test_one_decision_per_engine_step_when_the_engine_steps_each_group(bad_group):
+    """Two parameter groups (decay / no decay, as HF builds them) stepped one by one as under ZeRO: every group
+    gets the same m, one history record per engine step, and a non-finite gradient in one group skips the
+    whole step (not just its group)."""
+    from pgpo.optim import NonFiniteStepGuard
+
+    torch.manual_seed(0)
+    a, b = torch.randn(4, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    pa, pb = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    ra, rb = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    opt = torch.optim.SGD([{"params": [pa], "weight_decay": 0.1}, {"params": [pb], "weight_decay": 0.0}], lr=0.1)
+    ref = torch.optim.SGD([{"params": [ra], "weight_decay": 0.1}, {"params": [rb], "weight_decay": 0.0}], lr=0.1)
+    mod = StepModulator(opt, per_engine_step=True)
+    # DeepSpeed computes the global gradient norm before its per-group calls; the guard reads it
+    global_norm = lambda: float(torch.cat([pa.grad, pb.grad]).norm())          # noqa: E731
+    guard = NonFiniteStepGuard(opt, on_skip=mod.discard, per_engine_step=True, norm_source=global_norm)
+    for p in (pa, pb, ra, rb):
+        p.grad = torch.ones_like(p)
+    if bad_group is not None:
+        (pa, pb)[bad_group].grad[0] = float("nan")
+    mod.arm(2.0, info=0.5)
+    _zero_style_step(opt, [[pa], [pb]])
+    mod.end_step(); guard.end_step()
+    if bad_group is not None:
+        assert torch.equal(pa.detach(), a) and torch.equal(pb.detach(), b) and guard.skipped == 1
+        assert mod.history == []
+        return
+    _zero_style_step(ref, [[ra], [rb]])
+    for p, r, x in ((pa, ra, a), (pb, rb, b)):
+        assert torch.allclose(p.detach() - x, 2.0 * (r.detach() - x), rtol=1e-12, atol=0)
+    assert [(h.step, h.multiplier) for h in mod.history] == [(1, 2.0)] and not guard.last_skipped
+    assert all(g["lr"] == 0.1 for g in opt.param_groups)

@@ -173,10 +173,10 @@ def test_transformers_rollouts_carry_the_generating_weights_logprobs(tmp_path):
     tr = make_trainer(tmp_path, [], max_steps=1, trainer_cls=recording_trainer_cls())
     tr.train()
     (rec,) = tr.records
-    assert rec["old_logps"] is not None
+    assert rec["rollout_logps"] is not None
     mask = rec["loss_mask"] > 0
     student = ref.token_logprobs(rec["student_logits"], rec["completion_ids"])
-    assert torch.allclose(rec["old_logps"].double()[mask], student[mask], atol=1e-4)
+    assert torch.allclose(rec["rollout_logps"].double()[mask], student[mask], atol=1e-4)
 
 
 def test_nonfinite_gradient_skips_the_step(tmp_path):

@@ -70,9 +70,12 @@ def test_trl_still_returns_early_on_an_empty_mask():
 
 
 def test_rollout_and_teacher_hooks_we_override_exist():
-    sig = inspect.signature(SDPOTrainer._compute_rollout_logps)
-    assert list(sig.parameters) == ["self", "prompt_ids", "prompt_mask", "completion_ids", "completion_mask"]
-    assert "old_per_token_logps = self._compute_rollout_logps(" in inspect.getsource(SDPOTrainer.sample_rollouts)
+    assert list(inspect.signature(SDPOTrainer.sample_rollouts).parameters) == ["self", "inputs"]
+    assert "batch = self.sample_rollouts(inputs)" in inspect.getsource(SDPOTrainer._prepare_training_batch)
+    assert "self._generate(prompt_ids)" in inspect.getsource(SDPOTrainer.sample_rollouts)
+    from trl.trainer import utils as trl_utils
+    src = inspect.getsource(trl_utils.split_tensor_dict)                # our extra batch key is split too
+    assert "for key, tensor in tensor_dict.items():" in src
     gen = inspect.getsource(SDPOTrainer._generate_vllm)
     assert "self.vllm_generation.generate(" in gen and "self._last_loaded_step" in gen
     assert "logprobs=None" in inspect.getsource(SDPOTrainer.__init__)      # TRL asks vLLM for no log-probs

@@ -36,13 +36,13 @@ def recording_trainer_cls():
             loss = super()._compute_self_distillation_loss(model, inputs, distillation_logits)
             if model.training:
                 dl = distillation_logits
-                old = inputs.get("old_per_token_logps")
+                old = inputs.get("rollout_per_token_logps")
                 self.records.append({"step": self.state.global_step,
                                      "student_logits": dl.student_logits.detach().clone(),
                                      "teacher_logits": dl.teacher_logits.detach().clone(),
                                      "loss_mask": dl.loss_mask.detach().clone(),
                                      "completion_ids": dl.completion_ids.detach().clone(),
-                                     "old_logps": None if old is None else old.detach().clone(),
+                                     "rollout_logps": None if old is None else old.detach().clone(),
                                      "loss": loss.detach().clone()})
             return loss
 
