@@ -150,7 +150,10 @@ def _train(parser, args) -> int:
         parser.error(f"--resume: no checkpoint directory {resume!r}")
     from pgpo.run import run_training
 
-    run_training(cfg, resume=resume)
+    try:
+        run_training(cfg, resume=resume)
+    except ConfigError as e:               # launch-dependent checks (e.g. master weights), before any model loads
+        parser.error(f"config error: {e}")
     return 0
 
 

@@ -34,6 +34,8 @@ import json
 import os
 import shutil
 
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")   # TRL is pinned (pyproject.toml): its experimental warning is noise
+
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints

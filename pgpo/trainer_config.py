@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
-from trl.experimental.sdpo import SDPOConfig
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")   # TRL is pinned (pyproject.toml): its experimental warning is noise
+from trl.experimental.sdpo import SDPOConfig  # noqa: E402
 
 from pgpo.settings import PGPOSettings
 

@@ -219,3 +219,13 @@ def test_bf16_weights_without_master_weights_are_refused_before_loading(tmp_path
                                           r"model\.dtype=float32.*DeepSpeed"):
         make_trainer(tmp_path, ["model.dtype=bfloat16"])
     assert not os.path.exists(os.path.join(tmp_path, "init_model"))      # nothing was built or loaded
+    import subprocess
+    import sys
+
+    from trainer_helpers import ROOT, SMOKE
+    res = subprocess.run([sys.executable, "-m", "pgpo", "train", "--config", SMOKE, "model.dtype=bfloat16",
+                          f"training.output_dir={tmp_path / 'cli'}"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "model.dtype: bfloat16" in lines[0], res.stderr[-2000:]
+    assert not (tmp_path / "cli" / "init_model").exists()
