@@ -22,15 +22,16 @@ def atomic_write_json(path: str, obj, **dump_kwargs) -> str:
 
 
 def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140) -> list:
-    """Save a matplotlib `fig` as <out_dir>/<name>.png and .pdf, close it, and return (or extend) the list of
-    paths."""
+    """Save a matplotlib `fig` as <out_dir>/<name>.png and .pdf (deterministic bytes for the same figure), close
+    it, and return (or extend) the list of paths."""
     import matplotlib.pyplot as plt
 
     written = [] if written is None else written
     fig.tight_layout()
     for ext in ("png", "pdf"):
         path = os.path.join(out_dir, f"{name}.{ext}")
-        fig.savefig(path, dpi=dpi)
+        # no creation date in the PDF: redrawing unchanged results rewrites byte-identical files
+        fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if ext == "pdf" else None)
         written.append(path)
     plt.close(fig)
     return written

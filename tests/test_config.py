@@ -138,8 +138,10 @@ def test_base_files_merge_section_by_section(tmp_path):
 
 def test_every_python_float_literal_is_accepted(tmp_path):
     """YAML 1.1 reads `1e-5` (no dot) as a string; a float field takes it as the number it spells."""
-    cfg = load_config(None, ["training.learning_rate=1e-5", "pgpo.alpha=2E1"])
-    assert cfg.training.learning_rate == 1e-5 and cfg.pgpo.alpha == 20.0
+    cfg = load_config(None, ["training.learning_rate=1e-5", "pgpo.alpha=2E1", "pgpo.m_max=1E3",
+                             "sdpo.teacher_update_rate=.5"])
+    assert cfg.training.learning_rate == 1e-5 and cfg.pgpo.alpha == 20.0 and cfg.pgpo.m_max == 1000.0
+    assert cfg.sdpo.teacher_update_rate == 0.5
     (tmp_path / "c.yaml").write_text("training:\n  learning_rate: 3e-6\n")
     assert load_config(str(tmp_path / "c.yaml")).training.learning_rate == 3e-6
     with pytest.raises(ConfigError, match="training.learning_rate: must be positive"):
