@@ -55,13 +55,13 @@ class FP32EMATeacher(TrainerCallback):
         self.teacher, self.accelerator = teacher, accelerator
         self.rate, self.sync_steps, self.step_skipped = float(rate), int(sync_steps), step_skipped
         self.names = [n for n, _ in teacher.named_parameters()]
+        self.sharded = is_sharded(teacher)           # then each rank checkpoints its own shard
         self.shadow: list[torch.Tensor] = []
         self.separate: list[bool] = []           # False: the teacher's own fp32 storage is the shadow
         for p in teacher.parameters():
             t = local_storage(p)
             self.separate.append(t.dtype != torch.float32)
             self.shadow.append(t.detach().float().clone() if self.separate[-1] else t)
-        self.updates = 0
 
     @property
     def shadow_bytes(self) -> int:
@@ -77,7 +77,6 @@ class FP32EMATeacher(TrainerCallback):
             sh.mul_(1.0 - r).add_(local_storage(s).float(), alpha=r)
             if sep:
                 local_storage(t).copy_(sh)
-        self.updates += 1
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.sync_steps == 0 and not self.step_skipped():

@@ -216,12 +216,19 @@ class NonFiniteStepGuard:
         self.skipped = int(state.get("skipped", 0))
 
 
+def optimizer_chain(opt) -> list:
+    """`opt` and every optimizer it wraps through `.optimizer` (accelerate -> DeepSpeed -> torch), outermost first."""
+    chain, seen = [opt], {id(opt)}
+    while getattr(opt, "optimizer", None) is not None and id(opt.optimizer) not in seen:
+        opt = opt.optimizer
+        chain.append(opt)
+        seen.add(id(opt))
+    return chain
+
+
 def innermost_optimizer(opt) -> torch.optim.Optimizer:
     """The torch optimizer inside accelerate / DeepSpeed wrappers (whose step() they all end up calling)."""
-    seen = set()
-    while hasattr(opt, "optimizer") and id(opt) not in seen and opt.optimizer is not opt:
-        seen.add(id(opt))
-        opt = opt.optimizer
+    opt = optimizer_chain(opt)[-1]
     if not isinstance(opt, torch.optim.Optimizer):
         raise TypeError(f"cannot find a torch optimizer inside {type(opt).__name__}")
     return opt

@@ -48,8 +48,8 @@ from trl.trainer.utils import selective_log_softmax
 
 from pgpo.controller import PGPOController
 from pgpo.distill import topk_distillation
-from pgpo.ema_teacher import FP32EMATeacher, is_sharded
-from pgpo.optim import innermost_optimizer
+from pgpo.ema_teacher import FP32EMATeacher
+from pgpo.optim import innermost_optimizer, optimizer_chain
 from pgpo.information import InfoStats
 from pgpo.trainer_config import PGPOConfig
 
@@ -89,12 +89,9 @@ class PGPOTrainer(SDPOTrainer):
         calling the torch optimizer once per parameter group), or None when not under DeepSpeed."""
         if not self.is_deepspeed_enabled:
             return None
-        opt, seen = self.optimizer, set()
-        while opt is not None and id(opt) not in seen:
-            seen.add(id(opt))
+        for opt in optimizer_chain(self.optimizer):
             if hasattr(opt, "_global_grad_norm"):
                 return lambda o=opt: o._global_grad_norm
-            opt = getattr(opt, "optimizer", None)
         raise RuntimeError("DeepSpeed optimizer without _global_grad_norm: the non-finite step guard needs it")
 
     # -- the controller, attached to the optimizer the engine really steps ------------------------------
@@ -124,7 +121,6 @@ class PGPOTrainer(SDPOTrainer):
         args, dl = self.args, distillation_logits
         mode = "train" if model.training else "eval"
         ctl = self.pgpo_controller() if model.training else None
-        empty = bool(dl.loss_mask.sum() == 0)
         if args.distillation_mode == "topk_logits":
             if args.distillation_topk is None:
                 raise ValueError("`distillation_mode='topk_logits'` requires `distillation_topk` to be set.")
@@ -133,10 +129,6 @@ class PGPOTrainer(SDPOTrainer):
                                                            add_tail=args.distillation_add_tail,
                                                            jsd_weight=args.distillation_alpha)
             if ctl is not None:
-                if empty:
-                    ctl.observe(InfoStats())                    # nothing to distill on this micro-batch
-                else:
-                    ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
                 with torch.no_grad():             # student token entropy on the same support (for the monitor)
                     ent = -(s_lp.exp() * s_lp).sum(-1)
                     mask = dl.completion_mask.float()
@@ -152,11 +144,13 @@ class PGPOTrainer(SDPOTrainer):
             else:
                 raise ValueError("distillation_mode must be one of: 'sampled_token', 'full_logits', 'topk_logits', "
                                  f"got {args.distillation_mode!r}")
-            if ctl is not None:
-                if empty:
-                    ctl.observe(InfoStats())
-                else:
-                    ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
+        if ctl is not None:                                     # I_k from the tensors the loss used
+            if bool(dl.loss_mask.sum() == 0):
+                ctl.observe(InfoStats())                        # nothing to distill on this micro-batch
+            elif args.distillation_mode == "topk_logits":
+                ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
+            else:
+                ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
         rollout_logps = inputs.get("rollout_per_token_logps", inputs.get("old_per_token_logps"))
         if args.distillation_is_clip is not None and rollout_logps is not None:
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
@@ -275,15 +269,14 @@ class PGPOTrainer(SDPOTrainer):
 
     def _teacher_file(self) -> str:
         w = self.accelerator.num_processes
-        sharded = is_sharded(self.accelerator.unwrap_model(self.teacher_model))
-        return TEACHER_FP32.format(shard=f".rank{self.accelerator.process_index}-of-{w}" if sharded else "")
+        return TEACHER_FP32.format(shard=f".rank{self.accelerator.process_index}-of-{w}"
+                                   if self.ema_teacher.sharded else "")
 
     def _save_teacher(self, path: str) -> None:
         """The fp32 EMA: one file from the main process, or one per rank when the teacher is sharded."""
         if self.ema_teacher is None:
             return
-        sharded = is_sharded(self.accelerator.unwrap_model(self.teacher_model))
-        if sharded or self.args.should_save:
+        if self.ema_teacher.sharded or self.args.should_save:
             from safetensors.torch import save_file
             os.makedirs(path, exist_ok=True)
             save_file({k: v.contiguous() for k, v in self.ema_teacher.state_dict().items()},

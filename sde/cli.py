@@ -71,7 +71,8 @@ def _verify(parser, args) -> int:
     from pgpo.schema import ConfigError
     from sde.plotting import plot_weak_error
     from sde.study import run_study
-    from sde.verify import study_curves, verification_study
+    from sde.results import study_curves
+    from sde.verify import verification_study
 
     if args.problem not in PROBLEMS:
         parser.error(f"unknown problem {args.problem!r}; choose one of {', '.join(PROBLEMS)}")

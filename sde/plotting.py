@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
+from pgpo.fileio import save_figure
 from sde.stats import Z95
 
 SDE_STYLE = {
@@ -89,7 +91,7 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
     """One panel per test function; every curve of the study document `results` (or the given subset)."""
     plt = _use_agg()
     if curves is None:
-        from sde.verify import study_curves
+        from sde.results import study_curves
         curves = study_curves(results)
     tests = [g for g in ("sq_norm", "linear", "fluctuation") if any(c["g"] == g for c in curves)]
     n_leg = max(sum(c["g"] == g for c in curves) for g in tests) + 1
@@ -113,9 +115,10 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0].get('T', 1.0):g} (95 % CI; hollow = "
                  f"not in fit, |error| < 3 s.e.)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    if path.endswith(".png"):
-        fig.savefig(path[:-4] + ".pdf")
-    plt.close(fig)
+    if path.endswith(".png"):                                  # and the PDF beside it
+        save_figure(fig, os.path.dirname(path) or ".", os.path.basename(path)[:-4], dpi=130)
+    else:
+        fig.tight_layout()
+        fig.savefig(path, dpi=130)
+        plt.close(fig)
     return path

@@ -1,5 +1,6 @@
 """What `sde` writes: one curve record per (discrete process, SDE, test function), the multiplier's record,
-and strict JSON files written atomically (used by `sde verify` and the studies alike).
+and strict JSON files written atomically (used by `sde verify` and the studies alike); and `study_curves`,
+which reads the curves back from a written document.
 
 A curve record holds the eta grid, the weak errors at the horizon T with standard errors and 95 % CIs, the
 ratio CI / |error|, the fitted slope with its CI and the local slopes (sde.stats.fit_slope), the verdict,
@@ -58,3 +59,11 @@ def write_json(path: str, doc: dict) -> str:
     """Strict JSON (non-finite numbers as null), written atomically; returns the path."""
     return atomic_write_text(path, json.dumps(finite_or_none(doc), indent=1, allow_nan=False,
                                               default=_json_default))
+
+
+def study_curves(doc: dict) -> list[dict]:
+    """Every weak-error curve of a study document (sweep rows and trajectories are not curves); a results.json
+    written before `sde verify` became a study keeps its curves at the top level."""
+    if "panels" not in doc:
+        return doc["curves"]
+    return [it for p in doc["panels"] for it in p["items"] if "eta" in it and isinstance(it["eta"], list)]

@@ -54,12 +54,4 @@ def verification_study(problem: str, quick: bool = False, *, etas: list[float] |
                  title=f"Weak-error verification: {problem}{' (quick)' if quick else ''}")
 
 
-def study_curves(doc: dict) -> list[dict]:
-    """Every weak-error curve of a study document (sweep rows and trajectories are not curves); a results.json
-    written before `sde verify` became a study keeps its curves at the top level."""
-    if "panels" not in doc:
-        return doc["curves"]
-    return [it for p in doc["panels"] for it in p["items"] if "eta" in it and isinstance(it["eta"], list)]
-
-
-__all__ = ["verification_study", "study_curves", "VERIFY_M_MAX"]
+__all__ = ["verification_study", "VERIFY_M_MAX"]

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from sde.cli import main
-from sde.verify import study_curves
+from sde.results import study_curves
 
 REQUIRED = {"problem", "discrete", "sde", "g", "eta", "error", "stderr", "slope", "slope_ci", "n_paths", "coupled"}
 
