@@ -54,6 +54,10 @@ class Problem(ABC):
         """grad L(x) into out (n, dim)."""
 
     @abstractmethod
+    def hessian(self, x: np.ndarray) -> np.ndarray:
+        """The Hessian of L at one state x (shape (dim,)), shape (dim, dim) (sde.theory's linearisation)."""
+
+    @abstractmethod
     def noise(self, x: np.ndarray, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """S(x) z into out (n, dim), z of shape (n, noise_dim)."""
 
@@ -77,6 +81,13 @@ class Problem(ABC):
 
     def batch_info(self, x: np.ndarray, idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"problem {self.name!r} has no finite dataset: use Gaussian noise")
+
+    def sample_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(representative indices, probabilities) of the classes of interchangeable samples, for enumerating
+        minibatch laws (sde.theory); by default every sample is its own class, with probability 1/N."""
+        if not self.has_dataset:
+            raise NotImplementedError(f"problem {self.name!r} has no finite dataset")
+        return np.arange(self.n_data), np.full(self.n_data, 1.0 / self.n_data)
 
     def describe(self) -> dict:
         return {"name": self.name, "dim": self.dim, "noise_dim": self.noise_dim, "batch_size": self.batch_size,
@@ -123,6 +134,9 @@ class Quadratic(Problem):
     def grad(self, x, out):
         np.multiply(x, self.curvatures, out=out)
         return out
+
+    def hessian(self, x):
+        return np.diag(self.curvatures)
 
     def noise(self, x, z, out):
         if self._diag is not None:
@@ -184,6 +198,9 @@ class DoubleWell(Problem):
         out += x
         return out
 
+    def hessian(self, x):
+        return np.array([[1.0 - self.a ** 2 / np.cosh(self.a * float(x[0])) ** 2]])
+
     def noise(self, x, z, out):
         np.multiply(z, self.sigma, out=out)
         return out
@@ -242,12 +259,22 @@ class TeacherStudentSoftmax(Problem):
         e -= self.q
         return e
 
+    def hessian(self, x):
+        p = np.exp(x - x.max())
+        p /= p.sum()
+        return np.diag(p) - np.outer(p, p)
+
     def noise(self, x, z, out):
         np.matmul(z, self._factor.T, out=out)
         return out
 
     def covariance(self, x):
         return np.broadcast_to(self.noise_cov, (x.shape[0], self.dim, self.dim)).copy()
+
+    def sample_groups(self):
+        """Samples with one label are interchangeable: one representative index per class, with its frequency."""
+        reps = np.array([int(np.flatnonzero(self.labels == k)[0]) for k in range(self.dim)])
+        return reps, self.q.copy()
 
     def _batch_counts(self, idx):
         n, b = idx.shape
@@ -287,10 +314,10 @@ class LeastSquares(Problem):
         self.X = rng.standard_normal((n_data, dim))
         self.theta_true = np.linspace(1.0, -1.0, dim)
         self.y = self.X @ self.theta_true + noise_std * rng.standard_normal(n_data)
-        self.hessian = self.X.T @ self.X / n_data
+        self.hess = self.X.T @ self.X / n_data
         self.rhs = self.X.T @ self.y / n_data
         self.y2_half = 0.5 * float(np.mean(self.y * self.y))
-        self.theta_star = np.linalg.solve(self.hessian, self.rhs)
+        self.theta_star = np.linalg.solve(self.hess, self.rhs)
         self.theta0 = np.asarray(x0 if x0 is not None else self.theta_star + 1.5, dtype=float)
         self.loss_min = float(self.loss(self.theta_star[None, :])[0])
         blocks = [self.X * self.y[:, None]] + [self.X * self.X[:, j:j + 1] for j in range(dim)]
@@ -302,12 +329,15 @@ class LeastSquares(Problem):
 
     def loss(self, x):
         # (1/2N) |X x - y|^2 = 1/2 x^T H x - rhs^T x + mean(y^2)/2, without the (n, N) residuals
-        return 0.5 * np.einsum("nd,de,ne->n", x, self.hessian, x) - x @ self.rhs + self.y2_half
+        return 0.5 * np.einsum("nd,de,ne->n", x, self.hess, x) - x @ self.rhs + self.y2_half
 
     def grad(self, x, out):
-        np.matmul(x, self.hessian, out=out)  # hessian is symmetric
+        np.matmul(x, self.hess, out=out)  # hessian is symmetric
         out -= self.rhs
         return out
+
+    def hessian(self, x):
+        return self.hess.copy()
 
     def noise(self, x, z, out):
         v = (z @ self._factor.T).reshape(x.shape[0], self.dim + 1, self.dim)   # rows: C_0 z, C_1 z, ...

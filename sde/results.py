@@ -3,7 +3,8 @@ and strict JSON files written atomically (used by `sde verify` and the studies a
 which reads the curves back from a written document.
 
 A curve record holds the eta grid, the weak errors at the horizon T with standard errors and 95 % CIs, the
-ratio CI / |error|, the fitted slope with its CI and the local slopes (sde.stats.fit_slope), the verdict,
+ratio CI / |error|, the fit e = B + C1 eta + C2 eta^2 with its verdict (sde.stats.fit_error_model, VERDICT_RULE),
+the log-log slope with its CI and the local slopes (sde.stats.fit_slope, secondary),
 the path counts, and whatever the caller adds (T, r, noise, info, method, multiplier, label, ...).
 """
 
@@ -14,7 +15,7 @@ import math
 
 from pgpo.fileio import atomic_write_text
 from pgpo.multiplier import Multiplier
-from sde.stats import Z95, fit_slope, verdict
+from sde.stats import Z95, fit_error_model, fit_slope
 
 
 def multiplier_record(mult: Multiplier) -> dict | None:
@@ -26,12 +27,15 @@ def multiplier_record(mult: Multiplier) -> dict | None:
 def curve_record(etas, errors, stderrs, n_paths, **fields) -> dict:
     """A weak-error curve: `fields` (problem, discrete, sde, g, ...) first, then the numbers and the fit."""
     fit = fit_slope(etas, errors, stderrs)
+    model = fit_error_model(etas, errors, stderrs)
     ns = list(n_paths)
     return {**fields, "eta": list(etas), "error": list(errors), "stderr": list(stderrs),
             "ci95": [[e - Z95 * s, e + Z95 * s] for e, s in zip(errors, stderrs)],
             "ci_over_error": [None if (s is None or e == 0) else Z95 * s / abs(e) for e, s in zip(errors, stderrs)],
             "slope": fit["slope"], "slope_ci": fit["slope_ci"], "local_slopes": fit["local_slopes"],
-            "used_in_fit": fit["used"], "chi2_red": fit["chi2_red"], "verdict": verdict(fit),
+            "used_in_fit": fit["used"], "chi2_red": fit["chi2_red"],
+            "fit": {k: v for k, v in model.items() if k not in ("verdict", "reason")},
+            "verdict": model["verdict"], "verdict_reason": model["reason"],
             "n_paths": min(ns) if ns else 0, "n_paths_per_eta": ns}
 
 

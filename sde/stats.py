@@ -6,6 +6,8 @@
   95 % interval comes from the delta-method variances of log|error|, inflated by the reduced chi-square
   when the points scatter more than their error bars (curvature, higher-order terms); exact points
   (zero standard error) therefore get an interval from their residual scatter alone.
+- `fit_error_model` and `VERDICT_RULE`: the verdict. The error is fitted as B + C1 eta + C2 eta^2 and the verdict
+  read from which coefficients' 95 % intervals exclude 0 (the slope is reported beside it, never decides).
 - `paths_for_precision`: the path count that makes the 95 % half-width a fraction rho of the error.
 """
 
@@ -136,18 +138,94 @@ def paths_for_precision(sigma: float, error: float, rho: float = 0.2, z: float =
     return max(2, int(math.ceil((z * sigma / (rho * abs(error))) ** 2)))
 
 
-def verdict(fit: dict, target: float = 1.0, tol: float = 0.15) -> str:
-    """'order 1' when the slope's interval meets [target - tol, target + tol] and the local slope at the
-    smallest eta is not collapsing; 'levels off' when the interval lies below; 'steeper' above;
-    'inconclusive' with fewer than two usable points or an interval wider than 4 tol."""
-    lo, hi = fit["slope_ci"]
-    if fit["slope"] is None or hi - lo > 4 * tol:
-        return "inconclusive"
-    last = [s for s, u1, u2 in zip(fit["local_slopes"], fit["used"][:-1], fit["used"][1:]) if u1 and u2 and s is not None]
-    if hi < target - tol or (last and last[-1] < 0.5 * target):
-        return "levels off"
-    if lo > target + tol:
-        return "steeper"
-    if lo <= target + tol and hi >= target - tol:
-        return "order 1"
-    return "inconclusive"
+VERDICT_RULE = (
+    "Fit e(eta) = B + C1 eta + C2 eta^2 by weighted least squares (weights 1 / s.e.^2; closed-form curves: relative "
+    "weights, s.e. from the residual scatter); while the chi^2 misfit has p < 0.05 the largest eta is dropped. "
+    "A coefficient is non-zero when it exceeds 3 of its standard errors (the noise threshold used for the points; "
+    "intervals shown are 95 %). *order 1*: B zero, C1 non-zero; *order 2*: B and C1 zero, C2 non-zero; "
+    "*converges elsewhere*: B non-zero (B is the limit of the error as eta -> 0, the plateau); *inconclusive*: "
+    "anything else, or fewer than 3 points above 3 s.e. (no fit).")
+VERDICTS = ("order 1", "order 2", "converges elsewhere", "inconclusive")
+MISFIT_P = 0.05
+NONZERO_Z = 3.0
+
+
+def _weighted_fit(x, y, w):
+    design = np.stack([np.ones_like(x), x, x * x], axis=1)
+    cov = np.linalg.inv(design.T @ (design * w[:, None]))
+    beta = cov @ (design.T @ (w * y))
+    chi2 = float((w * (y - design @ beta) ** 2).sum())
+    return beta, cov, chi2
+
+
+def fit_error_model(eta, err, stderr, min_snr: float = 3.0) -> dict:
+    """Fit e(eta) = B + C1 eta + C2 eta^2 and decide the verdict by VERDICT_RULE.
+
+    Monte Carlo points are weighted by 1 / s.e.^2 with known-variance intervals (z quantile). Closed-form points
+    (all s.e. 0) have no sampling error: they are weighted by 1 / e^2 and the standard errors come from the residual
+    scatter (t quantile for the intervals), i.e. from the truncated higher-order terms. While the chi^2 misfit has
+    p-value < MISFIT_P the largest eta is dropped (the expansion is asymptotic), keeping at least 3 points above
+    noise; closed forms are never trimmed.
+    With fewer than 3 points whose |error| exceeds min_snr s.e. (non-zero, for closed forms) there is no fit.
+
+    Returns {"B", "B_se", "B_ci", "C1", ..., "C2", ..., "chi2", "dof", "p_value", "used", "n_above_noise",
+    "verdict", "reason"}; coefficients are None without a fit.
+    """
+    eta = np.asarray(eta, float)
+    err = np.asarray(err, float)
+    se = np.nan_to_num(np.asarray(stderr, float), nan=np.inf)
+    ok = np.isfinite(err) & np.isfinite(eta)
+    exact = bool(ok.any() and (se[ok] == 0).all())
+    above = ok & (np.abs(err) > 0) & (np.abs(err) > min_snr * se)
+    out = {"B": None, "B_se": None, "B_ci": [None, None], "C1": None, "C1_se": None, "C1_ci": [None, None],
+           "C2": None, "C2_se": None, "C2_ci": [None, None], "chi2": None, "dof": None, "p_value": None,
+           "used": [False] * len(eta), "n_above_noise": int(above.sum()), "exact": exact, "min_snr": min_snr,
+           "verdict": "inconclusive", "reason": ""}
+    use = ok & (above if exact else np.isfinite(se))
+    if out["n_above_noise"] < 3 or use.sum() < 3:
+        out["reason"] = f"{out['n_above_noise']} point(s) above {min_snr:g} s.e.: no fit"
+        return out
+    trimmed = 0
+    while True:
+        x, y = eta[use], err[use]
+        w = 1.0 / (np.abs(y) if exact else se[use]) ** 2
+        beta, cov, chi2 = _weighted_fit(x, y, w)
+        dof = int(use.sum()) - 3
+        p = None if (exact or dof == 0) else float(sps.chi2.sf(chi2, dof))
+        if p is None or p >= MISFIT_P or int((use & above).sum()) <= 3 or use.sum() <= 3:
+            break
+        use[np.flatnonzero(use)[np.argmax(x)]] = False           # drop the largest eta and refit
+        trimmed += 1
+    out.update(chi2=chi2, dof=dof, p_value=p, used=use.tolist(), n_above_noise=int((use & above).sum()))
+    if out["n_above_noise"] < 3:
+        out["reason"] = f"{out['n_above_noise']} point(s) above {min_snr:g} s.e. in the fitted range: no fit"
+        return out
+    if exact:
+        if dof == 0:
+            out["reason"] = "3 closed-form points: no residual to size the intervals"
+            return out
+        cov = cov * chi2 / dof
+        q = float(sps.t.ppf(0.975, dof))
+    else:
+        q = Z95
+    sd = np.sqrt(np.diag(cov))
+    for name, b, s in zip(("B", "C1", "C2"), beta, sd):
+        out[name], out[name + "_se"] = float(b), float(s)
+        out[name + "_ci"] = [float(b - q * s), float(b + q * s)]
+    # non-zero: beyond 3 s.e., and beyond rounding (a closed form that the model fits exactly has s.e. ~ 1e-17)
+    scale = 1e-10 * float(np.abs(y).max())
+    reach = {"B": 1.0, "C1": float(x.max()), "C2": float(x.max()) ** 2}
+    nonzero = {name: abs(out[name]) > NONZERO_Z * out[name + "_se"] and abs(out[name]) * reach[name] > scale
+               for name in ("B", "C1", "C2")}
+    note = f" (largest {trimmed} eta dropped for misfit)" if trimmed else ""
+    if p is not None and p < MISFIT_P:
+        out["reason"] = f"misfit: chi^2 = {chi2:.1f} on {dof} dof (p = {p:.2g})"
+    elif nonzero["B"]:
+        out["verdict"], out["reason"] = "converges elsewhere", "|B| > 3 s.e." + note
+    elif nonzero["C1"]:
+        out["verdict"], out["reason"] = "order 1", "|B| <= 3 s.e., |C1| > 3 s.e." + note
+    elif nonzero["C2"]:
+        out["verdict"], out["reason"] = "order 2", "|B|, |C1| <= 3 s.e., |C2| > 3 s.e." + note
+    else:
+        out["reason"] = "no coefficient exceeds 3 s.e." + note
+    return out

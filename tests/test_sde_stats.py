@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sde.stats import RunningMoments, fit_slope, local_slopes, paths_for_precision, verdict
+from sde.stats import RunningMoments, fit_error_model, fit_slope, local_slopes, paths_for_precision
 
 
 @given(st.floats(0.2, 3.0), st.floats(1e-3, 10.0))
@@ -49,7 +49,99 @@ def test_noisy_fit_interval_covers_truth_at_nominal_rate():
 
 def test_too_few_points_give_no_slope():
     fit = fit_slope([0.1, 0.05], [1e-3, 1e-5], [1e-4, 1e-4])
-    assert fit["slope"] is None and verdict(fit) == "inconclusive"
+    assert fit["slope"] is None
+
+
+ETAS = np.array([0.1, 0.05, 0.025, 0.0125, 0.00625])
+
+
+def _noisy(truth, rel=0.03, seed=0):
+    se = rel * np.abs(truth) + 1e-6
+    return truth + se * np.random.default_rng(seed).standard_normal(truth.size), se
+
+
+def test_a_plateau_converges_elsewhere_and_its_interval_covers_it():
+    err, se = _noisy(0.02 + 0.5 * ETAS)
+    fit = fit_error_model(ETAS, err, se)
+    assert fit["verdict"] == "converges elsewhere"
+    assert fit["B_ci"][0] <= 0.02 <= fit["B_ci"][1]
+
+
+def test_an_order_one_curve_with_curvature_is_order_one():
+    err, se = _noisy(0.3 * ETAS + 2.0 * ETAS ** 2, seed=1)
+    fit = fit_error_model(ETAS, err, se)
+    assert fit["verdict"] == "order 1"
+    assert fit["B_ci"][0] <= 0.0 <= fit["B_ci"][1] and fit["C1_ci"][0] <= 0.3 <= fit["C1_ci"][1]
+
+
+def test_an_order_two_curve_is_order_two():
+    err, se = _noisy(2.0 * ETAS ** 2, seed=2)
+    fit = fit_error_model(ETAS, err, se)
+    assert fit["verdict"] == "order 2"
+    assert fit["C2_ci"][0] <= 2.0 <= fit["C2_ci"][1]
+
+
+def test_the_old_slope_rule_failure_a_shallow_slope_with_a_plateau_is_not_order_one():
+    """0.73 [0.55, 0.91] on a curve converging to a non-zero limit used to read 'order 1'."""
+    truth = 0.004 + 0.2 * ETAS
+    err, se = _noisy(truth, rel=0.01, seed=3)
+    assert fit_slope(ETAS, err, se)["slope"] < 0.9
+    assert fit_error_model(ETAS, err, se)["verdict"] == "converges elsewhere"
+
+
+def test_two_points_above_noise_give_no_fit():
+    fit = fit_error_model([0.1, 0.05, 0.025], [1e-2, 5e-3, 1e-5], [1e-4, 1e-4, 1e-4])
+    assert fit["n_above_noise"] == 2 and fit["B"] is None and fit["verdict"] == "inconclusive"
+    fit = fit_error_model([0.1, 0.05], [1e-2, 5e-3], [1e-4, 1e-4])
+    assert fit["B"] is None and fit["verdict"] == "inconclusive"
+
+
+def test_pure_noise_is_inconclusive():
+    err = 1e-4 * np.random.default_rng(4).standard_normal(5)
+    assert fit_error_model(ETAS, err, np.full(5, 1e-4))["verdict"] == "inconclusive"
+
+
+def test_a_misfit_drops_the_largest_step_sizes():
+    etas = np.array([0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625])
+    truth = 0.3 * etas + etas ** 3                                 # an eta^3 term the model lacks
+    se = 1e-5 * np.ones(6)
+    fit = fit_error_model(etas, truth, se)
+    assert fit["used"][0] is False and all(fit["used"][-3:])
+    assert (fit["p_value"] is None or fit["p_value"] >= 0.05) and fit["verdict"] == "order 1"
+
+
+def test_closed_form_curves_use_the_residual_scatter():
+    etas = 2.0 ** -np.arange(5, 13)
+    order1 = -0.2 * etas + 0.4 * etas ** 2 + 3.0 * etas ** 3
+    fit = fit_error_model(etas, order1, np.zeros(etas.size))
+    assert fit["exact"] and fit["verdict"] == "order 1" and fit["C1_ci"][0] <= -0.2 <= fit["C1_ci"][1]
+    fit = fit_error_model(etas, 0.75 + order1, np.zeros(etas.size))
+    assert fit["verdict"] == "converges elsewhere" and fit["B_ci"][0] <= 0.75 <= fit["B_ci"][1]
+    exact_poly = 0.5 * etas + etas ** 2                            # fitted exactly: residuals at rounding level
+    assert fit_error_model(etas, exact_poly, np.zeros(etas.size))["verdict"] == "order 1"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(-1.0, 1.0), st.floats(-2.0, 2.0), st.floats(-5.0, 5.0))
+def test_noise_free_curves_recover_their_coefficients(b, c1, c2):
+    truth = b + c1 * ETAS + c2 * ETAS ** 2
+    fit = fit_error_model(ETAS, truth, np.full(5, 1e-9))
+    if fit["B"] is None:                                            # fewer than 3 points above 3e-9
+        assert (np.abs(truth) > 3e-9).sum() < 3
+        return
+    assert fit["B"] == pytest.approx(b, abs=1e-7) and fit["C1"] == pytest.approx(c1, abs=1e-5)
+    expected = ("converges elsewhere" if abs(b) > 3 * fit["B_se"] else "order 1" if abs(c1) > 3 * fit["C1_se"]
+                else "order 2" if abs(c2) > 3 * fit["C2_se"] else "inconclusive")
+    assert fit["verdict"] == expected
+
+
+def test_plateau_interval_covers_at_the_nominal_rate():
+    truth = 0.01 + 0.3 * ETAS
+    se = 0.02 * truth
+    rng = np.random.default_rng(5)
+    hits = sum(fit["B_ci"][0] <= 0.01 <= fit["B_ci"][1]
+               for fit in (fit_error_model(ETAS, truth + se * rng.standard_normal(5), se) for _ in range(400)))
+    assert 0.90 <= hits / 400 <= 0.99                                # 95 % nominal, s.d. ~1.1 %
 
 
 @settings(max_examples=60)
@@ -75,13 +167,6 @@ def test_paths_for_precision_formula():
 
 def test_local_slopes_handle_zero():
     assert local_slopes([0.1, 0.05, 0.025], [1e-2, 0.0, 1e-3]) == [None, None]
-
-
-def test_verdicts():
-    one = {"slope": 1.0, "slope_ci": [0.95, 1.05], "local_slopes": [1.0, 1.0], "used": [True] * 3}
-    flat = {"slope": 0.1, "slope_ci": [0.0, 0.2], "local_slopes": [0.1, 0.1], "used": [True] * 3}
-    steep = {"slope": 2.0, "slope_ci": [1.9, 2.1], "local_slopes": [2.0, 2.0], "used": [True] * 3}
-    assert verdict(one) == "order 1" and verdict(flat) == "levels off" and verdict(steep) == "steeper"
 
 
 @settings(max_examples=40)
