@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from pgpo import runlog
 from pgpo.eval import generate_transformers, score
 from pgpo.monitor import StabilityMonitor
+from pgpo.progress import step_line
 
 
 class MonitorCallback(StabilityMonitor, TrainerCallback):
@@ -23,8 +24,9 @@ class StepLog(TrainerCallback):
     plus the records other callbacks pass to `write` (`eval`, `collapse`). On resume, records beyond the
     checkpoint's step are dropped first, so the log matches the run."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, echo=print):
         self.path = path
+        self.echo = echo                  # one compact console line per step (pgpo.progress.step_line); None: quiet
         self._t_step = None
         self._t0 = None
         self._elapsed_before = 0.0
@@ -50,6 +52,8 @@ class StepLog(TrainerCallback):
         rec["step_time_s"] = None if self._t_step is None else now - self._t_step
         rec["elapsed_s"] = self._elapsed_before + (now - self._t0 if self._t0 else 0.0)
         self.write(rec)
+        if self.echo is not None:
+            self.echo(step_line(rec, state.max_steps))
 
     def write(self, rec: dict) -> None:
         runlog.append_record(self.path, rec)

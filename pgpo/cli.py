@@ -1,6 +1,6 @@
 """`python -m pgpo ...` (also installed as `pgpo`).
 
-    train  --config FILE [dotted.key=value ...] [--resume [PATH|auto]]
+    train  --config FILE [dotted.key=value ...] [--resume [PATH|auto] | --overwrite] [--dry-run]
     eval   --model PATH --domain D [--k 16] [--split test] [--max-questions N] ...
     alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
     grid   --grid FILE [--match TEXT] [--launcher CMD]   one training command per run of a grid
@@ -19,6 +19,8 @@ import sys
 
 from pgpo.schema import OneLineParser
 
+EVAL_MAX_NEW_TOKENS_GPU, EVAL_MAX_NEW_TOKENS_CPU = 8192, 512   # the paper's budget; CPU: seconds per sample
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m pgpo", description="PGPO: SDPO with an information-modulated step.")
@@ -29,25 +31,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="dotted.key=value (value read as YAML), e.g. pgpo.alpha=2")
     t.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from the last checkpoint in output_dir (or the given checkpoint)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete what training.output_dir already holds and start afresh (without it, a non-empty "
+                        "output folder is refused unless --resume)")
     t.add_argument("--dry-run", action="store_true", help="validate the config, print it, and stop")
 
-    e = sub.add_parser("eval", help="mean@k accuracy of a saved model on Science-QA")
-    e.add_argument("--model", required=True, help="model directory (e.g. a checkpoint) or hub name")
-    e.add_argument("--domain", required=True)
-    e.add_argument("--split", default="test", choices=["train", "test"])
-    e.add_argument("--k", type=int, default=16)
-    e.add_argument("--temperature", type=float, default=0.6)
-    e.add_argument("--top-p", type=float, default=0.95)
-    e.add_argument("--max-new-tokens", type=int, default=8192)
-    e.add_argument("--max-questions", type=int)
-    e.add_argument("--style", default="reference", choices=["reference", "paper"])
-    e.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"])
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--out", help="write the result as JSON here")
+    e = sub.add_parser("eval", help="mean@k accuracy of a saved model on Science-QA",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--model", required=True, help="model folder (a checkpoint-N/ of a run) or hub name")
+    e.add_argument("--domain", required=True, help="chemistry, physics, biology or materials (or chem, phys, bio, mat)")
+    e.add_argument("--split", default="test", choices=["train", "test"], help="question split")
+    e.add_argument("--k", type=int, default=16, help="samples per question")
+    e.add_argument("--temperature", type=float, default=0.6, help="sampling temperature")
+    e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold")
+    e.add_argument("--max-new-tokens", type=int, default=None,
+                   help=f"tokens per sample (default: {EVAL_MAX_NEW_TOKENS_GPU} with a GPU, "
+                        f"{EVAL_MAX_NEW_TOKENS_CPU} on CPU, where 8192 takes minutes per question)")
+    e.add_argument("--max-questions", type=int, help="evaluate the first N questions only")
+    e.add_argument("--style", default="reference", choices=["reference", "paper"], help="prompt style")
+    e.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
+                   help="generation backend (auto: vLLM when installed and a GPU is present)")
+    e.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (transformers)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed")
+    e.add_argument("--out", help="write the result as JSON here (its folder is created)")
 
     a = sub.add_parser("alpha-grid", help="sensitivities alpha that spread m over [1, m_max] for measured I_k")
-    a.add_argument("--log", required=True, nargs="+", help="log.jsonl file(s) of SDPO (alpha = 0) runs")
+    a.add_argument("--log", required=True, nargs="+",
+                   help="log.jsonl file(s): the I_k of their train lines are used, whatever the run's alpha (I_k "
+                        "does not depend on alpha, but a PGPO run's trajectory, hence its I_k, does: SDPO runs "
+                        "(pgpo.alpha = 0) give the unmodulated baseline)")
     a.add_argument("--m-max", type=float, default=2.0)
     a.add_argument("--fractions", type=float, nargs="+", default=[0.25, 1.0, 4.0])
 
@@ -73,7 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import warnings
+    # deprecation notices about third-party internals (e.g. transformers' `gradient_checkpointing` rename) that a
+    # user of this CLI cannot act on; the libraries are pinned (pyproject.toml)
+    for lib in ("transformers", "trl", "accelerate"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{lib}(\.|$)")
+    # third-party libraries speak at WARNING and above (e.g. `datasets` announces every optional backend it finds
+    # at INFO); this project's own loggers at INFO
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pgpo").setLevel(logging.INFO)
     if args.command == "train":
         return _train(parser, args)
     if args.command == "eval":
@@ -148,18 +168,67 @@ def _train(parser, args) -> int:
     resume = args.resume
     if resume not in (None, "auto") and not os.path.isdir(resume):
         parser.error(f"--resume: no checkpoint directory {resume!r}")
+    if int(os.environ.get("RANK", "0")) == 0:           # one process checks the shared folder (the run clears it
+        from pgpo.fileio import OutputFolderError, prepare_output_folder   # after its own checks: run_training)
+        from pgpo.runlog import RUN_OUTPUTS
+        try:
+            prepare_output_folder(cfg.training.output_dir, resume=resume is not None, overwrite=args.overwrite,
+                                  holds=RUN_OUTPUTS, clear=False)
+        except OutputFolderError as e:
+            parser.error(f"training.output_dir: {e}")
     from pgpo.run import run_training
 
     try:
-        run_training(cfg, resume=resume)
+        run_training(cfg, resume=resume, overwrite=args.overwrite)
     except ConfigError as e:               # launch-dependent checks (e.g. master weights), before any model loads
         parser.error(f"config error: {e}")
     return 0
 
 
-def _eval(parser, args) -> int:
-    from pgpo.data import DataError, load_questions
+def _model_folder_problem(model: str) -> str | None:
+    """Why `model` cannot be evaluated (one line), or None: a missing local path, or a run folder / any folder
+    without a model's config.json (the checkpoints found are listed). A name that is not a local path is left to
+    the hub."""
+    if os.path.isdir(model):
+        if os.path.exists(os.path.join(model, "config.json")):
+            return None
+        ckpts = sorted((d for d in os.listdir(model) if d.startswith("checkpoint-") and
+                        os.path.exists(os.path.join(model, d, "config.json"))), key=lambda d: int(d.split("-")[-1])
+                       if d.split("-")[-1].isdigit() else -1)
+        if ckpts:
+            return (f"--model {model} is a run folder, not a checkpoint: use one of "
+                    + ", ".join(os.path.join(model, c) for c in ckpts))
+        return f"--model {model} is not a model folder (no config.json in it)"
+    if os.path.exists(model):
+        return f"--model {model} is a file, not a model folder"
+    parts = model.split("/")          # a hub name is `name` or `org/name`; `org` is not a local folder
+    looks_local = model.startswith((".", "/", "~")) or len(parts) > 2 or (len(parts) == 2 and os.path.isdir(parts[0]))
+    if looks_local:
+        return f"--model {model}: no such folder (give a checkpoint folder, e.g. runs/NAME/checkpoint-N)"
+    return None
 
+
+
+def _eval(parser, args) -> int:
+    from pgpo.data import DataError, canonical_domain, load_questions
+
+    problem = _model_folder_problem(args.model)
+    if problem:
+        parser.error(problem)
+    try:
+        args.domain = canonical_domain(args.domain)
+    except DataError as e:
+        parser.error(str(e))
+    if args.out:
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+        if os.path.isdir(args.out):
+            parser.error(f"--out {args.out} is a folder: give a file name, e.g. {os.path.join(args.out, 'eval.json')}")
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            parser.error(f"--out: cannot create {out_dir}: {e.strerror}")
+        if not os.access(out_dir, os.W_OK):
+            parser.error(f"--out: cannot write to {out_dir}")
     if args.k < 1:
         parser.error("--k must be >= 1")
     if args.max_questions is not None and args.max_questions < 1:
@@ -170,8 +239,18 @@ def _eval(parser, args) -> int:
         qs = load_questions(args.domain, args.split, limit=args.max_questions).questions
     except DataError as e:
         parser.error(str(e))
+    from transformers.utils import logging as hf_logging
+
     from pgpo.eval import evaluate_path
 
+    hf_logging.disable_progress_bar()              # the evaluation's own progress line is enough
+    if args.max_new_tokens is None:
+        import torch
+        args.max_new_tokens = EVAL_MAX_NEW_TOKENS_GPU if torch.cuda.is_available() else EVAL_MAX_NEW_TOKENS_CPU
+        print(f"--max-new-tokens {args.max_new_tokens} ({'GPU' if torch.cuda.is_available() else 'CPU'} default)",
+              file=sys.stderr)
+    elif args.max_new_tokens < 1:
+        parser.error("--max-new-tokens must be >= 1")
     res = evaluate_path(args.model, qs, args.style, k=args.k, temperature=args.temperature, top_p=args.top_p,
                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
                         seed=args.seed)
@@ -179,8 +258,8 @@ def _eval(parser, args) -> int:
     print(f"{args.domain} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {res.stderr:.4f} "
           f"({res.n_questions} questions, {res.answered:.0%} of samples answered, {res.backend}, {res.wall_s:.0f}s)")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
+        from pgpo.fileio import atomic_write_json
+        atomic_write_json(args.out, out, indent=1)
     return 0
 
 

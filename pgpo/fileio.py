@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 
 def atomic_write_text(path: str, text: str) -> str:
@@ -35,3 +36,61 @@ def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: 
         written.append(path)
     plt.close(fig)
     return written
+
+
+class OutputFolderError(ValueError):
+    """An output folder that cannot be used as asked (the message names it and the fix)."""
+
+
+def _matches(name: str, holds: tuple[str, ...]) -> bool:
+    return any(name.startswith(h[:-1]) if h.endswith("*") else name == h for h in holds)
+
+
+def prepare_output_folder(path: str, *, resume: bool = False, overwrite: bool = False,
+                          holds: tuple[str, ...] | None = None, resume_flag: str | None = "--resume",
+                          clear: bool = True) -> str:
+    """Check (before any work) that `path` can receive a run's output, and clear it when asked.
+
+    - an existing file at `path`, or a folder that cannot be written: OutputFolderError;
+    - a folder that already holds output (any entry; or, when `holds` names what a run writes - exact names, or
+      prefixes ending in `*` - any of those): refused unless `resume` (its content is kept and continued) or
+      `overwrite`; with `overwrite` and `clear`, that output (only the `holds` entries when given) is deleted now,
+      with `clear=False` the caller replaces it later (atomic writes, or after its own checks);
+    - `overwrite` never deletes the current folder, one of its parents or the home folder.
+    Otherwise the folder is created. Returns the absolute path. OS errors become OutputFolderError.
+    """
+    path = os.path.abspath(path)
+    if resume and overwrite:
+        raise OutputFolderError(f"{resume_flag} continues the run in {path} and --overwrite deletes it: choose one")
+    try:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise OutputFolderError(f"output {path} is a file, not a folder: choose another output folder")
+        existing = sorted(os.listdir(path)) if os.path.isdir(path) else []
+        if holds is not None:
+            existing = [e for e in existing if _matches(e, holds)]
+        if existing and not (resume or overwrite):
+            shown = ", ".join(existing[:4]) + (f", ... ({len(existing)} entries)" if len(existing) > 4 else "")
+            fixes = f"pass {resume_flag} to continue it or --overwrite to replace it" if resume_flag else \
+                "pass --overwrite to replace it"
+            raise OutputFolderError(f"output folder {path} already holds {shown}: {fixes} (or choose another folder)")
+        protected = {os.path.abspath(os.path.expanduser("~")), os.path.abspath(os.sep)}
+        cwd = os.getcwd()
+        if overwrite and existing and (path in protected or cwd == path or cwd.startswith(path.rstrip(os.sep) + os.sep)):
+            raise OutputFolderError(f"--overwrite would delete files in {path} (the current folder, one of its "
+                                    f"parents, or home): choose a dedicated output folder")
+        parent = path
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputFolderError(f"cannot write to {parent}: choose an output folder you can write")
+        if existing and overwrite and clear:
+            for e in existing:
+                full = os.path.join(path, e)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full)
+                else:
+                    os.remove(full)
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputFolderError(f"output folder {path}: {e.strerror or e}") from None
+    return path

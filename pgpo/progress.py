@@ -29,3 +29,25 @@ class Progress:
         count = f" {done:g}/{self.total:g} {self.unit}" if self.unit else ""
         print(f"[{self.label}] {100 * frac:5.1f}%{count}  elapsed {elapsed:6.1f}s  remaining {remaining_s:6.1f}s"
               f"  {note}".rstrip(), file=self.stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def step_line(rec: dict, max_steps: int) -> str:
+    """One compact console line for a `train` record of the run log (pgpo.runlog):
+    `step 3/8  loss 0.123  reward 0.25  I 0.181  m 1.36  lr 1.0e-05  4.1 s/step  ETA 20s`."""
+    def num(key, fmt):
+        v = rec.get(key)
+        return "n/a" if v is None else format(v, fmt)
+    step = rec["step"]
+    per_step = rec["elapsed_s"] / step if rec.get("elapsed_s") and step else None
+    eta = "n/a" if per_step is None else _duration(per_step * max(max_steps - step, 0))
+    dt = rec.get("step_time_s")
+    return (f"step {step}/{max_steps}  loss {num('loss', '.4g')}  reward {num('reward_mean', '.3g')}  "
+            f"I {num('info', '.3g')}  m {num('multiplier', '.3g')}  lr {num('lr', '.2e')}  "
+            f"{'n/a' if dt is None else f'{dt:.1f}'} s/step  ETA {eta}")

@@ -8,11 +8,11 @@ import os
 import time
 
 from pgpo.config import ConfigError, RunConfig, dump_config, master_weights_problem
-from pgpo.fileio import atomic_write_json
+from pgpo.fileio import atomic_write_json, prepare_output_folder
+from pgpo.runlog import DONE_NAME, RUN_OUTPUTS
 
 logger = logging.getLogger(__name__)
 
-DONE_NAME = "DONE.json"          # written when a run reaches its end: launchers skip such runs
 PACKAGED_TOKENIZER = os.path.join(os.path.dirname(__file__), "assets", "qwen3-tokenizer")
 
 
@@ -84,12 +84,16 @@ def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str,
     return path, path
 
 
-def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None):
+def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None, overwrite: bool = False):
     """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks.
 
     `reward_funcs` replaces the multiple-choice reward (tests use it to script which rollouts succeed).
     Raises ConfigError before any model is loaded when the weights would train without fp32 master weights.
+    `overwrite`: delete the previous run's outputs (RUN_OUTPUTS) from output_dir once those checks have passed.
     """
+    import torch
+    if not torch.cuda.is_available():          # DeepSpeed (when installed) would warn that it falls back to CPU
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import datasets
     from accelerate import PartialState
     from transformers import AutoTokenizer
@@ -102,8 +106,12 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     from pgpo.trainer import PGPOTrainer
     from pgpo.trainer_config import PGPOConfig
 
-    import torch
     from accelerate.utils import DistributedType
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()      # no per-file bars for loading or writing the (local) model
+    disable_progress_bars()
 
     # Without a GPU, accelerate only sets up multi-process (gloo) training when told it runs on the CPU.
     use_cpu = not torch.cuda.is_available()
@@ -112,6 +120,9 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     if problem:
         raise ConfigError(problem)
     ga = cfg.training.accumulation_for(state.num_processes)
+    if overwrite and state.is_main_process:
+        prepare_output_folder(cfg.training.output_dir, overwrite=True, holds=RUN_OUTPUTS)
+    state.wait_for_everyone()
     os.makedirs(cfg.training.output_dir, exist_ok=True)
     if state.is_main_process:
         dump_config(cfg, os.path.join(cfg.training.output_dir, "run_config.yaml"))
@@ -129,6 +140,10 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,
                                            callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
+    # the console gets StepLog's one line per step, not transformers' metrics dict
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
     monitor = MonitorCallback(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None
     if cfg.eval.every_steps > 0 or cfg.eval.at_start:
         limit = cfg.eval.max_questions or d.max_eval_questions
@@ -144,13 +159,15 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     return trainer
 
 
-def run_training(cfg: RunConfig, resume: str | bool | None = None):
-    trainer = build_trainer(cfg)
+def run_training(cfg: RunConfig, resume: str | bool | None = None, overwrite: bool = False):
+    trainer = build_trainer(cfg, overwrite=overwrite)
     if resume == "auto":
         from transformers.trainer_utils import get_last_checkpoint
         resume = get_last_checkpoint(cfg.training.output_dir) if os.path.isdir(cfg.training.output_dir) else None
         if resume is None:
             logger.info("no checkpoint in %s: starting from scratch", cfg.training.output_dir)
+    if resume and trainer.accelerator.is_main_process:
+        print(f"resuming from {resume}", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)
     if trainer.accelerator.is_main_process:

@@ -17,6 +17,11 @@ import os
 from pgpo.fileio import atomic_write_text
 
 LOG_NAME = "log.jsonl"
+DONE_NAME = "DONE.json"          # written when a run reaches its end: launchers skip such runs
+# what a run writes into training.output_dir: a folder holding any of these holds a run (`pgpo train --overwrite`
+# deletes exactly these - `*` ends a prefix - and leaves anything else in the folder alone)
+RUN_OUTPUTS = ("checkpoint-*", ".staging-*", LOG_NAME, "run_config.yaml", "init_model", "data_report.json",
+               DONE_NAME, "runs")
 
 # train-record field -> the trainer's metric it is read from
 TRAIN_FIELDS = {

@@ -235,6 +235,17 @@ class PGPOTrainer(SDPOTrainer):
         super().log(logs, start_time)
 
     # -- checkpoints: atomic, with the teacher and the PGPO state ---------------------------------------
+    def _issue_warnings_after_load(self, load_result) -> None:
+        """A tied-embedding model's checkpoint has no `lm_head.weight` (safetensors stores the shared tensor once):
+        re-tie it quietly instead of warning about a missing key on every resume; anything else still warns."""
+        model = self.accelerator.unwrap_model(self.model)
+        tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+        if tied and load_result.missing_keys and set(load_result.missing_keys) <= {"lm_head.weight"} \
+                and not load_result.unexpected_keys:
+            model.tie_weights()
+            return
+        super()._issue_warnings_after_load(load_result)
+
     def _save_checkpoint(self, model, trial):
         run_dir = self._get_output_dir(trial=trial)
         name = f"checkpoint-{self.state.global_step}"

@@ -16,6 +16,9 @@ from trainer_helpers import ROOT, SMOKE, make_trainer, params, recording_trainer
 pytestmark = pytest.mark.slow
 
 
+_CONSOLE = {}
+
+
 def _log(out_dir):
     with open(os.path.join(out_dir, "log.jsonl")) as f:
         return [json.loads(line) for line in f]
@@ -28,7 +31,22 @@ def smoke_run(tmp_path_factory):
     cmd = [sys.executable, "-m", "pgpo", "train", "--config", SMOKE, f"training.output_dir={out}"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    _CONSOLE.update(stdout=res.stdout, stderr=res.stderr)
     return out
+
+
+def test_smoke_console_is_one_compact_line_per_step(smoke_run):
+    """stdout: one `step k/2 ...` line per optimizer step with I, m and an ETA, and no metrics dict; stderr: no
+    FutureWarning from the pinned libraries."""
+    import re
+    steps = [ln for ln in _CONSOLE["stdout"].splitlines() if re.match(r"^step \d+/2 ", ln)]
+    assert len(steps) == 2 and steps[0].startswith("step 1/2") and steps[1].startswith("step 2/2")
+    rec = [r for r in _log(smoke_run) if r["kind"] == "train"]
+    for ln, r in zip(steps, rec):
+        assert f"I {r['info']:.3g}" in ln and f"m {r['multiplier']:.3g}" in ln and "ETA" in ln and len(ln) < 140
+    out = _CONSOLE["stdout"] + _CONSOLE["stderr"]
+    assert "{'loss'" not in out and "'self_distillation/" not in out
+    assert "FutureWarning" not in _CONSOLE["stderr"]
 
 
 def test_smoke_run_logs_finite_information_and_the_multiplier_of_the_logged_information(smoke_run):

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main(argv=None):
     from pgpo.config import ConfigError
     from pgpo.grid import load_grid
-    from pgpo.run import DONE_NAME
+    from pgpo.runlog import DONE_NAME
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default=os.path.join(HERE, "grid.yaml"))

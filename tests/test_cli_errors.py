@@ -1,0 +1,68 @@
+"""`pgpo eval` refuses bad input in one line (exit status 2) before loading anything, and changes nothing on disk."""
+
+import os
+
+import pytest
+
+from pgpo import cli
+
+
+def _fails(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def _ckpt(folder):
+    os.makedirs(folder)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        f.write("{}")
+
+
+def test_missing_model_path_is_one_line(capsys, tmp_path):
+    line = _fails(capsys, ["eval", "--model", str(tmp_path / "runs" / "x" / "checkpoint-9"), "--domain", "chemistry"])
+    assert "no such folder" in line
+
+
+def test_run_folder_instead_of_checkpoint_lists_the_checkpoints(capsys, tmp_path):
+    run = tmp_path / "run"
+    for n in (10, 2):
+        _ckpt(str(run / f"checkpoint-{n}"))
+    (run / "log.jsonl").write_text("")
+    line = _fails(capsys, ["eval", "--model", str(run), "--domain", "chemistry"])
+    assert "is a run folder, not a checkpoint" in line
+    assert line.index("checkpoint-2") < line.index("checkpoint-10")
+    line = _fails(capsys, ["eval", "--model", str(run / "log.jsonl"), "--domain", "chemistry"])
+    assert "is a file" in line
+
+
+def test_out_that_is_a_folder_is_refused_before_work(capsys, tmp_path):
+    _ckpt(str(tmp_path / "ck"))
+    before = sorted(os.listdir(tmp_path))
+    line = _fails(capsys, ["eval", "--model", str(tmp_path / "ck"), "--domain", "chemistry", "--out", str(tmp_path)])
+    assert "is a folder" in line and sorted(os.listdir(tmp_path)) == before
+
+
+def test_unknown_domain_is_one_line_and_aliases_are_canonical(capsys, tmp_path, monkeypatch):
+    _ckpt(str(tmp_path / "ck"))
+    assert "unknown domain" in _fails(capsys, ["eval", "--model", str(tmp_path / "ck"), "--domain", "chemystry"])
+    seen = {}
+
+    def fake_load(domain, split, limit=None):                       # stop right after the argument checks
+        seen["domain"] = domain
+        raise SystemExit(0)
+    import pgpo.data
+    monkeypatch.setattr(pgpo.data, "load_questions", fake_load)
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--model", str(tmp_path / "ck"), "--domain", "chem", "--out", str(tmp_path / "new" / "r.json")])
+    assert seen["domain"] == "chemistry" and (tmp_path / "new").is_dir()
+
+
+def test_eval_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 16)" in out and "512 on CPU" in out and "(default: 0.6)" in out
