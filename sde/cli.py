@@ -18,14 +18,17 @@ from pgpo.schema import OneLineParser
 from sde.problems import PROBLEMS
 
 
-def _at_least_two(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {v}")
-    return v
+def _int_at_least(low: int):
+    """An argparse type: an integer >= low."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
+        return v
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -45,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--problem", required=True, help=f"one of: {', '.join(PROBLEMS)}")
     v.add_argument("--quick", action="store_true", help="small grid and path counts (under a minute)")
     v.add_argument("--out", required=True, help="output directory (results.json, weak_error.png)")
-    v.add_argument("--paths", type=_at_least_two, help="Monte Carlo paths per eta for every group")
+    v.add_argument("--overwrite", action="store_true", help="replace results.json and the figure already in --out")
+    v.add_argument("--paths", type=_int_at_least(2), help="Monte Carlo paths per eta for every group")
     v.add_argument("--eta", type=_positive_float, nargs="+", help="eta grid (each must divide T)")
     v.add_argument("--T", type=_positive_float, help="horizon T (default 1)")
     v.add_argument("--r", type=int, help="fine Euler-Maruyama steps per discrete step (default 4; 2r for Richardson)")
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--workers", type=_int_at_least(1), help="threads for independent tasks and path blocks (default: all "
+                   "cores; results do not depend on it)")
     v.add_argument("--alpha", type=float, help="PGPO sensitivity (default: 2 / I(theta_0))")
     v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5, so that m starts at the cap)")
     v.add_argument("--shape", choices=["clipped_linear", "smooth"], help="multiplier shape")
@@ -68,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify(parser, args) -> int:
+    from pgpo.fileio import OutputFolderError, prepare_output_folder
     from pgpo.schema import ConfigError
-    from sde.plotting import plot_weak_error
+    from sde.plotting import fit_text, plot_weak_error
+    from sde.stats import VERDICT_RULE
     from sde.study import run_study
     from sde.results import study_curves
     from sde.verify import verification_study
@@ -79,27 +87,32 @@ def _verify(parser, args) -> int:
     try:
         study = verification_study(args.problem, args.quick, etas=args.eta, T=args.T, paths=args.paths, r=args.r,
                                    alpha=args.alpha, m_max=args.m_max, shape=args.shape, seed=args.seed)
-    except ConfigError as e:
+        prepare_output_folder(args.out, overwrite=args.overwrite, resume_flag=None, clear=False,
+                              holds=("results.json", "weak_error.png", "weak_error.pdf"))   # replaced atomically
+    except (ConfigError, OutputFolderError) as e:
         parser.error(str(e))
     t0 = time.perf_counter()
-    path = run_study(study, args.out, quick=args.quick, filename="results.json")
+    path = run_study(study, args.out, quick=args.quick, filename="results.json", n_workers=args.workers)
     with open(path) as f:
         doc = json.load(f)
     fig = plot_weak_error(doc, os.path.join(args.out, "weak_error.png"))
     print(f"wrote {path} and {fig} ({time.perf_counter() - t0:.1f} s)")
+    print(f"verdict rule: {VERDICT_RULE}")
     for c in study_curves(doc):
-        slope = "n/a" if c["slope"] is None else f"{c['slope']:.3f} [{c['slope_ci'][0]:.3f}, {c['slope_ci'][1]:.3f}]"
+        slope = "n/a" if c["slope"] is None else f"{c['slope']:.2f} [{c['slope_ci'][0]:.2f}, {c['slope_ci'][1]:.2f}]"
         print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:15s} {c['noise']:9s} "
-              f"{c['info']:17s} slope {slope}  ({c['verdict']})")
+              f"{c['info']:17s} {fit_text(c)}  (slope {slope})")
     return 0
 
 
 def _plot(parser, args) -> int:
     from sde.plotting import plot_weak_error
 
+    from sde.results import refit
+
     try:
         with open(args.results) as f:
-            results = json.load(f)
+            results = refit(json.load(f))
     except (OSError, json.JSONDecodeError) as e:
         parser.error(f"cannot read results {args.results!r}: {e}")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.results)), "weak_error.png")

@@ -18,6 +18,7 @@ Both the full and the quick version of every panel are built (and so checked) wh
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -99,6 +100,7 @@ class MinibatchPanel:
     multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
     coupled_paths: int = 50_000
     discrete_paths: int = 1_000_000
+    averaged_paths: int = 0                       # > 0: also against the averaged-drift SDE (noisy infos)
     T: float = T_DEFAULT
     r: int = R_DEFAULT
     label: str = ""
@@ -144,9 +146,27 @@ class TrajectoryPanel:
     seed: int = 0                                 # 0: seeds from the panel id alone
 
 
+@dataclass
+class BatchGapPanel:
+    """The Jensen gap E_B[m(I_B)] - m(I) (and the same-batch drift gap) over batch sizes B, by exact enumeration,
+    at the state where the modulated gradient flow crosses the clipped m's kink (sde.theory)."""
+
+    id: str
+    problem: str
+    batch_sizes: list[int]
+    kind: Literal["batch_gap"] = "batch_gap"
+    discrete: Literal["pgpo"] = "pgpo"
+    multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
+    T: float = T_DEFAULT
+    r: int = R_DEFAULT                            # unused (no simulation); kept so every panel has T and r
+    label: str = ""
+    seed: int = 0
+
+
 PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
-               "trajectory": TrajectoryPanel}
-Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel
+               "trajectory": TrajectoryPanel, "batch_gap": BatchGapPanel}
+Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel
+AVERAGED_MAX_BATCHES = 1000                       # the averaged-drift SDE sums over the batch law at every step
 
 
 def multiplier_for(panel) -> Multiplier:
@@ -173,15 +193,40 @@ def check_panel(p, where: str) -> None:
     paths = getattr(p, "paths", None)
     if isinstance(paths, PathSizing) and paths.fixed is not None and paths.fixed < 2:
         raise ConfigError(f"{where}.paths.fixed: must be at least 2, got {paths.fixed}")
-    for i, eta in enumerate(getattr(p, "etas", None) or [p.eta]):
+    for i, eta in enumerate(getattr(p, "etas", None) or ([p.eta] if hasattr(p, "eta") else [])):
         try:
             n_steps_for(p.T, eta)
         except ValueError as e:
             raise ConfigError(f"{where}.eta{'s[%d]' % i if hasattr(p, 'etas') else ''}: {e}") from None
     if getattr(p, "method", None) == "closed_form" and p.problem not in ("quadratic", "quadratic-d10"):
         raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
-    if isinstance(p, MinibatchPanel) and not get_problem(p.problem).has_dataset:
+    if isinstance(p, (MinibatchPanel, BatchGapPanel)) and not get_problem(p.problem).has_dataset:
         raise ConfigError(f"{where}.problem: {p.problem!r} has no dataset for minibatch noise")
+    if isinstance(p, MinibatchPanel) and p.averaged_paths:
+        prob = get_problem(p.problem)
+        n = math.comb(len(prob.sample_groups()[0]) + prob.batch_size - 1, prob.batch_size)
+        if n > AVERAGED_MAX_BATCHES:
+            raise ConfigError(f"{where}.averaged_paths: the averaged-drift SDE sums over the {n} minibatches of "
+                              f"{p.problem!r} at every step (at most {AVERAGED_MAX_BATCHES}); use a problem with "
+                              f"fewer sample classes (softmax) or set averaged_paths: 0")
+        if p.averaged_paths < 2:
+            raise ConfigError(f"{where}.averaged_paths: must be 0 or at least 2, got {p.averaged_paths}")
+    if isinstance(p, BatchGapPanel):
+        if p.multiplier.shape != "clipped_linear":
+            raise ConfigError(f"{where}.multiplier.shape: the batch gap is measured at the clipped m's kink")
+        if not p.batch_sizes or min(p.batch_sizes) < 1:
+            raise ConfigError(f"{where}.batch_sizes: need batch sizes >= 1, got {p.batch_sizes}")
+        from sde.theory import MAX_BATCHES, kink_state
+        prob = get_problem(p.problem)
+        classes = len(prob.sample_groups()[0])
+        n = math.comb(classes + max(p.batch_sizes) - 1, max(p.batch_sizes))
+        if n > MAX_BATCHES:
+            raise ConfigError(f"{where}.batch_sizes: {n} minibatches of {max(p.batch_sizes)} among {classes} sample "
+                              f"classes to enumerate (at most {MAX_BATCHES}); use smaller batch sizes")
+        try:
+            kink_state(prob, p.multiplier.build(prob), p.T)
+        except ValueError as e:
+            raise ConfigError(f"{where}.multiplier: {e}") from None
     if hasattr(p, "multiplier") and not isinstance(p, SweepPanel):
         try:
             Multiplier(p.multiplier.alpha or 0.0, p.multiplier.m_max, p.multiplier.shape)

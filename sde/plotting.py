@@ -15,11 +15,36 @@ SDE_STYLE = {
     "paper": dict(color="#d62728", marker="s"),
     "matched": dict(color="#2ca02c", marker="^"),
     "gradient_flow": dict(color="#7f7f7f", marker="v"),
+    "averaged": dict(color="#8c564b", marker="P"),
 }
 G_TITLE = {"sq_norm": r"$g=|\theta|^2$", "linear": r"$g=\theta_1$",
            "fluctuation": r"$g=|\theta-\bar\theta(T)|^2/\eta$"}
 SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "moment-matched SDE",
-             "gradient_flow": "gradient flow"}
+             "gradient_flow": "gradient flow", "averaged": "averaged-drift SDE"}
+MARKER_NOTE = "95 % CI; filled = in the fit, hollow = dropped (misfit); dashed level = predicted plateau"
+
+
+def _num(v: float) -> str:
+    return f"{v:.2g}" if abs(v) < 1e-2 else f"{v:.3g}"
+
+
+def _ci(ci) -> str:
+    return f"[{_num(ci[0])}, {_num(ci[1])}]"
+
+
+def fit_text(c: dict) -> str:
+    """The verdict with the coefficient that decided it: 'order 1, C1 0.29 [0.27, 0.31]', 'plateau B 0.475
+    [0.473, 0.477] (predicted 0.477)', 'order 2, C2 ...' or 'inconclusive'."""
+    f, v = c.get("fit") or {}, c["verdict"]
+    pred = c.get("prediction")
+    if v == "converges elsewhere":
+        text = f"plateau B {_num(f['B'])} {_ci(f['B_ci'])}"
+        return text + (f" (predicted {_num(pred)})" if pred is not None else "")
+    if v == "order 1":
+        return f"order 1, C1 {_num(f['C1'])} {_ci(f['C1_ci'])}"
+    if v == "order 2":
+        return f"order 2, C2 {_num(f['C2'])} {_ci(f['C2_ci'])}"
+    return "inconclusive"
 
 
 def _use_agg():
@@ -35,12 +60,7 @@ def curve_label(c: dict) -> str:
         name += " (exact)"
     if c.get("noise") == "minibatch":
         name += f", minibatch, I: {c['info'].replace('_batch', '')}"
-    if c["slope"] is not None:
-        lo, hi = c["slope_ci"]
-        name += f": slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]"
-    else:
-        name += ": slope n/a"
-    return name
+    return f"{name}: {fit_text(c)}"
 
 
 PGPO_STYLE = {"sgd_sde": dict(color="#9467bd", marker="D"), "gradient_flow": dict(color="#222222", marker="v")}
@@ -54,12 +74,13 @@ def curve_style(c: dict) -> dict:
 
 
 def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None) -> None:
-    """|error| vs eta with 95 % bars; filled markers were used in the fit, hollow ones were not."""
+    """|error| vs eta with 95 % bars; filled markers were used in the fit, hollow ones were not; the predicted
+    plateau |B| (when non-zero) as a dashed level in the curve's colour."""
     style = dict(curve_style(c), **(style or {}))
     eta = np.asarray(c["eta"], float)
     err = np.abs(np.asarray([np.nan if e is None else e for e in c["error"]], float))
     se = np.asarray([0.0 if s is None else s for s in c["stderr"]], float)
-    used = np.asarray(c.get("used_in_fit", [True] * len(eta)), bool)
+    used = np.asarray((c.get("fit") or {}).get("used") or [True] * len(eta), bool)
     half = Z95 * se
     lower = np.minimum(half, err * 0.999)          # keep bars on the log axis
     ls = "--" if c.get("method") == "closed_form" or c.get("noise") == "minibatch" else "-"
@@ -73,6 +94,9 @@ def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None)
     if (~used).any():
         ax.errorbar(eta[~used], err[~used], yerr=[lower[~used], half[~used]], fmt=marker, color=color, ms=4,
                     mfc="none", lw=0.8, capsize=2)
+    pred = c.get("prediction")
+    if pred:
+        ax.axhline(abs(pred), color=color, ls=(0, (5, 3)), lw=0.9, alpha=0.8)
 
 
 def slope_guide(ax, etas, errs, slope=1.0) -> None:
@@ -106,15 +130,17 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         slope_guide(ax, all_eta, all_err)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        from matplotlib.ticker import NullFormatter
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        from matplotlib.ticker import NullLocator
+        grid = sorted(set(all_eta))
+        ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=7, rotation=30 if len(grid) > 5 else 0)
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(r"step size $\eta$")
         ax.set_ylabel(r"weak error $|E\,g(\theta_N)-E\,g(\Theta_T)|$")
         ax.set_title(G_TITLE.get(g, g))
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
-    fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0].get('T', 1.0):g} (95 % CI; hollow = "
-                 f"not in fit, |error| < 3 s.e.)", fontsize=10)
+    fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0].get('T', 1.0):g} ({MARKER_NOTE})",
+                 fontsize=10)
     if path.endswith(".png"):                                  # and the PDF beside it
         save_figure(fig, os.path.dirname(path) or ".", os.path.basename(path)[:-4], dpi=130)
     else:

@@ -271,6 +271,13 @@ class TeacherStudentSoftmax(Problem):
     def covariance(self, x):
         return np.broadcast_to(self.noise_cov, (x.shape[0], self.dim, self.dim)).copy()
 
+    def class_info_grads(self, x):
+        """Per-class I_c(x) = -log p_x(c) - H(q) (n, K) and gradients p_x - e_c (n, K, K), for sde.theory's sums over
+        minibatches (the classes are sample_groups' order)."""
+        info = self._logsumexp(x)[:, None] - x - self.loss_min
+        p = self.grad(x, np.empty_like(x)) + self.q
+        return info, p[:, None, :] - np.eye(self.dim)[None, :, :]
+
     def sample_groups(self):
         """Samples with one label are interchangeable: one representative index per class, with its frequency."""
         reps = np.array([int(np.flatnonzero(self.labels == k)[0]) for k in range(self.dim)])

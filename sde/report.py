@@ -1,9 +1,9 @@
-"""Figures and the slopes table of the weak-convergence study, from saved results only (no simulation).
+"""Figures and the verdict table of the weak-convergence study, from saved results only (no simulation).
 
     python paper_figures/weak_convergence.py --results results/weak_convergence --out paper_figures/weak_convergence
     (or `make_all(results_dir, out_dir)` from Python; experiments/weak_convergence/run.py calls it)
 
-Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories (PNG and PDF),
+Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories, fig6_batch_gap (PNG and PDF),
 weak_convergence_table.md and weak_convergence_table.json.
 """
 
@@ -20,11 +20,13 @@ import matplotlib.ticker
 import numpy as np
 
 from pgpo.fileio import save_figure
-from sde.plotting import G_TITLE, SDE_LABEL, curve_style, plot_curve, slope_guide
+from sde.plotting import G_TITLE, MARKER_NOTE, SDE_LABEL, curve_style, fit_text, plot_curve, slope_guide
+from sde.results import refit
+from sde.stats import VERDICT_RULE
 
 STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories")
 NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
-               ("minibatch", "exact"): "minibatch noise",
+               ("minibatch", "exact"): "minibatch, exact I",
                ("minibatch", "independent_batch"): "minibatch, I from an independent batch",
                ("minibatch", "same_batch"): "minibatch, I from the same batch"}
 
@@ -35,7 +37,7 @@ def load(results_dir: str) -> dict:
         path = os.path.join(results_dir, f"{name}.json")
         if os.path.exists(path):
             with open(path) as f:
-                docs[name] = json.load(f)
+                docs[name] = refit(json.load(f))
     if not docs:
         raise FileNotFoundError(f"no study results in {results_dir}")
     return docs
@@ -49,10 +51,13 @@ def _panel(doc, pid):
 
 
 def _slope_text(c):
-    if c["slope"] is None:
-        return "slope n/a"
-    lo, hi = c["slope_ci"]
-    return f"slope {c['slope']:.2f} [{lo:.2f}, {hi:.2f}]"
+    return fit_text(c)
+
+
+def _tally(curves, label) -> str:
+    """'paper: plateau, matched: order 1' - the verdicts of the plotted curves, for a title that says only that."""
+    short = {"order 1": "order 1", "order 2": "order 2", "converges elsewhere": "plateau", "inconclusive": "inconcl."}
+    return ", ".join(f"{label(c)}: {short[c['verdict']]}" for c in curves)
 
 
 def _finish(ax, curves, title):
@@ -61,7 +66,9 @@ def _finish(ax, curves, title):
     slope_guide(ax, etas, errs)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    grid = sorted(set(etas))
+    ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=7, rotation=30 if len(grid) > 5 else 0)
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(r"$|E\,g(\theta_N) - E\,g(\Theta_T)|$")
     ax.set_title(title, fontsize=9.5)
@@ -80,7 +87,9 @@ def fig_theorem_sgd(doc, out_dir, written):
         how = "exact moments" if curves[0]["method"] == "closed_form" else \
             f"coupled Monte Carlo, {min(curves[0]['n_paths_per_eta'])}-{max(curves[0]['n_paths_per_eta'])} paths"
         _finish(ax, curves, f"SGD vs SGD-SDE, {p['spec']['problem']} ({how})")
-    fig.suptitle("Theorem A.2 (i): SGD is tracked by the SGD-SDE to order 1 (95 % CI)", fontsize=11)
+    verdicts = [c["verdict"] for p in panels for c in p["items"] if c["sde"] == "sgd_sde"]
+    fig.suptitle(f"Theorem A.2 (i): SGD vs the SGD-SDE - {verdicts.count('order 1')} of {len(verdicts)} curves "
+                 f"order 1 ({MARKER_NOTE})", fontsize=10)
     save_figure(fig, out_dir, "fig1_theorem_sgd", written)
 
 
@@ -96,8 +105,12 @@ def fig_theorem_pgpo(doc, out_dir, written):
             m = curves[0]["multiplier_spec"]
             _finish(ax, curves, f"{p['spec']['problem']}: {G_TITLE[g]}  (m = min(1 + {m['alpha']:.3g} I, "
                                 f"{m['m_max']:g}))")
-    fig.suptitle("Theorem A.2 (ii): which SDE models PGPO? Only the moment-matched diffusion "
-                 r"$m\sqrt{\eta\Sigma}$ tracks the fluctuation (95 % CI)", fontsize=11)
+    fluct = [c for p in panels for c in p["items"] if c["g"] == "fluctuation"]
+    tracked = sorted({SDE_LABEL[c["sde"]] for c in fluct if c["verdict"] in ("order 1", "order 2")})
+    plateau = sorted({SDE_LABEL[c["sde"]] for c in fluct if c["verdict"] == "converges elsewhere"})
+    fig.suptitle(f"Theorem A.2 (ii): which SDE models PGPO? On the fluctuation, order 1 or 2: "
+                 f"{', '.join(tracked) or 'none'}; plateau: {', '.join(plateau) or 'none'}\n({MARKER_NOTE})",
+                 fontsize=10)
     save_figure(fig, out_dir, "fig2_theorem_pgpo", written)
 
 
@@ -112,13 +125,23 @@ def fig_noise(doc, out_dir, written):
             curves = [c for c in p["items"] if c["g"] == g]
             for c in curves:
                 col = "#7f7f7f" if c["noise"] == "gaussian" else colors[c["info"]]
-                plot_curve(ax, c, style={"color": col},
-                           label=f"{NOISE_LABEL[(c['noise'], c['info'])]}: {_slope_text(c)}")
+                style = {"color": col}
+                label = NOISE_LABEL[(c["noise"], c["info"])]
+                if c["sde"] == "averaged":
+                    style.update(ls="-.", marker="P")
+                    label += ", vs averaged-drift SDE"
+                plot_curve(ax, c, style=style, label=f"{label}: {_slope_text(c)}")
             disc = p["spec"].get("discrete", "pgpo").upper()
-            _finish(ax, curves, f"{p['spec']['problem']}, {disc} vs {SDE_LABEL[curves[0]['sde']]}: {G_TITLE[g]}")
-    fig.suptitle("Genuine minibatch noise keeps SGD order 1. A noisy I_k - from the gradient's own batch or an "
-                 "independent one - biases PGPO's drift, E[m(I_B) grad L_B] != m(I) grad L (O(1/B), not O(eta)), "
-                 "so the error stops shrinking", fontsize=10)
+            _finish(ax, curves, f"{p['spec']['problem']}, {disc}, B={curves[0]['batch_size']}: {G_TITLE[g]}")
+    curves = [c for p in panels for c in p["items"]]
+    noisy = [c for c in curves if c["info"] in ("independent_batch", "same_batch")]
+    vs_exact = [c for c in noisy if c["sde"] != "averaged"]
+    vs_avg = [c for c in noisy if c["sde"] == "averaged"]
+    line2 = (f"against the averaged-drift SDE: {sum(c['verdict'] == 'order 1' for c in vs_avg)} of {len(vs_avg)} "
+             f"order 1" if vs_avg else "")
+    fig.suptitle(f"Noisy I_k (fixed batch B): against exact-I SDEs, {sum(c['verdict'] == 'converges elsewhere' for c in vs_exact)} "
+                 f"of {len(vs_exact)} curves converge elsewhere (plateau B, predicted by exact minibatch enumeration); "
+                 f"{line2}\n({MARKER_NOTE})", fontsize=9.5)
     save_figure(fig, out_dir, "fig3_noise", written)
 
 
@@ -147,8 +170,12 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
         ax.set_ylabel(r"$I_k$", color="#1f77b4")
         ax2 = ax.twinx()
         ax2.plot(t, tr["multiplier_path"], color="#d62728", label=r"$m_k$")
-        ax2.axhline(tr["multiplier_spec"]["m_max"], color="#d62728", ls=":", lw=0.8)
+        ax2.axhline(tr["multiplier_spec"]["m_max"], color="#d62728", ls=":", lw=0.8,
+                    label=f"cap m_max = {tr['multiplier_spec']['m_max']:g}")
         ax2.set_ylabel(r"$m_k$", color="#d62728")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
         ax.set_title(f"(b) one PGPO path (quadratic, eta={tr['eta']:g}); steps at the cap: "
                      f"{100 * tr['cap_fraction']:.0f} % (all paths)", fontsize=9.5)
         ax.grid(True, alpha=0.25)
@@ -184,7 +211,7 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5)
     axes[1][0].set_yscale("log")
-    fig.suptitle("The multiplier: shape, cap and sensitivity (quadratic)", fontsize=11)
+    fig.suptitle(f"The multiplier: shape, cap and sensitivity (quadratic); (a): {MARKER_NOTE}", fontsize=10)
     save_figure(fig, out_dir, "fig4_multiplier", written)
 
 
@@ -208,12 +235,56 @@ def fig_trajectories(doc, out_dir, written):
         ax.plot(t, gf, color="#ff7f0e", lw=0.8, label=r"$\bar\theta(t)$ (ODE)")
         ax.set_xlabel("time t = k eta")
         ax.set_ylabel(r"$\theta_1$")
-        ax.set_title(f"{p['id']}: eta={tr['eta']:g}, {tr['n_paths']} paths", fontsize=9.5)
+        ax.set_title(f"{tr['problem']}: eta={tr['eta']:g}, {tr['n_paths']} paths", fontsize=9.5)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6.5)
     fig.suptitle("Mean trajectories: the paper's SDE under-disperses (its sd band is too narrow where m > 1)",
                  fontsize=11)
     save_figure(fig, out_dir, "fig5_trajectories", written)
+
+
+def fig_batch_gap(doc, out_dir, written):
+    panels = [p for p in doc["panels"] if p["kind"] == "batch_gap"]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(9.0, 6.2 * len(panels)), 5.4), squeeze=False)
+    series = (("kink", "independent", r"$|E_B\,m(I_B) - m(I)|$ at the kink", "#2ca02c", "o"),
+              ("kink", "same_batch", r"$|E_B[m(I_B)\nabla L_B] - m\nabla L|$ at the kink", "#d62728", "s"),
+              ("linear", "same_batch", r"$|E_B[m(I_B)\nabla L_B] - m\nabla L|$, m linear (no cap)", "#9467bd", "^"))
+    for ax, p in zip(axes[0], panels):
+        it = p["items"][0]
+        b = np.array([r["batch_size"] for r in it["rows"]], float)
+        for where, key, lab, col, mk in series:
+            fit = it["slopes"][f"{where}|{key}"]
+            ax.plot(b, [abs(r[where][key]) for r in it["rows"]], marker=mk, color=col,
+                    label=f"{lab}: slope {fit['slope']:.3f}")
+        for slope, ls in ((-0.5, (0, (1, 2))), (-1.0, (0, (4, 2)))):
+            y0 = abs(it["rows"][0]["kink"]["independent"] if slope == -0.5 else it["rows"][0]["linear"]["same_batch"])
+            ax.plot(b, y0 * (b / b[0]) ** slope, color="k", lw=0.8, ls=ls, label=f"B^{slope:g} guide")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(b, [f"{int(x)}" for x in b])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size B of the I estimate")
+        ax.set_ylabel("gap (exact enumeration over minibatches)")
+        ax.set_title(f"{p['spec']['problem']}: at theta_bar(t={it['t_kink']:.3f}), where 1 + alpha I = m_max",
+                     fontsize=9.5)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7)
+    sl = panels[0]["items"][0]["slopes"]
+    fig.suptitle(f"Drift bias of a minibatch I vs its batch size B (log-log slopes of the exact values):\n"
+                 f"independent batch at the clipped m's kink {sl['kink|independent']['slope']:.2f} (B^-1/2); same batch "
+                 f"where m is linear {sl['linear|same_batch']['slope']:.2f} (1/B);\nsame batch at the kink "
+                 f"{sl['kink|same_batch']['slope']:.2f} (both terms)", fontsize=10)
+    save_figure(fig, out_dir, "fig6_batch_gap", written)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else (f"{v:.2g}" if abs(v) < 1e-2 else f"{v:.3g}")
+
+
+def _fmt_ci(v, ci) -> str:
+    return "n/a" if v is None else f"{_fmt(v)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
 
 
 def table_rows(docs: dict) -> list[dict]:
@@ -226,39 +297,61 @@ def table_rows(docs: dict) -> list[dict]:
             if p["kind"] not in ("weak_error", "minibatch"):
                 continue
             for c in p["items"]:
+                f = c.get("fit") or {}
                 rows.append({"study": name, "panel": p["id"], "problem": c["problem"], "discrete": c["discrete"],
                              "sde": c["sde"], "g": c["g"], "noise": c["noise"], "info": c["info"],
-                             "method": c["method"], "slope": c["slope"], "slope_ci": c["slope_ci"],
-                             "verdict": c["verdict"], "n_paths": c["n_paths"],
+                             "method": c["method"], "verdict": c["verdict"], "verdict_reason": c.get("verdict_reason"),
+                             "B": f.get("B"), "B_ci": f.get("B_ci"), "C1": f.get("C1"), "C1_ci": f.get("C1_ci"),
+                             "C2": f.get("C2"), "C2_ci": f.get("C2_ci"), "chi2": f.get("chi2"), "dof": f.get("dof"),
+                             "error_at_min_eta": f.get("error_at_min_eta"),
+                             "fit_eta_min": min((e for e, u in zip(c["eta"], f.get("used") or []) if u), default=None),
+                             "used": f.get("used"),
+                             "prediction": c.get("prediction"), "prediction_method": c.get("prediction_method"),
+                             "slope": c["slope"], "slope_ci": c["slope_ci"], "n_paths": c["n_paths"],
                              "n_paths_max": max(c["n_paths_per_eta"]) if c["n_paths_per_eta"] else 0,
                              "eta_min": min(c["eta"]), "eta_max": max(c["eta"]),
                              "wall_time_s": c.get("wall_time_s")})
     return rows
 
 
+TABLE_NOTES = [
+    "g: `sq_norm` |theta|^2, `linear` theta_1, `fluctuation` g_eta = |theta - theta_bar(T)|^2 / eta with theta_bar the",
+    "modulated gradient-flow path. Order 1 on g_eta means an O(eta^2) error on the fixed quadratic |theta - theta_bar(T)|^2,",
+    "and a plateau B on g_eta an O(eta) error there: B measures the mismatch of the O(sqrt(eta)) fluctuations.",
+    "Predicted B (sde.theory): 0 for SDEs with the discrete process's drift on sq_norm / linear; the linear-noise",
+    "(Lyapunov) ODE along theta_bar for the fluctuation; for a minibatch I, g(averaged-drift flow) - g(theta_bar) by",
+    "exact enumeration of minibatches. `averaged`: the averaged-drift SDE, the limit noisy-I PGPO converges to.",
+    "Slope: the log-log slope on the points above 3 s.e. (secondary; it does not decide the verdict).",
+    "Paths: Monte Carlo paths per eta (min-max over the grid). Time: wall seconds of the curve's share of its panel.",
+]
+
+
 def write_table(docs: dict, out_dir: str, written: list) -> None:
     rows = table_rows(docs)
     with open(os.path.join(out_dir, "weak_convergence_table.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    lines = ["# Weak-convergence slopes",
+    lines = ["# Weak-convergence verdicts",
              "",
              "Generated by `paper_figures/weak_convergence.py` from the study results; do not edit by hand.",
-             "Slope = fitted exponent p in |error| ~ C eta^p on the points with |error| > 3 s.e.; 95 % CI;",
-             "verdict: *order 1* when the interval meets [0.85, 1.15], *levels off* when it lies below.",
-             "Paths: Monte Carlo paths per eta (min-max over the grid; 0 = exact moments). Time: wall seconds",
-             "of the curve's share of its panel on a 2-core machine.",
              "",
-             "| study | problem | discrete | SDE | g | noise / I | slope | 95 % CI | verdict | paths | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"**Verdict rule** (sde.stats.VERDICT_RULE): {VERDICT_RULE}",
+             "",
+             *TABLE_NOTES,
+             "",
+             "| study | problem | discrete | SDE | g | noise / I | verdict | B [95 % CI] | predicted B | C1 [95 % CI] | "
+             "chi2 / dof | slope [95 % CI] | paths | time s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ci = "n/a" if r["slope"] is None else f"[{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]"
-        slope = "n/a" if r["slope"] is None else f"{r['slope']:.2f}"
         noise = r["noise"] if r["info"] == "exact" else f"{r['noise']} / {r['info'].replace('_batch', ' batch')}"
         paths = "exact" if r["method"] == "closed_form" else (
             f"{r['n_paths']}" if r["n_paths"] == r["n_paths_max"] else f"{r['n_paths']}-{r['n_paths_max']}")
         t = "" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}"
+        chi = "n/a" if r["chi2"] is None else (f"{r['chi2']:.1f} / {r['dof']}" if r["method"] != "closed_form"
+                                               else f"(exact) / {r['dof']}")
+        slope = "n/a" if r["slope"] is None else f"{r['slope']:.2f} [{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]"
         lines.append(f"| {r['study']} | {r['problem']} | {r['discrete']} | {r['sde']} | {r['g']} | {noise} | "
-                     f"{slope} | {ci} | {r['verdict']} | {paths} | {t} |")
+                     f"{r['verdict']} | {_fmt_ci(r['B'], r['B_ci'])} | {_fmt(r['prediction'])} | "
+                     f"{_fmt_ci(r['C1'], r['C1_ci'])} | {chi} | {slope} | {paths} | {t} |")
     path = os.path.join(out_dir, "weak_convergence_table.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -276,6 +369,7 @@ def make_all(results_dir: str, out_dir: str) -> list[str]:
         fig_theorem_pgpo(docs["theorem_pgpo"], out_dir, written)
     if "noise" in docs:
         fig_noise(docs["noise"], out_dir, written)
+        fig_batch_gap(docs["noise"], out_dir, written)
     if "multiplier" in docs:
         fig_multiplier(docs["multiplier"], docs.get("trajectories"), docs.get("theorem_pgpo"), out_dir, written)
     if "trajectories" in docs:

@@ -15,7 +15,7 @@ import math
 
 from pgpo.fileio import atomic_write_text
 from pgpo.multiplier import Multiplier
-from sde.stats import Z95, fit_error_model, fit_slope
+from sde.stats import VERDICT_RULE, Z95, fit_error_model, fit_slope
 
 
 def multiplier_record(mult: Multiplier) -> dict | None:
@@ -24,19 +24,38 @@ def multiplier_record(mult: Multiplier) -> dict | None:
     return None if mult.is_identity else {"alpha": mult.alpha, "m_max": mult.m_max, "shape": mult.shape}
 
 
-def curve_record(etas, errors, stderrs, n_paths, **fields) -> dict:
-    """A weak-error curve: `fields` (problem, discrete, sde, g, ...) first, then the numbers and the fit."""
+def fit_fields(etas, errors, stderrs) -> dict:
+    """What a curve record derives from its numbers: the fit B + C1 eta + C2 eta^2 with the verdict (VERDICT_RULE)
+    and the secondary log-log slope."""
+    errors = [float("nan") if e is None else e for e in errors]
+    stderrs = [float("nan") if s is None else s for s in stderrs]
     fit = fit_slope(etas, errors, stderrs)
     model = fit_error_model(etas, errors, stderrs)
+    return {"slope": fit["slope"], "slope_ci": fit["slope_ci"], "local_slopes": fit["local_slopes"],
+            "used_in_slope": fit["used"], "chi2_red_slope": fit["chi2_red"],
+            "fit": {k: v for k, v in model.items() if k not in ("verdict", "reason")},
+            "verdict": model["verdict"], "verdict_reason": model["reason"]}
+
+
+def curve_record(etas, errors, stderrs, n_paths, **fields) -> dict:
+    """A weak-error curve: `fields` (problem, discrete, sde, g, ...) first, then the numbers and the fit."""
     ns = list(n_paths)
     return {**fields, "eta": list(etas), "error": list(errors), "stderr": list(stderrs),
             "ci95": [[e - Z95 * s, e + Z95 * s] for e, s in zip(errors, stderrs)],
             "ci_over_error": [None if (s is None or e == 0) else Z95 * s / abs(e) for e, s in zip(errors, stderrs)],
-            "slope": fit["slope"], "slope_ci": fit["slope_ci"], "local_slopes": fit["local_slopes"],
-            "used_in_fit": fit["used"], "chi2_red": fit["chi2_red"],
-            "fit": {k: v for k, v in model.items() if k not in ("verdict", "reason")},
-            "verdict": model["verdict"], "verdict_reason": model["reason"],
-            "n_paths": min(ns) if ns else 0, "n_paths_per_eta": ns}
+            **fit_fields(etas, errors, stderrs), "n_paths": min(ns) if ns else 0, "n_paths_per_eta": ns}
+
+
+def refit(doc: dict) -> dict:
+    """Recompute every curve's fit and verdict from its stored numbers (in place; returns doc), so that figures and
+    tables always apply the current VERDICT_RULE without re-simulating."""
+    for c in study_curves(doc):
+        for stale in ("used_in_fit", "chi2_red"):          # fields of records written before the fitted verdict
+            c.pop(stale, None)
+        c.update(fit_fields(c["eta"], c["error"], c["stderr"]))
+    if "panels" in doc:
+        doc["verdict_rule"] = VERDICT_RULE
+    return doc
 
 
 def finite_or_none(o):

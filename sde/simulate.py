@@ -21,6 +21,7 @@ Everything is vectorised over paths and written in place into preallocated buffe
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,6 +84,25 @@ def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: in
     return x
 
 
+def euler_maruyama_blocks(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: int, seed: int = 0,
+                          block: int = 5000) -> np.ndarray:
+    """`euler_maruyama` over blocks of `block` paths, each with its own generator (SeedSequence(seed).spawn), run on
+    sde.parallel's block pool: the final states (n_paths, dim) are identical for any number of workers. The SDE's
+    `increment` must be safe to call from several threads (LinearSDE and ModelSDE keep scratch buffers per thread)."""
+    from sde.parallel import map_blocks
+
+    n_blocks = math.ceil(n_paths / block)
+    seeds = np.random.SeedSequence(seed).spawn(n_blocks)
+    out = np.empty((n_paths, sde.dim))
+
+    def run(b: int) -> None:
+        lo, hi = b * block, min((b + 1) * block, n_paths)
+        euler_maruyama(sde, x0, h, n_steps, hi - lo, rng=np.random.default_rng(seeds[b]), out=out[lo:hi])
+
+    map_blocks(run, range(n_blocks))
+    return out
+
+
 def bridge_increments(total: np.ndarray, r: int, h: float, rng: np.random.Generator,
                       out: np.ndarray | None = None) -> np.ndarray:
     """r Brownian increments of variance h each, conditioned to sum to `total` (shape (n, noise_dim)).
@@ -128,9 +148,10 @@ class LinearSDE:
             out *= h
         if self.b is not None:
             out += h * self.b
-        tmp = self._tmp.get(x.shape[0])
+        key = (threading.get_ident(), x.shape[0])          # one scratch buffer per thread (sde.parallel)
+        tmp = self._tmp.get(key)
         if tmp is None:
-            tmp = self._tmp[x.shape[0]] = np.empty_like(x)
+            tmp = self._tmp[key] = np.empty_like(x)
         if self.diag_noise:
             np.multiply(dw, self.S, out=tmp)
         else:
@@ -148,9 +169,11 @@ class _Buffers:
 
 
 def _buffers(cache: dict, n: int, d: int) -> _Buffers:
-    b = cache.get(n)
+    """Scratch buffers for n paths, one set per thread (an SDE object may be stepped from several threads)."""
+    key = (threading.get_ident(), n)
+    b = cache.get(key)
     if b is None:
-        b = cache[n] = _Buffers(np.empty((n, d)), np.empty(n), np.empty(n))
+        b = cache[key] = _Buffers(np.empty((n, d)), np.empty(n), np.empty(n))
     return b
 
 
@@ -225,7 +248,7 @@ class DiscreteProcess:
         buf = _buffers(self._cache, n, self.dim)
         g = buf.g
         if self.noise == "gaussian":
-            noise = self._cache.setdefault(("noise", n), np.empty((n, self.dim)))
+            noise = self._cache.setdefault(("noise", threading.get_ident(), n), np.empty((n, self.dim)))
             self.problem.grad(x, g)
             g += self.problem.noise(x, z, noise)
             info = self.problem.info(x, buf.info) if not self.multiplier.is_identity else None

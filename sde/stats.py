@@ -7,7 +7,8 @@
   when the points scatter more than their error bars (curvature, higher-order terms); exact points
   (zero standard error) therefore get an interval from their residual scatter alone.
 - `fit_error_model` and `VERDICT_RULE`: the verdict. The error is fitted as B + C1 eta + C2 eta^2 and the verdict
-  read from which coefficients' 95 % intervals exclude 0 (the slope is reported beside it, never decides).
+  read from which coefficients are non-zero, zero or undetermined (VERDICT_RULE; the slope is reported beside it,
+  never decides).
 - `paths_for_precision`: the path count that makes the 95 % half-width a fraction rho of the error.
 """
 
@@ -140,14 +141,18 @@ def paths_for_precision(sigma: float, error: float, rho: float = 0.2, z: float =
 
 VERDICT_RULE = (
     "Fit e(eta) = B + C1 eta + C2 eta^2 by weighted least squares (weights 1 / s.e.^2; closed-form curves: relative "
-    "weights, s.e. from the residual scatter); while the chi^2 misfit has p < 0.05 the largest eta is dropped. "
-    "A coefficient is non-zero when it exceeds 3 of its standard errors (the noise threshold used for the points; "
-    "intervals shown are 95 %). *order 1*: B zero, C1 non-zero; *order 2*: B and C1 zero, C2 non-zero; "
-    "*converges elsewhere*: B non-zero (B is the limit of the error as eta -> 0, the plateau); *inconclusive*: "
-    "anything else, or fewer than 3 points above 3 s.e. (no fit).")
+    "weights, s.e. from the residual scatter); while the chi^2 misfit has p < 0.05 the largest eta is dropped, and a "
+    "fit trimmed to 3 points (no degree of freedom left to check it) gives no verdict. Each coefficient is read from "
+    "its 95 % interval and its share of the fitted error at the smallest eta (B; C1 eta; C2 always counts): non-zero "
+    "when it exceeds 3 s.e. and its share is at least 5 %; zero when its interval contains 0 or its share is under "
+    "5 % (smaller terms cannot be told from the higher orders the model leaves out); undetermined otherwise. "
+    "*order 1*: B zero, C1 non-zero; *order 2*: B and C1 zero, C2 non-zero; *converges elsewhere*: B non-zero (B is "
+    "the limit of the error as eta -> 0, the plateau); *inconclusive*: anything else (an undetermined coefficient "
+    "on the way), or fewer than 3 points above 3 s.e. (no fit).")
 VERDICTS = ("order 1", "order 2", "converges elsewhere", "inconclusive")
 MISFIT_P = 0.05
 NONZERO_Z = 3.0
+MATERIAL_FRACTION = 0.05
 
 
 def _weighted_fit(x, y, w):
@@ -180,8 +185,9 @@ def fit_error_model(eta, err, stderr, min_snr: float = 3.0) -> dict:
     out = {"B": None, "B_se": None, "B_ci": [None, None], "C1": None, "C1_se": None, "C1_ci": [None, None],
            "C2": None, "C2_se": None, "C2_ci": [None, None], "chi2": None, "dof": None, "p_value": None,
            "used": [False] * len(eta), "n_above_noise": int(above.sum()), "exact": exact, "min_snr": min_snr,
+           "error_at_min_eta": None,
            "verdict": "inconclusive", "reason": ""}
-    use = ok & (above if exact else np.isfinite(se))
+    use = ok & (above if exact else (np.isfinite(se) & (se > 0)))       # a Monte Carlo point needs an error bar
     if out["n_above_noise"] < 3 or use.sum() < 3:
         out["reason"] = f"{out['n_above_noise']} point(s) above {min_snr:g} s.e.: no fit"
         return out
@@ -212,20 +218,39 @@ def fit_error_model(eta, err, stderr, min_snr: float = 3.0) -> dict:
     for name, b, s in zip(("B", "C1", "C2"), beta, sd):
         out[name], out[name + "_se"] = float(b), float(s)
         out[name + "_ci"] = [float(b - q * s), float(b + q * s)]
-    # non-zero: beyond 3 s.e., and beyond rounding (a closed form that the model fits exactly has s.e. ~ 1e-17)
+    # each coefficient: non-zero (beyond 3 s.e. and beyond rounding - a closed form the model fits exactly has s.e.
+    # ~ 1e-17 - with a share of at least MATERIAL_FRACTION of the fitted error at the smallest eta), zero (interval
+    # contains 0, or share under MATERIAL_FRACTION: what the left-out higher orders, or a non-smooth m's eta^1.5
+    # terms, leave behind on a finite grid), or undetermined
+    note = f" (largest {trimmed} eta dropped for misfit)" if trimmed else ""
+    eta_min = float(x.min())
+    e_fit = out["B"] + out["C1"] * eta_min + out["C2"] * eta_min ** 2
+    out["error_at_min_eta"] = e_fit
     scale = 1e-10 * float(np.abs(y).max())
     reach = {"B": 1.0, "C1": float(x.max()), "C2": float(x.max()) ** 2}
-    nonzero = {name: abs(out[name]) > NONZERO_Z * out[name + "_se"] and abs(out[name]) * reach[name] > scale
-               for name in ("B", "C1", "C2")}
-    note = f" (largest {trimmed} eta dropped for misfit)" if trimmed else ""
+    share = {"B": abs(out["B"]), "C1": abs(out["C1"]) * eta_min, "C2": np.inf}
+    state = {}
+    for name in ("B", "C1", "C2"):
+        v, lo, hi = out[name], *out[name + "_ci"]
+        significant = abs(v) > NONZERO_Z * out[name + "_se"] and abs(v) * reach[name] > scale
+        material = share[name] >= MATERIAL_FRACTION * abs(e_fit)
+        state[name] = ("non-zero" if significant and material else
+                       "zero" if (lo <= 0 <= hi) or not material else "undetermined")
+    out["coefficients"] = state
     if p is not None and p < MISFIT_P:
         out["reason"] = f"misfit: chi^2 = {chi2:.1f} on {dof} dof (p = {p:.2g})"
-    elif nonzero["B"]:
-        out["verdict"], out["reason"] = "converges elsewhere", "|B| > 3 s.e." + note
-    elif nonzero["C1"]:
-        out["verdict"], out["reason"] = "order 1", "|B| <= 3 s.e., |C1| > 3 s.e." + note
-    elif nonzero["C2"]:
-        out["verdict"], out["reason"] = "order 2", "|B|, |C1| <= 3 s.e., |C2| > 3 s.e." + note
+    elif trimmed and dof == 0:
+        out["reason"] = f"misfit trimmed the fit to 3 points: no degree of freedom left to check it{note}"
+    elif state["B"] == "non-zero":
+        out["verdict"], out["reason"] = "converges elsewhere", "B non-zero" + note
+    elif state["B"] == "undetermined":
+        out["reason"] = "B undetermined (interval excludes 0, under 3 s.e.)" + note
+    elif state["C1"] == "non-zero":
+        out["verdict"], out["reason"] = "order 1", "B zero, C1 non-zero" + note
+    elif state["C1"] == "undetermined":
+        out["reason"] = "B zero, C1 undetermined (interval excludes 0, under 3 s.e.)" + note
+    elif state["C2"] == "non-zero":
+        out["verdict"], out["reason"] = "order 2", "B and C1 zero, C2 non-zero" + note
     else:
-        out["reason"] = "no coefficient exceeds 3 s.e." + note
+        out["reason"] = "B and C1 zero, C2 not non-zero" + note
     return out

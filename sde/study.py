@@ -12,7 +12,13 @@ minibatch     genuine minibatch noise (cannot be coupled to a Brownian path). Th
               simulations with many paths (no SDE needed). Info sources: independent batch, same batch.
 sweep         the weak error at fixed step sizes across a grid of (alpha, m_max) and multiplier shapes,
               with the fraction of steps whose multiplier sits at the cap.
+              With `averaged_paths`, noisy-I PGPO is also compared with the averaged-drift SDE (sde.theory), the
+              limit it does converge to (the positive control).
 trajectory    mean +- sd of theta(t) for the discrete process and each SDE, and I_k, m_k along a path.
+batch_gap     the Jensen gap E_B[m(I_B)] - m(I) over batch sizes B, by exact enumeration (sde.theory).
+
+Every curve carries the predicted plateau B beside the fitted one (sde.theory; `prediction`). Independent tasks
+and blocks of paths run on `--workers` threads (sde.parallel) with results independent of the worker count.
 
 The study file's schema (one dataclass per panel kind) is sde.panels. Every panel returns JSON-ready
 dictionaries (curve records: sde.results); `run_study` writes them to <out>/<study>.json atomically.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import time
 import zlib
 
@@ -30,13 +37,14 @@ import numpy as np
 
 from pgpo.multiplier import Multiplier
 from pgpo.progress import Progress
-from sde.panels import (MinibatchPanel, Study, SweepPanel, TrajectoryPanel, WeakErrorPanel, load_study,
-                        multiplier_for)
+from sde.panels import (BatchGapPanel, MinibatchPanel, Study, SweepPanel, TrajectoryPanel, WeakErrorPanel,
+                        load_study, multiplier_for)
+from sde.parallel import map_tasks, workers
 from sde.problems import get_problem
 from sde.results import curve_record, multiplier_record, write_json
 from sde.simulate import DiscreteProcess, n_steps_for
-from sde.stats import Z95, paths_for_precision
-from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths
+from sde.stats import VERDICT_RULE, Z95, fit_slope, paths_for_precision
+from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths, sde_moments_mc
 
 __all__ = ["load_study", "run_study", "sized_estimate", "cap_fraction"]
 
@@ -49,12 +57,30 @@ def _seed(panel, *parts) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+def prediction_for(problem, mult, T: float, sde: str, g: str, info: str = "exact", law=None) -> dict:
+    """The predicted plateau B (sde.theory) of a curve, and how it was obtained."""
+    from sde import theory
+    if info in ("independent_batch", "same_batch") and sde != "averaged":
+        if g == "fluctuation":
+            return {"prediction": None, "prediction_method": "none (noisy I: the fluctuation about theta_bar diverges)"}
+        return {"prediction": theory.noisy_info_plateau(problem, mult, info, T, g, law),
+                "prediction_method": "g(averaged-drift flow) - g(theta_bar), exact minibatch enumeration"}
+    if g == "fluctuation":
+        b = theory.fluctuation_plateau(problem, mult, T, sde)
+        return {"prediction": b, "prediction_method": "Lyapunov ODE (linear-noise) along theta_bar"
+                if b is not None else "none (different drift)"}
+    if sde == "sgd_sde" and not mult.is_identity:
+        return {"prediction": None, "prediction_method": "none (different drift)"}
+    return {"prediction": 0.0, "prediction_method": "0: same drift, O(sqrt(eta)) diffusion"}
+
+
 def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
     common = dict(panel=p.id, problem=p.problem, discrete=p.discrete)
     extra = {"T": p.T, "coupled": p.method != "closed_form", "noise": "gaussian", "info": "exact",
              "method": p.method, "r": p.r, "multiplier_spec": multiplier_record(mult), "label": p.label}
+    pred = {(s, g): prediction_for(problem, mult, p.T, s, g) for s in p.sdes for g in p.tests}
     curves = []
     if p.method == "closed_form":
         from sde.exact import exact_weak_error
@@ -62,42 +88,41 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
             for g in p.tests:
                 errs = [exact_weak_error(problem, e, p.T, s, g)["error"] for e in p.etas]
                 curves.append(curve_record(p.etas, errs, [0.0] * len(p.etas), [0] * len(p.etas), **common, sde=s,
-                                           g=g, **extra, reference="closed_form"))
+                                           g=g, **extra, reference="closed_form", **pred[(s, g)]))
         prog.advance(p.id, 1.0)
         return curves
     pc = p.paths
     if pc.fixed is not None:            # a fixed path count: every SDE on the same discrete paths, per eta
-        per = {(s, g): {"err": [], "se": [], "md": [], "ms": []} for s in p.sdes for g in p.tests}
-        for eta in p.etas:
-            est = estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, pc.fixed, r=p.r, seed=_seed(p, eta),
-                                       progress=lambda n, eta=eta: prog.note(f"{p.id} eta={eta:g} paths={n}"))
-            for key, pe in est.items():
-                d = per[key]
-                d["err"].append(pe.error); d["se"].append(pe.stderr)
-                d["md"].append(pe.mean_discrete); d["ms"].append(pe.mean_sde)
-            prog.advance(p.id, 1.0 / len(p.etas), f"eta={eta:g} n={pc.fixed}")
-        for (s, g), d in per.items():
-            curves.append(curve_record(p.etas, d["err"], d["se"], [pc.fixed] * len(p.etas), **common, sde=s, g=g,
-                                       **extra, reference="richardson", mean_discrete=d["md"], mean_sde=d["ms"]))
-        return curves
-    for s in p.sdes:
-        per = {g: {"err": [], "se": [], "n": [], "pilot": []} for g in p.tests}
-        for eta in p.etas:
-            note = (lambda n, s=s, eta=eta: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"))
-            est, pilot = sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min, pc.max,
-                                        _seed(p, s, eta), progress=note)
+        def one_eta(eta):
+            return estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, pc.fixed, r=p.r,
+                                        seed=_seed(p, eta),
+                                        progress=lambda n, eta=eta: prog.note(f"{p.id} eta={eta:g} paths={n}"))
+        ests = map_tasks(one_eta, p.etas, lambda i, _r: prog.advance(
+            p.id, 1.0 / len(p.etas), f"eta={p.etas[i]:g} n={pc.fixed}"))
+        for s in p.sdes:
             for g in p.tests:
-                m = est[g]
-                per[g]["err"].append(m.mean)
-                per[g]["se"].append(m.stderr)
-                per[g]["n"].append(m.n)
-                per[g]["pilot"].append({"error": pilot[g].mean, "stderr": pilot[g].stderr})
-            prog.advance(p.id, 1.0 / (len(p.sdes) * len(p.etas)), f"{s} eta={eta:g} n={est[p.tests[0]].n}")
+                pes = [est[(s, g)] for est in ests]
+                curves.append(curve_record(p.etas, [pe.error for pe in pes], [pe.stderr for pe in pes],
+                                           [pc.fixed] * len(p.etas), **common, sde=s, g=g, **extra,
+                                           reference="richardson", mean_discrete=[pe.mean_discrete for pe in pes],
+                                           mean_sde=[pe.mean_sde for pe in pes], **pred[(s, g)]))
+        return curves
+    jobs = [(s, eta) for s in p.sdes for eta in p.etas]
+
+    def one_job(job):
+        s, eta = job
+        return sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min, pc.max,
+                              _seed(p, s, eta), progress=lambda n: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"))
+    results = dict(zip(jobs, map_tasks(one_job, jobs, lambda i, res: prog.advance(
+        p.id, 1.0 / len(jobs), f"{jobs[i][0]} eta={jobs[i][1]:g} n={res[0][p.tests[0]].n}"))))
+    for s in p.sdes:
         for g in p.tests:
-            d = per[g]
-            curves.append(curve_record(p.etas, d["err"], d["se"], d["n"], **common, sde=s, g=g, **extra,
-                                       reference="richardson", rho=pc.rho, pilot=d["pilot"],
-                                       paths_cap=[pc.min, pc.max]))
+            est = [results[(s, eta)][0][g] for eta in p.etas]
+            pilot = [results[(s, eta)][1][g] for eta in p.etas]
+            curves.append(curve_record(p.etas, [m.mean for m in est], [m.stderr for m in est], [m.n for m in est],
+                                       **common, sde=s, g=g, **extra, reference="richardson", rho=pc.rho,
+                                       pilot=[{"error": m.mean, "stderr": m.stderr} for m in pilot],
+                                       paths_cap=[pc.min, pc.max], **pred[(s, g)]))
     return curves
 
 
@@ -140,40 +165,77 @@ def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_
 
 # ---------------------------------------------------------------------------------------------------
 def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
-    """Weak error of PGPO/SGD with genuine minibatches, by a control variate on the Gaussian model."""
+    """Weak error of PGPO/SGD with genuine minibatches, by a control variate on the Gaussian model; with
+    `averaged_paths`, noisy-I PGPO also against the averaged-drift SDE it converges to (sde.theory)."""
+    from sde.theory import AveragedDriftSDE, batch_law
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
     sde = p.sde or ("matched" if p.discrete == "pgpo" else "sgd_sde")
     infos = list(p.infos) if p.discrete == "pgpo" else ["exact"]
-    curves = {(src, g): {"err": [], "se": []} for src in ["gaussian", *infos] for g in p.tests}
-    for eta in p.etas:
+    noisy = [i for i in infos if i != "exact"]
+    law = batch_law(problem) if noisy else None
+    averaged = noisy if p.averaged_paths else []
+
+    def one_eta(eta):
         seed = _seed(p, eta)
         cpl = estimate_weak_errors(problem, mult, eta, p.T, [sde], p.tests, p.coupled_paths, r=p.r, seed=seed)
         gauss = discrete_moments_mc(problem, mult, eta, p.T, p.tests, p.discrete_paths, seed=seed + 1)
-        for g in p.tests:
-            c = cpl[(sde, g)]
-            curves[("gaussian", g)]["err"].append(c.error)
-            curves[("gaussian", g)]["se"].append(c.stderr)
-        for i, src in enumerate(infos):
-            info = "exact" if p.discrete == "sgd" else src
-            mb = discrete_moments_mc(problem, mult, eta, p.T, p.tests, p.discrete_paths, noise="minibatch",
-                                     info=info, seed=seed + 2 + i)
-            for g in p.tests:
-                c, gm, mm = cpl[(sde, g)], gauss[g], mb[g]
-                curves[(src, g)]["err"].append(mm.mean - gm.mean + c.error)
-                curves[(src, g)]["se"].append(math.sqrt(mm.stderr ** 2 + gm.stderr ** 2 + c.stderr ** 2))
-        prog.advance(p.id, 1.0 / len(p.etas), f"eta={eta:g}")
+        mb = {src: discrete_moments_mc(problem, mult, eta, p.T, p.tests, p.discrete_paths, noise="minibatch",
+                                       info="exact" if p.discrete == "sgd" else src, seed=seed + 2 + i)
+              for i, src in enumerate(infos)}
+        avg = {src: sde_moments_mc(lambda src=src: AveragedDriftSDE(problem, mult, eta, src, law), problem, eta,
+                                   p.T, p.tests, p.averaged_paths, r=p.r, seed=_seed(p, eta, "averaged", src))
+               for src in averaged}
+        return cpl, gauss, mb, avg
+
+    per_eta = map_tasks(one_eta, p.etas, lambda i, _r: prog.advance(p.id, 1.0 / len(p.etas), f"eta={p.etas[i]:g}"))
+    base = dict(panel=p.id, problem=p.problem, discrete=p.discrete, T=p.T, reference="richardson", label=p.label,
+                r=p.r, batch_size=problem.batch_size, multiplier_spec=multiplier_record(mult))
     out = []
-    for (src, g), d in curves.items():
-        n = p.coupled_paths if src == "gaussian" else p.discrete_paths
-        out.append(curve_record(p.etas, d["err"], d["se"], [n] * len(p.etas), panel=p.id, problem=p.problem,
-                                discrete=p.discrete, sde=sde, g=g, T=p.T, coupled=src == "gaussian",
-                                noise="gaussian" if src == "gaussian" else "minibatch",
-                                info="exact" if src in ("gaussian", "exact") else src,
-                                method="monte_carlo" if src == "gaussian" else "control_variate",
-                                reference="richardson", label=p.label, r=p.r, batch_size=problem.batch_size,
-                                multiplier_spec=multiplier_record(mult)))
+    for g in p.tests:
+        c = [r[0][(sde, g)] for r in per_eta]
+        out.append(curve_record(p.etas, [x.error for x in c], [x.stderr for x in c], [p.coupled_paths] * len(p.etas),
+                                **base, sde=sde, g=g, coupled=True, noise="gaussian", info="exact",
+                                method="monte_carlo", **prediction_for(problem, mult, p.T, sde, g)))
+    for src in infos:
+        for g in p.tests:
+            errs, ses = [], []
+            for cpl, gauss, mb, _ in per_eta:
+                c, gm, mm = cpl[(sde, g)], gauss[g], mb[src][g]
+                errs.append(mm.mean - gm.mean + c.error)
+                ses.append(math.sqrt(mm.stderr ** 2 + gm.stderr ** 2 + c.stderr ** 2))
+            out.append(curve_record(p.etas, errs, ses, [p.discrete_paths] * len(p.etas), **base, sde=sde, g=g,
+                                    coupled=False, noise="minibatch", info=src, method="control_variate",
+                                    **prediction_for(problem, mult, p.T, sde, g, src, law)))
+    for src in averaged:
+        for g in p.tests:
+            errs = [r[2][src][g].mean - r[3][src][g].mean for r in per_eta]
+            ses = [math.hypot(r[2][src][g].stderr, r[3][src][g].stderr) for r in per_eta]
+            out.append(curve_record(p.etas, errs, ses, [p.averaged_paths] * len(p.etas), **base, sde="averaged",
+                                    g=g, coupled=False, noise="minibatch", info=src, method="independent_paths",
+                                    prediction=0.0, prediction_method="0: the SDE noisy-I PGPO converges to"))
     return out
+
+
+def batch_gap_panel(p: BatchGapPanel, prog) -> list[dict]:
+    """The Jensen gap of a minibatch I over batch sizes, by exact enumeration (sde.theory.jensen_gap): at the state
+    where theta_bar crosses the clipped m's kink, with the panel's m and with the cap lifted (m linear)."""
+    from sde.theory import jensen_gap, kink_state
+    problem = get_problem(p.problem)
+    mult = multiplier_for(p)
+    t_kink, theta = kink_state(problem, mult, p.T)
+    linear = Multiplier(alpha=mult.alpha, m_max=1e12)
+    rows = map_tasks(lambda b: {"batch_size": b, "kink": jensen_gap(problem, mult, theta, b),
+                                "linear": jensen_gap(problem, linear, theta, b)}, p.batch_sizes,
+                     lambda i, _r: prog.advance(p.id, 1.0 / len(p.batch_sizes), f"B={p.batch_sizes[i]}"))
+    sizes = [float(b) for b in p.batch_sizes]
+    fits = {}
+    for where, key in (("kink", "independent"), ("kink", "same_batch"), ("linear", "same_batch")):
+        vals = [abs(r[where][key]) for r in rows]
+        fits[f"{where}|{key}"] = fit_slope(sizes, vals, [0.0] * len(vals))
+    return [{"panel": p.id, "problem": p.problem, "multiplier_spec": multiplier_record(mult), "t_kink": t_kink,
+             "theta_kink": theta.tolist(), "rows": rows,
+             "slopes": {k: {"slope": f["slope"], "slope_ci": f["slope_ci"]} for k, f in fits.items()}}]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,9 +260,10 @@ def cap_fraction(problem, mult: Multiplier, eta: float, T: float, n_paths: int, 
 def sweep_panel(p: SweepPanel, prog) -> list[dict]:
     problem = get_problem(p.problem)
     i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
-    rows = []
     grid = [(shape, f, mm) for shape in p.shapes for f in p.alpha_times_I0 for mm in p.m_max]
-    for shape, f, mm in grid:
+
+    def one_point(point):
+        shape, f, mm = point
         mult = Multiplier(alpha=f / i0, m_max=mm, shape=shape)
         row = {"panel": p.id, "problem": p.problem, "shape": shape, "alpha": mult.alpha,
                "alpha_times_I0": f, "m_max": mm, "T": p.T, "r": p.r, "errors": {},
@@ -212,9 +275,10 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
             for (s, g), pe in est.items():
                 row["errors"].setdefault(f"{s}|{g}", []).append(
                     {"eta": eta, "error": pe.error, "stderr": pe.stderr, "constant": pe.error / eta})
-        rows.append(row)
-        prog.advance(p.id, 1.0 / len(grid), f"{shape} alpha*I0={f:g} m_max={mm:g}")
-    return rows
+        return row
+
+    return map_tasks(one_point, grid, lambda i, _r: prog.advance(
+        p.id, 1.0 / len(grid), "{} alpha*I0={:g} m_max={:g}".format(*grid[i])))
 
 
 def trajectory_panel(p: TrajectoryPanel, prog) -> list[dict]:
@@ -228,7 +292,7 @@ def trajectory_panel(p: TrajectoryPanel, prog) -> list[dict]:
 
 
 PANELS = {"weak_error": weak_error_panel, "minibatch": minibatch_panel, "sweep": sweep_panel,
-          "trajectory": trajectory_panel}
+          "trajectory": trajectory_panel, "batch_gap": batch_gap_panel}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -238,31 +302,36 @@ class StudyProgress:
     def __init__(self, name: str, n_panels: int):
         self.p = Progress(max(n_panels, 1), label=name, every_s=5.0)
         self.done = 0.0
+        self.lock = threading.Lock()                    # tasks report from worker threads
 
     def advance(self, panel: str, fraction: float, note: str = "") -> None:
-        self.done += fraction
-        self.p.update(self.done, note=f"{panel} {note}")
+        with self.lock:
+            self.done += fraction
+            self.p.update(self.done, note=f"{panel} {note}")
 
     def note(self, text: str) -> None:
         """A progress line (rate-limited) without advancing: long Monte Carlo rounds stay visible."""
-        self.p.update(self.done, note=text)
+        with self.lock:
+            self.p.update(self.done, note=text)
 
 
-def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | None = None) -> str:
-    """Run every panel of `study` (sde.panels.load_study) and write <out_dir>/<name>.json (or `filename`);
-    returns its path."""
+def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | None = None,
+              n_workers: int | None = None) -> str:
+    """Run every panel of `study` (sde.panels.load_study) on `n_workers` threads (default: all cores; the results
+    do not depend on it) and write <out_dir>/<name>.json (or `filename`); returns its path."""
     prog = StudyProgress(study.name, len(study.panels))
     t0 = time.perf_counter()
     results = []
     for p in study.panels:
         tp = time.perf_counter()
-        items = PANELS[p.kind](p, prog)
+        with workers(n_workers):
+            items = PANELS[p.kind](p, prog)
         wall = time.perf_counter() - tp
         for it in items:
             it["wall_time_s"] = wall / max(len(items), 1)
             it["panel_wall_time_s"] = wall
         results.append({"id": p.id, "kind": p.kind, "spec": dataclasses.asdict(p), "items": items,
                         "wall_time_s": wall})
-    doc = {"study": study.name, "title": study.title, "quick": quick, "error_at": "T",
+    doc = {"study": study.name, "title": study.title, "quick": quick, "error_at": "T", "verdict_rule": VERDICT_RULE,
            "panels": results, "wall_time_s": time.perf_counter() - t0}
     return write_json(os.path.join(out_dir, filename or f"{study.name}.json"), doc)

@@ -173,7 +173,11 @@ def batch_law(problem: Problem, size: int | None = None) -> BatchLaw:
 
 
 def _per_class(problem: Problem, x: np.ndarray, law: BatchLaw) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class information I_c(x) (n, G) and gradients (n, G, d): one-sample batches of each representative."""
+    """Per-class information I_c(x) (n, G) and gradients (n, G, d): one-sample batches of each representative
+    (or the problem's own vectorised `class_info_grads`)."""
+    fast = getattr(problem, "class_info_grads", None)
+    if fast is not None:
+        return fast(x)
     n, d = x.shape
     g = len(law.reps)
     info = np.empty((n, g))
@@ -287,6 +291,7 @@ class AveragedDriftSDE:
         self.dim = problem.dim
         self.noise_dim = problem.noise_dim + 1 if info == "independent_batch" else self.law.n_batches
         self._sqrt_eta = math.sqrt(eta)
+        self._sqrt_w = np.sqrt(self.law.weight)
 
     def increment(self, x, dw, h, out):
         n, d = x.shape
@@ -303,10 +308,12 @@ class AveragedDriftSDE:
             out *= self._sqrt_eta
             out -= h * em[:, None] * grad
             return out
-        u = m_b[:, :, None] * np.einsum("bc,ncd->nbd", law.freq, g_c)  # (n, n_batches, d)
-        mean = np.einsum("b,nbd->nd", law.weight, u)
-        u -= mean[:, None, :]
-        np.einsum("nbd,nb->nd", u, dw * np.sqrt(law.weight), out=out)
+        # u_b = m_b g_B with g_B = sum_c F_bc g_c, so sums over batches reduce to sums over classes:
+        # E u = sum_c [(m w) F]_c g_c and sum_b sqrt(w_b) dW_b (u_b - E u) = sum_c [(sqrt(w) dW m) F]_c g_c - E u sum_b sqrt(w_b) dW_b
+        mean = np.einsum("nc,ncd->nd", (m_b * law.weight) @ law.freq, g_c)
+        sw_dw = dw * self._sqrt_w
+        np.einsum("nc,ncd->nd", (sw_dw * m_b) @ law.freq, g_c, out=out)
+        out -= mean * sw_dw.sum(axis=1)[:, None]
         out *= self._sqrt_eta
         out -= h * mean
         return out

@@ -27,9 +27,11 @@ from pgpo.multiplier import Multiplier
 from sde.problems import Problem
 from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments,
                           gradient_flow_path, n_steps_for)
+from sde.parallel import map_blocks
 from sde.stats import RunningMoments
 
 TEST_FUNCTIONS = ("sq_norm", "linear", "fluctuation")
+BLOCK_PATHS = 20_000          # paths per block of work (sde.parallel): fixed, so results do not depend on --workers
 
 
 def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = None) -> Callable:
@@ -83,25 +85,22 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
     if coupled and noise != "gaussian":
         raise ValueError("only Gaussian noise can be coupled to the SDE's Brownian motion")
     n_steps = n_steps_for(t_end, eta)
-    disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
-    sdes = {k: ModelSDE(problem, multiplier, eta, k) for k in sde_kinds}
     theta_bar = gradient_flow_path(problem, multiplier, t_end) if "fluctuation" in tests else None
     gfun = {name: make_test_function(name, eta, theta_bar) for name in tests}
     levels = (2 * r, r) if richardson else (r,)
     fine = levels[0]
     m = problem.noise_dim
-    if chunk is None:  # keep the (fine, n, m) increment buffer near 32 MB
-        chunk = int(min(n_paths, max(1000, 4_000_000 // (fine * max(m, problem.dim)))))
+    if chunk is None:  # blocks of at most BLOCK_PATHS paths, the (fine, n, m) increment buffer near 32 MB
+        chunk = int(min(n_paths, BLOCK_PATHS, max(1000, 4_000_000 // (fine * max(m, problem.dim)))))
     n_chunks = math.ceil(n_paths / chunk)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
-
-    acc = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
-    acc_d = {g: RunningMoments() for g in tests}
-    acc_s = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
     sqrt_eta = math.sqrt(eta)
-    done = 0
-    for c in range(n_chunks):
-        n = min(chunk, n_paths - done)
+
+    def block(c: int) -> dict:
+        """Moments of one block of paths; its own process objects (their buffers are not shared across threads)."""
+        n = min(chunk, n_paths - c * chunk)
+        disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+        sdes = {k: ModelSDE(problem, multiplier, eta, k) for k in sde_kinds}
         rng = np.random.default_rng(seeds[c])
         x_d = np.tile(problem.theta0, (n, 1))
         states = {(k, lv): np.tile(problem.theta0, (n, 1)) for k in sde_kinds for lv in levels}
@@ -127,45 +126,103 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
                     for j in range(lv):
                         sde.increment(x, dws[j], h, inc)
                         x += inc
+        out = {}
         for gname, g in gfun.items():
             gd = g(x_d)
-            acc_d[gname].add(gd)
+            out[("discrete", gname)] = _moments(gd)
             for k in sde_kinds:
                 if richardson:
                     gs = 2.0 * g(states[(k, levels[0])]) - g(states[(k, levels[1])])
                 else:
                     gs = g(states[(k, levels[0])])
-                acc_s[(k, gname)].add(gs)
-                acc[(k, gname)].add(gd - gs)
-        done += n
+                out[(k, gname)] = _moments(gs)
+                out[("diff", k, gname)] = _moments(gd - gs)
+        return out
+
+    acc = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
+    acc_d = {g: RunningMoments() for g in tests}
+    acc_s = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
+
+    def merge(c: int, part: dict) -> None:
+        for g in tests:
+            acc_d[g].merge(part[("discrete", g)])
+            for k in sde_kinds:
+                acc_s[(k, g)].merge(part[(k, g)])
+                acc[(k, g)].merge(part[("diff", k, g)])
         if progress is not None:
-            progress(done)
+            progress(min((c + 1) * chunk, n_paths))
+
+    map_blocks(block, range(n_chunks), merge)
     return {key: PairEstimate(error=a.mean, stderr=a.stderr, mean_discrete=acc_d[key[1]].mean,
                               mean_sde=acc_s[key].mean, n_paths=a.n, moments=a) for key, a in acc.items()}
 
 
+def _moments(values: np.ndarray) -> RunningMoments:
+    m = RunningMoments()
+    m.add(values)
+    return m
+
+
 def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, tests: Sequence[str],
                         n_paths: int, *, noise: str = "gaussian", info: str = "exact", seed: int = 0,
-                        theta_bar: np.ndarray | None = None, chunk: int = 200_000) -> dict[str, RunningMoments]:
-    """Monte Carlo E g(theta_N) of the discrete process alone (no SDE), in chunks of paths."""
+                        theta_bar: np.ndarray | None = None, chunk: int = 50_000) -> dict[str, RunningMoments]:
+    """Monte Carlo E g(theta_N) of the discrete process alone (no SDE), in blocks of paths (sde.parallel)."""
     n_steps = n_steps_for(t_end, eta)
-    disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
     if theta_bar is None and "fluctuation" in tests:
         theta_bar = gradient_flow_path(problem, multiplier, t_end)
     gfun = {name: make_test_function(name, eta, theta_bar) for name in tests}
-    out = {name: RunningMoments() for name in tests}
     seeds = np.random.SeedSequence(seed).spawn(math.ceil(n_paths / chunk))
-    done = 0
-    for ss in seeds:
-        n = min(chunk, n_paths - done)
-        rng = np.random.default_rng(ss)
+
+    def block(c: int) -> dict:
+        n = min(chunk, n_paths - c * chunk)
+        disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+        rng = np.random.default_rng(seeds[c])
         x = np.tile(problem.theta0, (n, 1))
         z = np.empty((n, problem.noise_dim))
         for _ in range(n_steps):
             disc.advance(x, rng, z)
-        for name, g in gfun.items():
-            out[name].add(g(x))
-        done += n
+        return {name: _moments(g(x)) for name, g in gfun.items()}
+
+    out = {name: RunningMoments() for name in tests}
+    for part in map_blocks(block, range(len(seeds))):
+        for name in tests:
+            out[name].merge(part[name])
+    return out
+
+
+def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float, t_end: float,
+                   tests: Sequence[str], n_paths: int, *, r: int = 4, seed: int = 0, chunk: int = BLOCK_PATHS
+                   ) -> dict[str, RunningMoments]:
+    """Monte Carlo E g(Theta_T) of one SDE alone (its own Brownian paths, not coupled to a discrete process),
+    Euler-Maruyama at h = eta / r and eta / (2r) on the same Brownian path, Richardson-extrapolated per path:
+    2 g(Theta^(2r)) - g(Theta^(r)). `make_sde()` builds the SDE (one per block: its buffers are not shared)."""
+    n_steps = n_steps_for(t_end, eta)
+    gfun = {name: make_test_function(name, eta) for name in tests}        # no fluctuation: it needs theta_bar
+    seeds = np.random.SeedSequence(seed).spawn(math.ceil(n_paths / chunk))
+    fine = 2 * r
+
+    def block(c: int) -> dict:
+        n = min(chunk, n_paths - c * chunk)
+        sde = make_sde()
+        rng = np.random.default_rng(seeds[c])
+        xf, xc = np.tile(problem.theta0, (n, 1)), np.tile(problem.theta0, (n, 1))
+        inc = np.empty_like(xf)
+        dw = np.empty((fine, n, sde.noise_dim))
+        for _ in range(n_steps):
+            rng.standard_normal(out=dw)
+            dw *= math.sqrt(eta / fine)
+            for j in range(fine):
+                sde.increment(xf, dw[j], eta / fine, inc)
+                xf += inc
+            for j in range(r):
+                sde.increment(xc, dw[2 * j] + dw[2 * j + 1], eta / r, inc)
+                xc += inc
+        return {name: _moments(2.0 * g(xf) - g(xc)) for name, g in gfun.items()}
+
+    out = {name: RunningMoments() for name in tests}
+    for part in map_blocks(block, range(len(seeds))):
+        for name in tests:
+            out[name].merge(part[name])
     return out
 
 
@@ -213,5 +270,5 @@ def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: floa
             "gradient_flow": gradient_flow_path(problem, multiplier, t_end, np.array(t)).tolist()}
 
 
-__all__ = ["TEST_FUNCTIONS", "PairEstimate", "estimate_weak_errors", "discrete_moments_mc", "mean_paths",
+__all__ = ["TEST_FUNCTIONS", "PairEstimate", "estimate_weak_errors", "discrete_moments_mc", "sde_moments_mc", "mean_paths",
            "make_test_function", "IDENTITY"]

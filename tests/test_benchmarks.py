@@ -24,7 +24,9 @@ def test_sde_throughput_script(tmp_path):
                 "--sdeint-paths", "2", "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert {(r["d"], r["noise"]) for r in rows} == {(2, "diagonal"), (2, "full"), (10, "diagonal"), (10, "full")}
-    assert all(r["project"] > 0 and r["ratio_torchsde"] > 0 for r in rows) and "x torchsde" in res.stdout
+    assert all(r["project"] > 0 and r["project-2w"] > 0 and r["ratio_2w_best_peer"] > 0 for r in rows)
+    assert "best peer" in res.stdout
+    assert {"jax-scan", "diffrax", "torchsde"} <= set(rows[0])           # the dev extra's peers all ran
 
 
 @pytest.mark.train

@@ -179,3 +179,15 @@ def test_exact_info_minibatch_drift_is_the_modulated_gradient():
     # and the discrete process really uses it: one minibatch-free check of DiscreteProcess's exact-I path
     d = DiscreteProcess(p, mult, 0.1, noise="minibatch", info="exact")
     assert d.info == "exact"
+
+
+def test_softmax_per_class_shortcut_equals_one_sample_batches(monkeypatch):
+    from sde import theory
+    p = get_problem("softmax")
+    law = batch_law(p)
+    x = np.random.default_rng(0).standard_normal((50, 4))
+    fast = theory._per_class(p, x, law)
+    monkeypatch.setattr(type(p), "class_info_grads", None)
+    slow = theory._per_class(p, x, law)
+    np.testing.assert_allclose(fast[0], slow[0], atol=1e-13)
+    np.testing.assert_allclose(fast[1], slow[1], atol=1e-13)
