@@ -14,21 +14,8 @@ import os
 import sys
 import time
 
-from pgpo.schema import OneLineParser
+from pgpo.schema import OneLineParser, int_at_least
 from sde.problems import PROBLEMS
-
-
-def _int_at_least(low: int):
-    """An argparse type: an integer >= low."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
-        return v
-    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -49,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quick", action="store_true", help="small grid and path counts (under a minute)")
     v.add_argument("--out", required=True, help="output directory (results.json, weak_error.png)")
     v.add_argument("--overwrite", action="store_true", help="replace results.json and the figure already in --out")
-    v.add_argument("--paths", type=_int_at_least(2), help="Monte Carlo paths per eta for every group")
+    v.add_argument("--paths", type=int_at_least(2), help="Monte Carlo paths per eta for every group")
     v.add_argument("--eta", type=_positive_float, nargs="+", help="eta grid (each must divide T)")
     v.add_argument("--T", type=_positive_float, help="horizon T (default 1)")
     v.add_argument("--r", type=int, help="fine Euler-Maruyama steps per discrete step (default 4; 2r for Richardson)")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--workers", type=_int_at_least(1), help="threads for independent tasks and path blocks (default: all "
+    v.add_argument("--workers", type=int_at_least(1), help="threads for independent tasks and path blocks (default: all "
                    "cores; results do not depend on it)")
     v.add_argument("--alpha", type=float, help="PGPO sensitivity (default: 2 / I(theta_0))")
     v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5, so that m starts at the cap)")

@@ -18,7 +18,6 @@ Both the full and the quick version of every panel are built (and so checked) wh
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -155,10 +154,8 @@ class BatchGapPanel:
     problem: str
     batch_sizes: list[int]
     kind: Literal["batch_gap"] = "batch_gap"
-    discrete: Literal["pgpo"] = "pgpo"
     multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
-    T: float = T_DEFAULT
-    r: int = R_DEFAULT                            # unused (no simulation); kept so every panel has T and r
+    T: float = T_DEFAULT                          # the horizon within which theta_bar must cross the kink
     label: str = ""
     seed: int = 0
 
@@ -188,7 +185,7 @@ def check_panel(p, where: str) -> None:
         raise ConfigError(f"{where}.sde: unknown sde {p.sde!r}; choose from {list(SDE_KINDS)}")
     if not p.T > 0:
         raise ConfigError(f"{where}.T: must be positive, got {p.T}")
-    if p.r < 1:
+    if getattr(p, "r", 1) < 1:                     # batch_gap simulates nothing: no r
         raise ConfigError(f"{where}.r: must be >= 1, got {p.r}")
     paths = getattr(p, "paths", None)
     if isinstance(paths, PathSizing) and paths.fixed is not None and paths.fixed < 2:
@@ -203,8 +200,8 @@ def check_panel(p, where: str) -> None:
     if isinstance(p, (MinibatchPanel, BatchGapPanel)) and not get_problem(p.problem).has_dataset:
         raise ConfigError(f"{where}.problem: {p.problem!r} has no dataset for minibatch noise")
     if isinstance(p, MinibatchPanel) and p.averaged_paths:
-        prob = get_problem(p.problem)
-        n = math.comb(len(prob.sample_groups()[0]) + prob.batch_size - 1, prob.batch_size)
+        from sde.theory import n_batches
+        n = n_batches(get_problem(p.problem))
         if n > AVERAGED_MAX_BATCHES:
             raise ConfigError(f"{where}.averaged_paths: the averaged-drift SDE sums over the {n} minibatches of "
                               f"{p.problem!r} at every step (at most {AVERAGED_MAX_BATCHES}); use a problem with "
@@ -216,13 +213,12 @@ def check_panel(p, where: str) -> None:
             raise ConfigError(f"{where}.multiplier.shape: the batch gap is measured at the clipped m's kink")
         if not p.batch_sizes or min(p.batch_sizes) < 1:
             raise ConfigError(f"{where}.batch_sizes: need batch sizes >= 1, got {p.batch_sizes}")
-        from sde.theory import MAX_BATCHES, kink_state
+        from sde.theory import MAX_BATCHES, kink_state, n_batches
         prob = get_problem(p.problem)
-        classes = len(prob.sample_groups()[0])
-        n = math.comb(classes + max(p.batch_sizes) - 1, max(p.batch_sizes))
+        n = n_batches(prob, max(p.batch_sizes))
         if n > MAX_BATCHES:
-            raise ConfigError(f"{where}.batch_sizes: {n} minibatches of {max(p.batch_sizes)} among {classes} sample "
-                              f"classes to enumerate (at most {MAX_BATCHES}); use smaller batch sizes")
+            raise ConfigError(f"{where}.batch_sizes: {n} minibatches of {max(p.batch_sizes)} to enumerate "
+                              f"(at most {MAX_BATCHES}); use smaller batch sizes")
         try:
             kink_state(prob, p.multiplier.build(prob), p.T)
         except ValueError as e:

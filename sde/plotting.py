@@ -24,12 +24,14 @@ SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "mom
 MARKER_NOTE = "95 % CI; filled = in the fit, hollow = dropped (misfit); dashed level = predicted plateau"
 
 
-def _num(v: float) -> str:
-    return f"{v:.2g}" if abs(v) < 1e-2 else f"{v:.3g}"
+def fmt_num(v: float | None) -> str:
+    """A coefficient as the figures and the table print it (n/a for None)."""
+    return "n/a" if v is None else (f"{v:.2g}" if abs(v) < 1e-2 else f"{v:.3g}")
 
 
-def _ci(ci) -> str:
-    return f"[{_num(ci[0])}, {_num(ci[1])}]"
+def fmt_ci(v: float | None, ci) -> str:
+    """'v [lo, hi]' (n/a for None)."""
+    return "n/a" if v is None else f"{fmt_num(v)} [{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
 
 
 def fit_text(c: dict) -> str:
@@ -38,12 +40,12 @@ def fit_text(c: dict) -> str:
     f, v = c.get("fit") or {}, c["verdict"]
     pred = c.get("prediction")
     if v == "converges elsewhere":
-        text = f"plateau B {_num(f['B'])} {_ci(f['B_ci'])}"
-        return text + (f" (predicted {_num(pred)})" if pred is not None else "")
+        text = f"plateau B {fmt_ci(f['B'], f['B_ci'])}"
+        return text + (f" (predicted {fmt_num(pred)})" if pred is not None else "")
     if v == "order 1":
-        return f"order 1, C1 {_num(f['C1'])} {_ci(f['C1_ci'])}"
+        return f"order 1, C1 {fmt_ci(f['C1'], f['C1_ci'])}"
     if v == "order 2":
-        return f"order 2, C2 {_num(f['C2'])} {_ci(f['C2_ci'])}"
+        return f"order 2, C2 {fmt_ci(f['C2'], f['C2_ci'])}"
     return "inconclusive"
 
 

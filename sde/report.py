@@ -20,7 +20,8 @@ import matplotlib.ticker
 import numpy as np
 
 from pgpo.fileio import save_figure
-from sde.plotting import G_TITLE, MARKER_NOTE, SDE_LABEL, curve_style, fit_text, plot_curve, slope_guide
+from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, curve_style, fit_text, fmt_ci, fmt_num, plot_curve,
+                           slope_guide)
 from sde.results import refit
 from sde.stats import VERDICT_RULE
 
@@ -50,14 +51,6 @@ def _panel(doc, pid):
     raise KeyError(pid)
 
 
-def _slope_text(c):
-    return fit_text(c)
-
-
-def _tally(curves, label) -> str:
-    """'paper: plateau, matched: order 1' - the verdicts of the plotted curves, for a title that says only that."""
-    short = {"order 1": "order 1", "order 2": "order 2", "converges elsewhere": "plateau", "inconclusive": "inconcl."}
-    return ", ".join(f"{label(c)}: {short[c['verdict']]}" for c in curves)
 
 
 def _finish(ax, curves, title):
@@ -83,7 +76,7 @@ def fig_theorem_sgd(doc, out_dir, written):
     for ax, p in zip(axes[0], panels):
         curves = [c for c in p["items"] if c["sde"] == "sgd_sde"]
         for c in curves:
-            plot_curve(ax, c, style={"color": colors[c["g"]]}, label=f"{G_TITLE[c['g']]}: {_slope_text(c)}")
+            plot_curve(ax, c, style={"color": colors[c["g"]]}, label=f"{G_TITLE[c['g']]}: {fit_text(c)}")
         how = "exact moments" if curves[0]["method"] == "closed_form" else \
             f"coupled Monte Carlo, {min(curves[0]['n_paths_per_eta'])}-{max(curves[0]['n_paths_per_eta'])} paths"
         _finish(ax, curves, f"SGD vs SGD-SDE, {p['spec']['problem']} ({how})")
@@ -101,7 +94,7 @@ def fig_theorem_pgpo(doc, out_dir, written):
         for ax, g in zip(row, tests):
             curves = [c for c in p["items"] if c["g"] == g]
             for c in curves:
-                plot_curve(ax, c, label=f"PGPO vs {SDE_LABEL[c['sde']]}: {_slope_text(c)}")
+                plot_curve(ax, c, label=f"PGPO vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
             m = curves[0]["multiplier_spec"]
             _finish(ax, curves, f"{p['spec']['problem']}: {G_TITLE[g]}  (m = min(1 + {m['alpha']:.3g} I, "
                                 f"{m['m_max']:g}))")
@@ -130,7 +123,7 @@ def fig_noise(doc, out_dir, written):
                 if c["sde"] == "averaged":
                     style.update(ls="-.", marker="P")
                     label += ", vs averaged-drift SDE"
-                plot_curve(ax, c, style=style, label=f"{label}: {_slope_text(c)}")
+                plot_curve(ax, c, style=style, label=f"{label}: {fit_text(c)}")
             disc = p["spec"].get("discrete", "pgpo").upper()
             _finish(ax, curves, f"{p['spec']['problem']}, {disc}, B={curves[0]['batch_size']}: {G_TITLE[g]}")
     curves = [c for p in panels for c in p["items"]]
@@ -152,12 +145,12 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
     smooth = [c for c in _panel(doc, "smooth_shape")["items"] if c["g"] == "fluctuation"]
     curves = list(smooth)
     for c in smooth:
-        plot_curve(ax, c, label=f"smooth m, vs {SDE_LABEL[c['sde']]}: {_slope_text(c)}")
+        plot_curve(ax, c, label=f"smooth m, vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
     if pgpo_doc is not None:
         for c in _panel(pgpo_doc, "quadratic")["items"]:
             if c["g"] == "fluctuation" and c["sde"] in ("matched", "paper"):
                 plot_curve(ax, c, style=dict(curve_style(c), ls="--"),
-                           label=f"clipped m, vs {SDE_LABEL[c['sde']]}: {_slope_text(c)}")
+                           label=f"clipped m, vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
                 curves.append(c)
     _finish(ax, curves, "(a) quadratic, " + G_TITLE["fluctuation"] + ": clipped (dashed) vs smooth m(I)")
     # (b) I and m along one path
@@ -279,14 +272,6 @@ def fig_batch_gap(doc, out_dir, written):
     save_figure(fig, out_dir, "fig6_batch_gap", written)
 
 
-def _fmt(v) -> str:
-    return "n/a" if v is None else (f"{v:.2g}" if abs(v) < 1e-2 else f"{v:.3g}")
-
-
-def _fmt_ci(v, ci) -> str:
-    return "n/a" if v is None else f"{_fmt(v)} [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-
-
 def table_rows(docs: dict) -> list[dict]:
     rows = []
     for name in STUDIES:
@@ -350,8 +335,8 @@ def write_table(docs: dict, out_dir: str, written: list) -> None:
                                                else f"(exact) / {r['dof']}")
         slope = "n/a" if r["slope"] is None else f"{r['slope']:.2f} [{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]"
         lines.append(f"| {r['study']} | {r['problem']} | {r['discrete']} | {r['sde']} | {r['g']} | {noise} | "
-                     f"{r['verdict']} | {_fmt_ci(r['B'], r['B_ci'])} | {_fmt(r['prediction'])} | "
-                     f"{_fmt_ci(r['C1'], r['C1_ci'])} | {chi} | {slope} | {paths} | {t} |")
+                     f"{r['verdict']} | {fmt_ci(r['B'], r['B_ci'])} | {fmt_num(r['prediction'])} | "
+                     f"{fmt_ci(r['C1'], r['C1_ci'])} | {chi} | {slope} | {paths} | {t} |")
     path = os.path.join(out_dir, "weak_convergence_table.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

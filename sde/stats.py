@@ -29,6 +29,13 @@ class RunningMoments:
     mean: float = 0.0
     m2: float = 0.0
 
+    @classmethod
+    def of(cls, values: np.ndarray) -> "RunningMoments":
+        """The moments of one block of values."""
+        m = cls()
+        m.add(values)
+        return m
+
     def add(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=float)
         nb = values.size

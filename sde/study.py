@@ -9,11 +9,11 @@ weak_error    discrete SGD/PGPO vs SDEs on test functions over an eta grid. `met
 minibatch     genuine minibatch noise (cannot be coupled to a Brownian path). The error is estimated with a
               control variate: e_mb = (E g_mb - E g_gauss) + e_gauss, where e_gauss is the coupled weak error
               of the Gaussian-noise process (tiny variance) and the two discrete means are cheap, independent
-              simulations with many paths (no SDE needed). Info sources: independent batch, same batch.
-sweep         the weak error at fixed step sizes across a grid of (alpha, m_max) and multiplier shapes,
-              with the fraction of steps whose multiplier sits at the cap.
+              simulations with many paths (no SDE needed). Info sources: exact, independent batch, same batch.
               With `averaged_paths`, noisy-I PGPO is also compared with the averaged-drift SDE (sde.theory), the
               limit it does converge to (the positive control).
+sweep         the weak error at fixed step sizes across a grid of (alpha, m_max) and multiplier shapes,
+              with the fraction of steps whose multiplier sits at the cap.
 trajectory    mean +- sd of theta(t) for the discrete process and each SDE, and I_k, m_k along a path.
 batch_gap     the Jensen gap E_B[m(I_B)] - m(I) over batch sizes B, by exact enumeration (sde.theory).
 
@@ -57,30 +57,31 @@ def _seed(panel, *parts) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
-def prediction_for(problem, mult, T: float, sde: str, g: str, info: str = "exact", law=None) -> dict:
-    """The predicted plateau B (sde.theory) of a curve, and how it was obtained."""
-    from sde import theory
+def prediction_for(plateaus, sde: str, g: str, info: str = "exact") -> dict:
+    """The predicted plateau B of a curve (from the panel's sde.theory.Plateaus), and how it was obtained."""
     if info in ("independent_batch", "same_batch") and sde != "averaged":
         if g == "fluctuation":
             return {"prediction": None, "prediction_method": "none (noisy I: the fluctuation about theta_bar diverges)"}
-        return {"prediction": theory.noisy_info_plateau(problem, mult, info, T, g, law),
+        return {"prediction": plateaus.noisy_info(info, g),
                 "prediction_method": "g(averaged-drift flow) - g(theta_bar), exact minibatch enumeration"}
     if g == "fluctuation":
-        b = theory.fluctuation_plateau(problem, mult, T, sde)
+        b = plateaus.fluctuation(sde)
         return {"prediction": b, "prediction_method": "Lyapunov ODE (linear-noise) along theta_bar"
                 if b is not None else "none (different drift)"}
-    if sde == "sgd_sde" and not mult.is_identity:
+    if sde == "sgd_sde" and not plateaus.mult.is_identity:
         return {"prediction": None, "prediction_method": "none (different drift)"}
     return {"prediction": 0.0, "prediction_method": "0: same drift, O(sqrt(eta)) diffusion"}
 
 
 def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
+    from sde.theory import Plateaus
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
     common = dict(panel=p.id, problem=p.problem, discrete=p.discrete)
     extra = {"T": p.T, "coupled": p.method != "closed_form", "noise": "gaussian", "info": "exact",
              "method": p.method, "r": p.r, "multiplier_spec": multiplier_record(mult), "label": p.label}
-    pred = {(s, g): prediction_for(problem, mult, p.T, s, g) for s in p.sdes for g in p.tests}
+    plateaus = Plateaus(problem, mult, p.T)
+    pred = {(s, g): prediction_for(plateaus, s, g) for s in p.sdes for g in p.tests}
     curves = []
     if p.method == "closed_form":
         from sde.exact import exact_weak_error
@@ -167,7 +168,7 @@ def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_
 def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
     """Weak error of PGPO/SGD with genuine minibatches, by a control variate on the Gaussian model; with
     `averaged_paths`, noisy-I PGPO also against the averaged-drift SDE it converges to (sde.theory)."""
-    from sde.theory import AveragedDriftSDE, batch_law
+    from sde.theory import AveragedDriftSDE, Plateaus, batch_law
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
     sde = p.sde or ("matched" if p.discrete == "pgpo" else "sgd_sde")
@@ -189,6 +190,7 @@ def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
         return cpl, gauss, mb, avg
 
     per_eta = map_tasks(one_eta, p.etas, lambda i, _r: prog.advance(p.id, 1.0 / len(p.etas), f"eta={p.etas[i]:g}"))
+    plateaus = Plateaus(problem, mult, p.T, law)
     base = dict(panel=p.id, problem=p.problem, discrete=p.discrete, T=p.T, reference="richardson", label=p.label,
                 r=p.r, batch_size=problem.batch_size, multiplier_spec=multiplier_record(mult))
     out = []
@@ -196,7 +198,7 @@ def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
         c = [r[0][(sde, g)] for r in per_eta]
         out.append(curve_record(p.etas, [x.error for x in c], [x.stderr for x in c], [p.coupled_paths] * len(p.etas),
                                 **base, sde=sde, g=g, coupled=True, noise="gaussian", info="exact",
-                                method="monte_carlo", **prediction_for(problem, mult, p.T, sde, g)))
+                                method="monte_carlo", **prediction_for(plateaus, sde, g)))
     for src in infos:
         for g in p.tests:
             errs, ses = [], []
@@ -206,7 +208,7 @@ def minibatch_panel(p: MinibatchPanel, prog) -> list[dict]:
                 ses.append(math.sqrt(mm.stderr ** 2 + gm.stderr ** 2 + c.stderr ** 2))
             out.append(curve_record(p.etas, errs, ses, [p.discrete_paths] * len(p.etas), **base, sde=sde, g=g,
                                     coupled=False, noise="minibatch", info=src, method="control_variate",
-                                    **prediction_for(problem, mult, p.T, sde, g, src, law)))
+                                    **prediction_for(plateaus, sde, g, src)))
     for src in averaged:
         for g in p.tests:
             errs = [r[2][src][g].mean - r[3][src][g].mean for r in per_eta]

@@ -127,10 +127,7 @@ def fluctuation_trace_constant(problem: Quadratic, c: float, t_end: float, diffu
 def fluctuation_plateau(problem: Problem, mult: Multiplier, t_end: float, sde: str) -> float | None:
     """Predicted lim_{eta->0} of E g_eta(discrete) - E g_eta(SDE) for g_eta = |theta - theta_bar(T)|^2 / eta
     (None when the SDE's drift differs from the discrete process's: sgd_sde against PGPO)."""
-    if sde == "sgd_sde" and not mult.is_identity:
-        return None
-    tr = fluctuation_traces(problem, mult, t_end)
-    return tr["m2"] - {"matched": tr["m2"], "paper": tr["1"], "sgd_sde": tr["1"], "gradient_flow": 0.0}[sde]
+    return Plateaus(problem, mult, t_end).fluctuation(sde)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -154,12 +151,18 @@ class BatchLaw:
 MAX_BATCHES = 2_000_000
 
 
+def n_batches(problem: Problem, size: int | None = None) -> int:
+    """How many multisets of `size` (default: the problem's batch size) sample classes batch_law enumerates."""
+    b = int(size or problem.batch_size)
+    return math.comb(len(problem.sample_groups()[0]) + b - 1, b)
+
+
 def batch_law(problem: Problem, size: int | None = None) -> BatchLaw:
     """Enumerate the minibatch law of `problem` (its classes of interchangeable samples: Problem.sample_groups)."""
     reps, probs = problem.sample_groups()
     b = int(size or problem.batch_size)
     g = len(reps)
-    n = math.comb(g + b - 1, b)
+    n = n_batches(problem, b)
     if n > MAX_BATCHES:
         raise ValueError(f"{problem.name}: {n} multisets of {b} among {g} sample classes; too many to enumerate")
     combos = np.fromiter(itertools.chain.from_iterable(itertools.combinations_with_replacement(range(g), b)),
@@ -232,7 +235,36 @@ def _g(test: str, x: np.ndarray) -> float:
 def noisy_info_plateau(problem: Problem, mult: Multiplier, info: str, t_end: float, test: str,
                        law: BatchLaw | None = None) -> float:
     """Predicted lim_{eta->0} of E g(noisy-I PGPO) - E g(exact-I SDE) = g(theta~(T)) - g(theta_bar(T))."""
-    return _g(test, averaged_flow(problem, mult, info, t_end, law)) - _g(test, gradient_flow_path(problem, mult, t_end))
+    return Plateaus(problem, mult, t_end, law).noisy_info(info, test)
+
+
+class Plateaus:
+    """The predicted plateaus of one (problem, multiplier, T), each ODE solved once however many curves ask:
+    the Lyapunov traces (part 1), theta_bar(T) and the averaged-drift flow of each info source (part 2)."""
+
+    def __init__(self, problem: Problem, mult: Multiplier, t_end: float, law: BatchLaw | None = None):
+        self.problem, self.mult, self.t_end, self._law = problem, mult, t_end, law
+        self._traces: dict | None = None
+        self._theta_bar: np.ndarray | None = None
+        self._flows: dict[str, np.ndarray] = {}
+
+    def fluctuation(self, sde: str) -> float | None:
+        """As fluctuation_plateau."""
+        if sde == "sgd_sde" and not self.mult.is_identity:
+            return None
+        if self._traces is None:
+            self._traces = fluctuation_traces(self.problem, self.mult, self.t_end)
+        tr = self._traces
+        return tr["m2"] - {"matched": tr["m2"], "paper": tr["1"], "sgd_sde": tr["1"], "gradient_flow": 0.0}[sde]
+
+    def noisy_info(self, info: str, test: str) -> float:
+        """As noisy_info_plateau."""
+        if self._theta_bar is None:
+            self._theta_bar = gradient_flow_path(self.problem, self.mult, self.t_end)
+        if info not in self._flows:
+            self._law = self._law or batch_law(self.problem)
+            self._flows[info] = averaged_flow(self.problem, self.mult, info, self.t_end, self._law)
+        return _g(test, self._flows[info]) - _g(test, self._theta_bar)
 
 
 def kink_state(problem: Problem, mult: Multiplier, t_end: float) -> tuple[float, np.ndarray]:
@@ -319,6 +351,7 @@ class AveragedDriftSDE:
         return out
 
 
-__all__ = ["fluctuation_traces", "fluctuation_trace_constant", "fluctuation_plateau", "BatchLaw", "batch_law",
+__all__ = ["fluctuation_traces", "fluctuation_trace_constant", "fluctuation_plateau", "Plateaus", "BatchLaw",
+           "batch_law", "n_batches",
            "averaged_drift", "averaged_flow", "noisy_info_plateau", "kink_state", "jensen_gap", "AveragedDriftSDE",
            "multiplier_slope"]

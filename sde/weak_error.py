@@ -129,14 +129,14 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
         out = {}
         for gname, g in gfun.items():
             gd = g(x_d)
-            out[("discrete", gname)] = _moments(gd)
+            out[("discrete", gname)] = RunningMoments.of(gd)
             for k in sde_kinds:
                 if richardson:
                     gs = 2.0 * g(states[(k, levels[0])]) - g(states[(k, levels[1])])
                 else:
                     gs = g(states[(k, levels[0])])
-                out[(k, gname)] = _moments(gs)
-                out[("diff", k, gname)] = _moments(gd - gs)
+                out[(k, gname)] = RunningMoments.of(gs)
+                out[("diff", k, gname)] = RunningMoments.of(gd - gs)
         return out
 
     acc = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
@@ -157,10 +157,13 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
                               mean_sde=acc_s[key].mean, n_paths=a.n, moments=a) for key, a in acc.items()}
 
 
-def _moments(values: np.ndarray) -> RunningMoments:
-    m = RunningMoments()
-    m.add(values)
-    return m
+def _merged(block: Callable[[int], dict], n_blocks: int, names: Sequence[str]) -> dict[str, RunningMoments]:
+    """Run `block(c)` -> {name: RunningMoments} for every block (sde.parallel) and merge them in block order."""
+    out = {name: RunningMoments() for name in names}
+    for part in map_blocks(block, range(n_blocks)):
+        for name in names:
+            out[name].merge(part[name])
+    return out
 
 
 def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, tests: Sequence[str],
@@ -181,13 +184,9 @@ def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_
         z = np.empty((n, problem.noise_dim))
         for _ in range(n_steps):
             disc.advance(x, rng, z)
-        return {name: _moments(g(x)) for name, g in gfun.items()}
+        return {name: RunningMoments.of(g(x)) for name, g in gfun.items()}
 
-    out = {name: RunningMoments() for name in tests}
-    for part in map_blocks(block, range(len(seeds))):
-        for name in tests:
-            out[name].merge(part[name])
-    return out
+    return _merged(block, len(seeds), tests)
 
 
 def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float, t_end: float,
@@ -217,13 +216,9 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
             for j in range(r):
                 sde.increment(xc, dw[2 * j] + dw[2 * j + 1], eta / r, inc)
                 xc += inc
-        return {name: _moments(2.0 * g(xf) - g(xc)) for name, g in gfun.items()}
+        return {name: RunningMoments.of(2.0 * g(xf) - g(xc)) for name, g in gfun.items()}
 
-    out = {name: RunningMoments() for name in tests}
-    for part in map_blocks(block, range(len(seeds))):
-        for name in tests:
-            out[name].merge(part[name])
-    return out
+    return _merged(block, len(seeds), tests)
 
 
 def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, sde_kinds: Sequence[str],

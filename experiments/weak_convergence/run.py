@@ -22,7 +22,7 @@ STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories"]
 
 def main(argv=None):
     from pgpo.fileio import OutputFolderError, prepare_output_folder
-    from pgpo.schema import ConfigError, OneLineParser
+    from pgpo.schema import ConfigError, OneLineParser, int_at_least
     from sde.study import load_study, run_study
 
     ap = OneLineParser(description=__doc__.splitlines()[0])
@@ -33,11 +33,9 @@ def main(argv=None):
     ap.add_argument("--overwrite", action="store_true", help="replace results of the same studies already in --out")
     ap.add_argument("--figures", help="figure directory (default <out>/figures)")
     ap.add_argument("--no-figures", action="store_true")
-    ap.add_argument("--workers", type=int, default=None,
+    ap.add_argument("--workers", type=int_at_least(1), default=None,
                     help="threads for independent tasks and path blocks (default: all cores; results do not depend on it)")
     args = ap.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        ap.error(f"--workers must be >= 1, got {args.workers}")
     out = args.out or (os.path.join("results", "weak_convergence_quick") if args.quick
                        else os.path.join("runs", "weak_convergence"))
     names = args.only or STUDIES
