@@ -22,13 +22,17 @@ def atomic_write_json(path: str, obj, **dump_kwargs) -> str:
     return atomic_write_text(path, json.dumps(obj, **dump_kwargs))
 
 
-def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140) -> list:
+def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140,
+                top_inches: float | None = None) -> list:
     """Save a matplotlib `fig` as <out_dir>/<name>.png and .pdf (deterministic bytes for the same figure), close
-    it, and return (or extend) the list of paths."""
+    it, and return (or extend) the list of paths. `top_inches` keeps that much room above the axes (a suptitle)."""
     import matplotlib.pyplot as plt
 
     written = [] if written is None else written
-    fig.tight_layout()
+    if top_inches:
+        fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - top_inches / fig.get_figheight()))
+    else:
+        fig.tight_layout()
     for ext in ("png", "pdf"):
         path = os.path.join(out_dir, f"{name}.{ext}")
         # no creation date in the PDF: redrawing unchanged results rewrites byte-identical files

@@ -97,6 +97,19 @@ class Multiplier:
         out += 1.0
         return out
 
+    def derivative(self, info: ArrayLike) -> ArrayLike:
+        """m'(I), elementwise (0 for I <= 0, where m is flat at 1). The clipped m has a kink at 1 + alpha I = m_max:
+        there the derivative of the cap side (0) is returned."""
+        arr = np.asarray(info, dtype=float)
+        if self.is_identity:
+            d = np.zeros_like(arr)
+        elif self.shape == "clipped_linear":
+            d = np.where((arr > 0) & (1.0 + self.alpha * arr < self.m_max), self.alpha, 0.0)
+        else:
+            span = self.m_max - 1.0
+            d = np.where(arr > 0, self.alpha / np.cosh(self.alpha * np.maximum(arr, 0.0) / span) ** 2, 0.0)
+        return d if isinstance(info, np.ndarray) else float(d)
+
 
 def multiplier(info: ArrayLike, alpha: float, m_max: float, shape: Shape = "clipped_linear") -> ArrayLike:
     """Functional form: m(I) for the given shape and parameters."""

@@ -1,17 +1,20 @@
-"""Closed-form moments for the quadratic problem (no Monte Carlo).
+"""Closed-form moments for the quadratic problems (no Monte Carlo).
 
-With L = 1/2 x^T A x (A diagonal), constant gradient covariance Sigma and a *constant* multiplier c
-(c = 1 is SGD), discrete SGD/PGPO is the linear recursion
+With L = 1/2 x^T A x, A = R diag(a) R^T, constant gradient covariance Sigma and a *constant* multiplier c (c = 1 is
+SGD), discrete SGD/PGPO is the linear recursion
 
     theta_{k+1} = (I - eta c A) theta_k - eta c S Z_k,
     mean_{k+1} = M mean_k,   P_{k+1} = M P_k M^T + eta^2 c^2 Sigma,   M = I - eta c A,
 
-and every SDE of the family is an Ornstein-Uhlenbeck process dTheta = -c A Theta dt + s sqrt(eta) S dW
-(s = 1 for sgd_sde / paper, s = c for matched, s = 0 for gradient flow) with
+and every SDE of the family is an Ornstein-Uhlenbeck process dTheta = -K Theta dt + s sqrt(eta) S dW. In A's
+eigenbasis (y = R^T x, Sigma' = R^T Sigma R) K is diagonal, kappa_i = c a_i, or c a_i + eta c^2 a_i^2 / 2 for the
+order-2 modified equations (b = -c A x, (grad b) b = c^2 A^2 x), and
 
-    mean(t) = exp(-c A t) theta_0,   P_ij(t) = s^2 eta Sigma_ij (1 - exp(-c (a_i + a_j) t)) / (c (a_i + a_j)).
+    mean'(t) = exp(-kappa t) theta_0',   P'_ij(t) = s^2 eta Sigma'_ij (1 - exp(-(kappa_i + kappa_j) t)) / (kappa_i + kappa_j),
 
-The test functions are quadratic, so their expectations follow from (mean, P) exactly.
+with s = 1 (sgd_sde, paper, paper_2), c (matched, matched_2), 0 (gradient flow). Mean and covariance are rotated
+back, x = R y. Every test function here is quadratic or linear, so its expectation follows from (mean, P) exactly;
+`exact_error_series` gives the error at every step k <= N, for Definition A.1's maximum over time.
 """
 
 from __future__ import annotations
@@ -22,56 +25,100 @@ from sde.problems import Quadratic
 from sde.simulate import n_steps_for
 
 
+def _rotate(problem: Quadratic, mean_e: np.ndarray, cov_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From A's eigenbasis back to the problem's coordinates (mean (..., d), cov (..., d, d))."""
+    r = problem.eigenbasis
+    return mean_e @ r.T, r @ cov_e @ r.T
+
+
+def discrete_moments_series(problem: Quadratic, eta: float, n_steps: int, c: float = 1.0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) of theta_k for k = 0..n_steps, shapes (n_steps + 1, d) and (n_steps + 1, d, d), by exact
+    iteration of the linear recursion (in A's eigenbasis, where M is diagonal)."""
+    r = problem.eigenbasis
+    mdiag = 1.0 - eta * c * problem.curvatures
+    outer = np.outer(mdiag, mdiag)
+    q = (eta * c) ** 2 * (r.T @ problem.noise_cov @ r)
+    d = problem.dim
+    means, covs = np.empty((n_steps + 1, d)), np.empty((n_steps + 1, d, d))
+    means[0], covs[0] = r.T @ problem.theta0, 0.0
+    for k in range(n_steps):
+        means[k + 1] = means[k] * mdiag
+        covs[k + 1] = covs[k] * outer + q
+    return _rotate(problem, means, covs)
+
+
 def discrete_moments(problem: Quadratic, eta: float, n_steps: int, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(mean, covariance) of theta_{n_steps} for the linear recursion, by exact iteration."""
-    mdiag = 1.0 - eta * c * problem.curvatures
-    mean = problem.theta0.copy()
-    cov = np.zeros((problem.dim, problem.dim))
-    outer = np.outer(mdiag, mdiag)
-    q = (eta * c) ** 2 * problem.noise_cov
-    for _ in range(n_steps):
-        mean *= mdiag
-        cov *= outer
-        cov += q
-    return mean, cov
+    means, covs = discrete_moments_series(problem, eta, n_steps, c)
+    return means[-1], covs[-1]
 
 
-def ou_moments(problem: Quadratic, eta: float, t: float, c: float = 1.0, diffusion_scale: float = 1.0
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, covariance) at time t of dTheta = -c A Theta dt + diffusion_scale sqrt(eta) S dW."""
+def drift_rates(problem: Quadratic, eta: float, c: float, order2: bool) -> np.ndarray:
+    """The eigenvalues kappa of the OU drift matrix K: c a, plus eta c^2 a^2 / 2 for the order-2 drift."""
     a = problem.curvatures
-    mean = np.exp(-c * a * t) * problem.theta0
-    ssum = c * (a[:, None] + a[None, :])
-    cov = diffusion_scale ** 2 * eta * problem.noise_cov * (-np.expm1(-ssum * t)) / ssum
-    return mean, cov
+    return c * a + (0.5 * eta * (c * a) ** 2 if order2 else 0.0)
 
 
-def expectation(test: str, mean: np.ndarray, cov: np.ndarray, eta: float, theta_bar: np.ndarray) -> float:
-    """E g(theta) for theta with the given mean and covariance."""
+def ou_moments(problem: Quadratic, eta: float, t, c: float = 1.0, diffusion_scale: float = 1.0,
+               order2: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) at time t (a number, or an array of times: leading axis) of
+    dTheta = -K Theta dt + diffusion_scale sqrt(eta) S dW, K = c A (+ eta c^2 A^2 / 2 with order2)."""
+    r = problem.eigenbasis
+    kappa = drift_rates(problem, eta, c, order2)
+    t = np.asarray(t, float)[..., None]
+    mean_e = np.exp(-kappa * t) * (r.T @ problem.theta0)
+    ssum = kappa[:, None] + kappa[None, :]
+    cov_e = diffusion_scale ** 2 * eta * (r.T @ problem.noise_cov @ r) * (-np.expm1(-ssum * t[..., None])) / ssum
+    return _rotate(problem, mean_e, cov_e)
+
+
+def expectation(test: str, mean: np.ndarray, cov: np.ndarray, eta: float, theta_bar: np.ndarray,
+                problem: Quadratic | None = None):
+    """E g(theta) for theta with the given mean and covariance (a leading axis of times is allowed)."""
     if test == "sq_norm":
-        return float(mean @ mean + np.trace(cov))
+        return np.einsum("...d,...d->...", mean, mean) + np.einsum("...dd->...", cov)
     if test == "linear":
-        return float(mean[0])
+        return mean[..., 0]
+    if test == "cross":
+        return mean[..., 0] * mean[..., 1] + cov[..., 0, 1]
+    if test == "loss":
+        a = problem.A
+        return 0.5 * (np.einsum("...d,de,...e->...", mean, a, mean) + np.einsum("de,...ed->...", a, cov))
     if test == "fluctuation":
         d = mean - theta_bar
-        return float((d @ d + np.trace(cov)) / eta)
+        return (np.einsum("...d,...d->...", d, d) + np.einsum("...dd->...", cov)) / eta
     raise ValueError(f"unknown test function {test!r}")
 
 
-_DIFFUSION_SCALE = {"gradient_flow": lambda c: 0.0, "sgd_sde": lambda c: 1.0,
-                    "paper": lambda c: 1.0, "matched": lambda c: c}
+_DIFFUSION_SCALE = {"gradient_flow": lambda c: 0.0, "sgd_sde": lambda c: 1.0, "paper": lambda c: 1.0,
+                    "matched": lambda c: c, "paper_2": lambda c: 1.0, "matched_2": lambda c: c}
+
+
+def exact_error_series(problem: Quadratic, eta: float, t_end: float, sde_kind: str, test: str,
+                       c: float = 1.0) -> dict:
+    """Exact E g(theta_k) - E g(Theta_{k eta}) for k = 0..N (N eta = t_end), constant multiplier c. The fluctuation
+    test function is taken about theta_bar(t_end) at every k (it is meant for the endpoint)."""
+    if not isinstance(problem, Quadratic):
+        raise TypeError("closed forms exist only for the quadratic problems")
+    if sde_kind not in _DIFFUSION_SCALE:
+        raise ValueError(f"unknown SDE kind {sde_kind!r}")
+    n = n_steps_for(t_end, eta)
+    drift_c = 1.0 if sde_kind == "sgd_sde" else c
+    theta_bar = ou_moments(problem, eta, t_end, c, 0.0)[0]
+    md, pd = discrete_moments_series(problem, eta, n, c)
+    ms, ps = ou_moments(problem, eta, eta * np.arange(n + 1), drift_c, _DIFFUSION_SCALE[sde_kind](c),
+                        order2=sde_kind.endswith("_2"))
+    ed = expectation(test, md, pd, eta, theta_bar, problem)
+    es = expectation(test, ms, ps, eta, theta_bar, problem)
+    return {"error": ed - es, "mean_discrete": ed, "mean_sde": es}
 
 
 def exact_weak_error(problem: Quadratic, eta: float, t_end: float, sde_kind: str, test: str,
                      c: float = 1.0) -> dict:
-    """Exact E g(theta_N) - E g(Theta_T) for the quadratic with constant multiplier c."""
-    if not isinstance(problem, Quadratic):
-        raise TypeError("closed forms exist only for the quadratic problem")
-    n = n_steps_for(t_end, eta)
-    drift_c = 1.0 if sde_kind == "sgd_sde" else c
-    theta_bar = np.exp(-c * problem.curvatures * t_end) * problem.theta0
-    md, pd = discrete_moments(problem, eta, n, c)
-    ms, ps = ou_moments(problem, eta, t_end, drift_c, _DIFFUSION_SCALE[sde_kind](c))
-    ed = expectation(test, md, pd, eta, theta_bar)
-    es = expectation(test, ms, ps, eta, theta_bar)
-    return {"error": ed - es, "mean_discrete": ed, "mean_sde": es}
+    """Exact E g(theta_N) - E g(Theta_T) for the quadratic with constant multiplier c, and Definition A.1's
+    max_{k <= N} |E g(theta_k) - E g(Theta_{k eta})| (`max_error`, signed, at step `argmax`)."""
+    s = exact_error_series(problem, eta, t_end, sde_kind, test, c)
+    k = int(np.argmax(np.abs(s["error"])))
+    return {"error": float(s["error"][-1]), "mean_discrete": float(s["mean_discrete"][-1]),
+            "mean_sde": float(s["mean_sde"][-1]), "max_error": float(s["error"][k]), "argmax": k}

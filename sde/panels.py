@@ -27,7 +27,7 @@ import yaml
 from pgpo.multiplier import DEFAULT_M_MAX, Multiplier
 from pgpo.schema import ConfigError, build
 from sde.problems import PROBLEMS, Problem, get_problem
-from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, n_steps_for
+from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, ConstantMultiplier, n_steps_for
 from sde.weak_error import TEST_FUNCTIONS
 
 R_DEFAULT = 4                      # fine Euler-Maruyama steps per discrete step (and 2r for Richardson)
@@ -37,13 +37,17 @@ T_DEFAULT = 1.0
 @dataclass
 class MultiplierSpec:
     """m(I) for discrete PGPO. alpha None: 2 / I(theta_0), so m(I(theta_0)) = min(3, m_max) - a run starts at
-    the cap (for m_max <= 3) and crosses into the linear part as I decays."""
+    the cap (for m_max <= 3) and crosses into the linear part as I decays. `constant: c` instead: m = c for every I
+    (sde.simulate.ConstantMultiplier; the quadratic's closed forms need it)."""
 
     alpha: Optional[float] = None
     m_max: float = DEFAULT_M_MAX
     shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
+    constant: Optional[float] = None
 
-    def build(self, problem: Problem) -> Multiplier:
+    def build(self, problem: Problem) -> Multiplier | ConstantMultiplier:
+        if self.constant is not None:
+            return ConstantMultiplier(float(self.constant))
         alpha = self.alpha
         if alpha is None:
             i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
@@ -80,6 +84,7 @@ class WeakErrorPanel:
     paths: PathSizing = field(default_factory=PathSizing)
     T: float = T_DEFAULT
     r: int = R_DEFAULT
+    over_time: bool = False                       # also Definition A.1's max over k <= N (fixed test functions)
     label: str = ""
     seed: int = 0                                 # 0: seeds from the panel id alone
 
@@ -160,9 +165,55 @@ class BatchGapPanel:
     seed: int = 0
 
 
+@dataclass
+class StationaryPanel:
+    """The stationary floor E_inf L - L* (and E|theta|^2) of discrete PGPO against SDEs over an eta grid, for constant
+    multipliers c (closed form on the quadratics) and state-dependent ones (coupled Monte Carlo with time averages
+    over `window` after `burn_in`, both in SDE time); sde.stationary."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    sdes: list[str]
+    kind: Literal["stationary"] = "stationary"
+    method: Literal["monte_carlo", "closed_form"] = "closed_form"
+    constants: list[float] = field(default_factory=list)
+    multipliers: list[MultiplierSpec] = field(default_factory=list)
+    tests: list[str] = field(default_factory=lambda: ["loss", "sq_norm"])
+    burn_in: float = 10.0
+    window: float = 20.0
+    paths: int = 10_000
+    floor_eta: Optional[float] = None             # the eta of the floor-vs-c figure (default: the smallest)
+    r: int = R_DEFAULT
+    label: str = ""
+    seed: int = 0
+
+    @property
+    def T(self) -> float:
+        return self.burn_in + self.window
+
+
+@dataclass
+class EscapePanel:
+    """Mean first-passage time over the double well's barrier for discrete PGPO (Monte Carlo, censoring reported)
+    against the exact MFPT of the matched and the paper's SDE (quadrature) and Kramers / Eyring; sde.escape."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    kind: Literal["escape"] = "escape"
+    constants: list[float] = field(default_factory=list)
+    multipliers: list[MultiplierSpec] = field(default_factory=list)
+    paths: int = 2000
+    horizon_factor: float = 10.0                  # horizon = this x the exact MFPT of the matched SDE
+    label: str = ""
+    seed: int = 0
+
+
 PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
-               "trajectory": TrajectoryPanel, "batch_gap": BatchGapPanel}
-Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel
+               "trajectory": TrajectoryPanel, "batch_gap": BatchGapPanel, "stationary": StationaryPanel,
+               "escape": EscapePanel}
+Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel | StationaryPanel | EscapePanel
 AVERAGED_MAX_BATCHES = 1000                       # the averaged-drift SDE sums over the batch law at every step
 
 
@@ -183,6 +234,13 @@ def check_panel(p, where: str) -> None:
                 raise ConfigError(f"{where}.{name}[{i}]: unknown {name[:-1]} {v!r}; choose from {list(allowed)}")
     if getattr(p, "sde", None) is not None and p.sde not in SDE_KINDS:
         raise ConfigError(f"{where}.sde: unknown sde {p.sde!r}; choose from {list(SDE_KINDS)}")
+    if isinstance(p, EscapePanel):
+        check_escape(p, where)
+        return
+    if isinstance(p, StationaryPanel):
+        check_stationary(p, where)
+        if p.method == "closed_form":               # no time grid: the Lyapunov equations are solved directly
+            return
     if not p.T > 0:
         raise ConfigError(f"{where}.T: must be positive, got {p.T}")
     if getattr(p, "r", 1) < 1:                     # batch_gap simulates nothing: no r
@@ -195,8 +253,18 @@ def check_panel(p, where: str) -> None:
             n_steps_for(p.T, eta)
         except ValueError as e:
             raise ConfigError(f"{where}.eta{'s[%d]' % i if hasattr(p, 'etas') else ''}: {e}") from None
-    if getattr(p, "method", None) == "closed_form" and p.problem not in ("quadratic", "quadratic-d10"):
-        raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
+    if getattr(p, "method", None) == "closed_form" and not isinstance(p, StationaryPanel):
+        if not p.problem.startswith("quadratic"):
+            raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
+        if p.discrete == "pgpo" and p.multiplier.constant is None:
+            raise ConfigError(f"{where}.multiplier.constant: closed_form PGPO needs a constant multiplier (a "
+                              f"state-dependent m makes the recursion non-linear)")
+    if getattr(p, "discrete", None) == "sgd" and getattr(p, "multiplier", None) is not None and \
+            p.multiplier.constant is not None:
+        raise ConfigError(f"{where}.multiplier.constant: SGD has m = 1; use discrete: pgpo for a constant multiplier")
+    if "cross" in (getattr(p, "tests", None) or []) and get_problem(p.problem).dim < 2:
+        raise ConfigError(f"{where}.tests: `cross` (theta_1 theta_2) needs dim >= 2; {p.problem!r} has "
+                          f"dim {get_problem(p.problem).dim}")
     if isinstance(p, (MinibatchPanel, BatchGapPanel)) and not get_problem(p.problem).has_dataset:
         raise ConfigError(f"{where}.problem: {p.problem!r} has no dataset for minibatch noise")
     if isinstance(p, MinibatchPanel) and p.averaged_paths:
@@ -209,7 +277,7 @@ def check_panel(p, where: str) -> None:
         if p.averaged_paths < 2:
             raise ConfigError(f"{where}.averaged_paths: must be 0 or at least 2, got {p.averaged_paths}")
     if isinstance(p, BatchGapPanel):
-        if p.multiplier.shape != "clipped_linear":
+        if p.multiplier.shape != "clipped_linear" or p.multiplier.constant is not None:
             raise ConfigError(f"{where}.multiplier.shape: the batch gap is measured at the clipped m's kink")
         if not p.batch_sizes or min(p.batch_sizes) < 1:
             raise ConfigError(f"{where}.batch_sizes: need batch sizes >= 1, got {p.batch_sizes}")
@@ -225,9 +293,92 @@ def check_panel(p, where: str) -> None:
             raise ConfigError(f"{where}.multiplier: {e}") from None
     if hasattr(p, "multiplier") and not isinstance(p, SweepPanel):
         try:
-            Multiplier(p.multiplier.alpha or 0.0, p.multiplier.m_max, p.multiplier.shape)
+            if p.multiplier.constant is not None:
+                ConstantMultiplier(float(p.multiplier.constant))
+            else:
+                Multiplier(p.multiplier.alpha or 0.0, p.multiplier.m_max, p.multiplier.shape)
         except ValueError as e:
             raise ConfigError(f"{where}.multiplier: {e}") from None
+
+
+def _check_multiplier_list(p, where: str) -> None:
+    """`constants` and `multipliers` of a stationary / escape panel."""
+    if not p.constants and not p.multipliers:
+        raise ConfigError(f"{where}.constants: give constant multipliers and/or `multipliers`")
+    for i, c in enumerate(p.constants):
+        if not c > 0:
+            raise ConfigError(f"{where}.constants[{i}]: must be positive, got {c}")
+    for i, m in enumerate(p.multipliers):
+        if m.constant is not None:
+            raise ConfigError(f"{where}.multipliers[{i}].constant: list constant multipliers under `constants`")
+        try:
+            Multiplier(m.alpha or 0.0, m.m_max, m.shape)
+        except ValueError as e:
+            raise ConfigError(f"{where}.multipliers[{i}]: {e}") from None
+    if not p.etas:
+        raise ConfigError(f"{where}.etas: give at least one step size")
+
+
+def check_stationary(p: StationaryPanel, where: str) -> None:
+    _check_multiplier_list(p, where)
+    if not p.sdes:
+        raise ConfigError(f"{where}.sdes: give at least one SDE to compare with")
+    for i, t in enumerate(p.tests):
+        if t not in ("loss", "sq_norm"):
+            raise ConfigError(f"{where}.tests[{i}]: the stationary panel measures `loss` and `sq_norm`, got {t!r}")
+    if p.method == "closed_form":
+        if not p.problem.startswith("quadratic"):
+            raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
+        if p.multipliers:
+            raise ConfigError(f"{where}.multipliers: a state-dependent m has no closed form; use method: monte_carlo")
+        from sde.stationary import _SCALE
+        for i, s in enumerate(p.sdes):
+            if s not in _SCALE:
+                raise ConfigError(f"{where}.sdes[{i}]: no stationary closed form for {s!r}; choose from {list(_SCALE)}")
+        prob = get_problem(p.problem)
+        worst = max(p.etas) * max(p.constants) * float(prob.curvatures.max())
+        if worst >= 2.0:
+            raise ConfigError(f"{where}.etas: eta c a_max = {worst:.3g} >= 2 makes the discrete process unstable")
+    else:
+        if p.burn_in <= 0 or p.window <= 0:
+            raise ConfigError(f"{where}.window: burn_in and window must be positive, got {p.burn_in}, {p.window}")
+        if p.paths < 2:
+            raise ConfigError(f"{where}.paths: must be at least 2, got {p.paths}")
+        for i, eta in enumerate(p.etas):
+            try:
+                n_steps_for(p.burn_in, eta)
+            except ValueError as e:
+                raise ConfigError(f"{where}.etas[{i}]: {e} (burn_in)") from None
+    if p.floor_eta is not None and p.floor_eta not in p.etas:
+        raise ConfigError(f"{where}.floor_eta: {p.floor_eta} is not in etas {p.etas}")
+
+
+ESCAPE_MAX_STEPS = 5_000_000        # the horizon of one escape simulation, in discrete steps
+
+
+def check_escape(p: EscapePanel, where: str) -> None:
+    from sde.escape import exact_mfpt
+    from sde.problems import DoubleWell
+    prob = get_problem(p.problem)
+    if not isinstance(prob, DoubleWell):
+        raise ConfigError(f"{where}.problem: escape is measured on a double well, got {p.problem!r}")
+    _check_multiplier_list(p, where)
+    for i, eta in enumerate(p.etas):
+        if not 0 < eta < 1:
+            raise ConfigError(f"{where}.etas[{i}]: must be in (0, 1), got {eta}")
+    if p.paths < 2:
+        raise ConfigError(f"{where}.paths: must be at least 2, got {p.paths}")
+    if not p.horizon_factor >= 1:
+        raise ConfigError(f"{where}.horizon_factor: must be >= 1, got {p.horizon_factor}")
+    mults = [(f"constants: {c:g}", ConstantMultiplier(float(c))) for c in p.constants] + \
+        [(f"multipliers[{i}]", m.build(prob)) for i, m in enumerate(p.multipliers)]
+    for name, mult in mults:                         # the horizon is horizon_factor x the matched SDE's exact MFPT
+        for eta in p.etas:
+            steps = p.horizon_factor * exact_mfpt(prob, mult, eta, "matched", n_grid=20_001) / eta
+            if steps > ESCAPE_MAX_STEPS:
+                raise ConfigError(f"{where}.etas: at eta={eta:g} with {name} the horizon is {steps:.3g} steps (at most "
+                                  f"{ESCAPE_MAX_STEPS}): the barrier is too high for this noise; use larger etas or "
+                                  f"a hotter problem (double-well-escape)")
 
 
 def apply_quick(raw: dict) -> dict:

@@ -16,11 +16,15 @@ SDE_STYLE = {
     "matched": dict(color="#2ca02c", marker="^"),
     "gradient_flow": dict(color="#7f7f7f", marker="v"),
     "averaged": dict(color="#8c564b", marker="P"),
+    "matched_2": dict(color="#17becf", marker="*"),
+    "paper_2": dict(color="#e377c2", marker="X"),
 }
-G_TITLE = {"sq_norm": r"$g=|\theta|^2$", "linear": r"$g=\theta_1$",
+G_TITLE = {"sq_norm": r"$g=|\theta|^2$", "linear": r"$g=\theta_1$", "loss": r"$g=L(\theta)$",
+           "cross": r"$g=\theta_1\theta_2$",
            "fluctuation": r"$g=|\theta-\bar\theta(T)|^2/\eta$"}
 SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "moment-matched SDE",
-             "gradient_flow": "gradient flow", "averaged": "averaged-drift SDE"}
+             "gradient_flow": "gradient flow", "averaged": "averaged-drift SDE",
+             "matched_2": "order-2 drift, matched diffusion", "paper_2": "order-2 drift, paper's diffusion"}
 MARKER_NOTE = "95 % CI; filled = in the fit, hollow = dropped (misfit); dashed level = predicted plateau"
 
 

@@ -57,6 +57,13 @@ class Problem(ABC):
     def hessian(self, x: np.ndarray) -> np.ndarray:
         """The Hessian of L at one state x (shape (dim,)), shape (dim, dim) (sde.theory's linearisation)."""
 
+    def hvp(self, x: np.ndarray, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Hess L(x) v into out (n, dim), per path (the order-2 modified equation's drift, sde.simulate). This default
+        loops over paths; the problems below override it with a vectorised product."""
+        for i in range(x.shape[0]):
+            out[i] = self.hessian(x[i]) @ v[i]
+        return out
+
     @abstractmethod
     def noise(self, x: np.ndarray, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         """S(x) z into out (n, dim), z of shape (n, noise_dim)."""
@@ -99,15 +106,17 @@ class Problem(ABC):
 class Quadratic(Problem):
     """L(x) = 1/2 x^T A x with constant gradient covariance Sigma: the linear case with closed forms.
 
-    A is diagonal (its eigenvalues `curvatures`), Sigma = `noise_cov` (any symmetric PSD matrix).
-    Discrete SGD is then a linear recursion and the SGD-SDE an Ornstein-Uhlenbeck process, so their
-    moments are known exactly (see sde.exact).
+    A = R diag(curvatures) R^T with R an orthogonal `rotation` (None: A is diagonal), Sigma = `noise_cov` (any
+    symmetric PSD matrix). Discrete SGD (and PGPO with a constant multiplier) is then a linear recursion and every
+    SDE of the family an Ornstein-Uhlenbeck process, so their moments are known exactly (see sde.exact, which works
+    in A's eigenbasis).
     """
 
     curvatures: np.ndarray
     noise_cov: np.ndarray
     theta0: np.ndarray
     name: str = "quadratic"
+    rotation: np.ndarray | None = None
     batch_size: int = 1
     loss_min: float = 0.0
     n_data: int | None = None
@@ -123,20 +132,40 @@ class Quadratic(Problem):
             raise ValueError("noise_cov must be (dim, dim)")
         if np.any(self.curvatures <= 0):
             raise ValueError("curvatures must be positive")
+        if self.rotation is not None:
+            self.rotation = np.asarray(self.rotation, dtype=float)
+            if self.rotation.shape != (self.dim, self.dim) or not np.allclose(self.rotation.T @ self.rotation,
+                                                                              np.eye(self.dim), atol=1e-12):
+                raise ValueError("rotation must be an orthogonal (dim, dim) matrix")
+        self.A = (self.curvatures[:, None] * np.eye(self.dim) if self.rotation is None
+                  else (self.rotation * self.curvatures) @ self.rotation.T)
         off = self.noise_cov - np.diag(np.diag(self.noise_cov))
         self._diag = np.sqrt(np.diag(self.noise_cov)).copy() if not off.any() else None
         self._factor = _sym_sqrt_factor(self.noise_cov)
         self.noise_dim = self.dim
 
+    @property
+    def eigenbasis(self) -> np.ndarray:
+        """R, with A = R diag(curvatures) R^T (the identity for a diagonal A)."""
+        return np.eye(self.dim) if self.rotation is None else self.rotation
+
     def loss(self, x):
-        return 0.5 * np.einsum("nd,d,nd->n", x, self.curvatures, x)
+        if self.rotation is None:
+            return 0.5 * np.einsum("nd,d,nd->n", x, self.curvatures, x)
+        return 0.5 * np.einsum("nd,de,ne->n", x, self.A, x)
 
     def grad(self, x, out):
-        np.multiply(x, self.curvatures, out=out)
+        if self.rotation is None:
+            np.multiply(x, self.curvatures, out=out)
+        else:
+            np.matmul(x, self.A, out=out)           # A is symmetric
         return out
 
+    def hvp(self, x, v, out):
+        return self.grad(v, out)
+
     def hessian(self, x):
-        return np.diag(self.curvatures)
+        return self.A.copy()
 
     def noise(self, x, z, out):
         if self._diag is not None:
@@ -153,6 +182,14 @@ def quadratic_2d() -> Quadratic:
     return Quadratic(curvatures=np.array([1.0, 0.5]),
                      noise_cov=np.array([[1.0, 0.3], [0.3, 0.5]]),
                      theta0=np.array([1.0, 1.0]), name="quadratic")
+
+
+def quadratic_rotated() -> Quadratic:
+    """The 2-d quadratic with its Hessian turned by 30 degrees: A and Sigma are both non-diagonal and do not commute,
+    so the off-diagonal noise enters every test function (L, theta_1 theta_2, ...)."""
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    return Quadratic(curvatures=np.array([1.0, 0.5]), noise_cov=np.array([[1.0, 0.3], [0.3, 0.5]]),
+                     theta0=np.array([1.0, 1.0]), rotation=np.array([[c, -s], [s, c]]), name="quadratic-rotated")
 
 
 def quadratic_10d() -> Quadratic:
@@ -200,6 +237,16 @@ class DoubleWell(Problem):
 
     def hessian(self, x):
         return np.array([[1.0 - self.a ** 2 / np.cosh(self.a * float(x[0])) ** 2]])
+
+    def hvp(self, x, v, out):
+        np.multiply(x, self.a, out=out)
+        np.cosh(out, out=out)
+        np.reciprocal(out, out=out)
+        out *= out
+        out *= -self.a ** 2
+        out += 1.0
+        out *= v
+        return out
 
     def noise(self, x, z, out):
         np.multiply(z, self.sigma, out=out)
@@ -263,6 +310,12 @@ class TeacherStudentSoftmax(Problem):
         p = np.exp(x - x.max())
         p /= p.sum()
         return np.diag(p) - np.outer(p, p)
+
+    def hvp(self, x, v, out):
+        p = self.grad(x, np.empty_like(x)) + self.q                 # softmax(x)
+        np.multiply(p, v, out=out)
+        out -= p * (out @ self._ones)[:, None]                      # (diag p - p p^T) v
+        return out
 
     def noise(self, x, z, out):
         np.matmul(z, self._factor.T, out=out)
@@ -346,6 +399,10 @@ class LeastSquares(Problem):
     def hessian(self, x):
         return self.hess.copy()
 
+    def hvp(self, x, v, out):
+        np.matmul(v, self.hess, out=out)
+        return out
+
     def noise(self, x, z, out):
         v = (z @ self._factor.T).reshape(x.shape[0], self.dim + 1, self.dim)   # rows: C_0 z, C_1 z, ...
         np.einsum("nj,njd->nd", x, v[:, 1:, :], out=out)
@@ -376,8 +433,10 @@ class LeastSquares(Problem):
 # ----------------------------------------------------------------------------------------------------
 PROBLEMS = {
     "quadratic": quadratic_2d,
+    "quadratic-rotated": quadratic_rotated,
     "quadratic-d10": quadratic_10d,
     "double-well": DoubleWell,
+    "double-well-escape": lambda: DoubleWell(sigma=2.5, name="double-well-escape"),   # hot enough to escape (sde.escape)
     "softmax": TeacherStudentSoftmax,
     "least-squares": LeastSquares,
 }

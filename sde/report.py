@@ -3,14 +3,16 @@
     python paper_figures/weak_convergence.py --results results/weak_convergence --out paper_figures/weak_convergence
     (or `make_all(results_dir, out_dir)` from Python; experiments/weak_convergence/run.py calls it)
 
-Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories, fig6_batch_gap (PNG and PDF),
-weak_convergence_table.md and weak_convergence_table.json.
+Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories, fig6_batch_gap,
+fig7_modified_equation, fig8_stationary, fig9_escape (PNG and PDF), weak_convergence_table.md and
+weak_convergence_table.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -20,12 +22,14 @@ import matplotlib.ticker
 import numpy as np
 
 from pgpo.fileio import save_figure
-from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, curve_style, fit_text, fmt_ci, fmt_num, plot_curve,
-                           slope_guide)
+from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, fit_text, fmt_ci, fmt_num,
+                           plot_curve, slope_guide)
 from sde.results import refit
-from sde.stats import VERDICT_RULE
+from sde.stats import VERDICT_RULE, Z95
 
-STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories")
+STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
+           "escape")
+G_ORDER = ["sq_norm", "loss", "cross", "linear", "fluctuation"]
 NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
                ("minibatch", "exact"): "minibatch, exact I",
                ("minibatch", "independent_batch"): "minibatch, I from an independent batch",
@@ -42,6 +46,11 @@ def load(results_dir: str) -> dict:
     if not docs:
         raise FileNotFoundError(f"no study results in {results_dir}")
     return docs
+
+
+def _at_T(items):
+    """The endpoint curves of a panel (not Definition A.1's max over time, which only the table lists)."""
+    return [c for c in items if c.get("error_at", "T") == "T"]
 
 
 def _panel(doc, pid):
@@ -71,19 +80,24 @@ def _finish(ax, curves, title):
 
 def fig_theorem_sgd(doc, out_dir, written):
     panels = [p for p in doc["panels"] if p["kind"] == "weak_error"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 5.0), squeeze=False)
+    n_cols = min(len(panels), 2)
+    n_rows = math.ceil(len(panels) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(6.2 * n_cols, 5.4 * n_rows), squeeze=False)
+    axes = [ax for row in axes for ax in row]
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     colors = {"sq_norm": "#1f77b4", "linear": "#ff7f0e", "fluctuation": "#2ca02c"}
-    for ax, p in zip(axes[0], panels):
-        curves = [c for c in p["items"] if c["sde"] == "sgd_sde"]
+    for ax, p in zip(axes, panels):
+        curves = [c for c in _at_T(p["items"]) if c["sde"] == "sgd_sde"]
         for c in curves:
             plot_curve(ax, c, style={"color": colors[c["g"]]}, label=f"{G_TITLE[c['g']]}: {fit_text(c)}")
         how = "exact moments" if curves[0]["method"] == "closed_form" else \
             f"coupled Monte Carlo, {min(curves[0]['n_paths_per_eta'])}-{max(curves[0]['n_paths_per_eta'])} paths"
-        _finish(ax, curves, f"SGD vs SGD-SDE, {p['spec']['problem']} ({how})")
-    verdicts = [c["verdict"] for p in panels for c in p["items"] if c["sde"] == "sgd_sde"]
+        _finish(ax, curves, f"SGD vs SGD-SDE, {p['spec']['problem']}, T={p['spec']['T']:g} ({how})")
+    verdicts = [c["verdict"] for p in panels for c in _at_T(p["items"]) if c["sde"] == "sgd_sde"]
     fig.suptitle(f"Theorem A.2 (i): SGD vs the SGD-SDE - {verdicts.count('order 1')} of {len(verdicts)} curves "
-                 f"order 1 ({MARKER_NOTE})", fontsize=10)
-    save_figure(fig, out_dir, "fig1_theorem_sgd", written)
+                 f"order 1 at T (the max over k <= N: table)\n({MARKER_NOTE})", fontsize=10)
+    save_figure(fig, out_dir, "fig1_theorem_sgd", written, top_inches=0.6)
 
 
 def fig_theorem_pgpo(doc, out_dir, written):
@@ -92,19 +106,19 @@ def fig_theorem_pgpo(doc, out_dir, written):
     fig, axes = plt.subplots(len(panels), 2, figsize=(11.5, 4.9 * len(panels)), squeeze=False)
     for row, p in zip(axes, panels):
         for ax, g in zip(row, tests):
-            curves = [c for c in p["items"] if c["g"] == g]
+            curves = [c for c in _at_T(p["items"]) if c["g"] == g]
             for c in curves:
                 plot_curve(ax, c, label=f"PGPO vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
             m = curves[0]["multiplier_spec"]
-            _finish(ax, curves, f"{p['spec']['problem']}: {G_TITLE[g]}  (m = min(1 + {m['alpha']:.3g} I, "
-                                f"{m['m_max']:g}))")
-    fluct = [c for p in panels for c in p["items"] if c["g"] == "fluctuation"]
+            _finish(ax, curves, f"{p['spec']['problem']}, T={p['spec']['T']:g}: {G_TITLE[g]}  (m = min(1 + "
+                                f"{m['alpha']:.3g} I, {m['m_max']:g}))")
+    fluct = [c for p in panels for c in _at_T(p["items"]) if c["g"] == "fluctuation"]
     tracked = sorted({SDE_LABEL[c["sde"]] for c in fluct if c["verdict"] in ("order 1", "order 2")})
     plateau = sorted({SDE_LABEL[c["sde"]] for c in fluct if c["verdict"] == "converges elsewhere"})
     fig.suptitle(f"Theorem A.2 (ii): which SDE models PGPO? On the fluctuation, order 1 or 2: "
                  f"{', '.join(tracked) or 'none'}; plateau: {', '.join(plateau) or 'none'}\n({MARKER_NOTE})",
                  fontsize=10)
-    save_figure(fig, out_dir, "fig2_theorem_pgpo", written)
+    save_figure(fig, out_dir, "fig2_theorem_pgpo", written, top_inches=0.6)
 
 
 def fig_noise(doc, out_dir, written):
@@ -272,6 +286,205 @@ def fig_batch_gap(doc, out_dir, written):
     save_figure(fig, out_dir, "fig6_batch_gap", written)
 
 
+def _mult_text(c) -> str:
+    m = c.get("multiplier_spec")
+    if m is None:
+        return "m = 1"
+    if m["shape"] == "constant":
+        return f"m = {m['m_max']:g}"
+    return f"{'clipped' if m['shape'] == 'clipped_linear' else 'smooth'} m, alpha={m['alpha']:.3g}, m_max={m['m_max']:g}"
+
+
+def fig_modified_equation(doc, out_dir, written):
+    """Rows: panels; columns: the order-2 drift with the matched diffusion, and with the paper's."""
+    panels = [p for p in doc["panels"] if p["kind"] == "weak_error"]
+    cols = ["matched_2", "paper_2"]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12.0, 4.6 * len(panels)), squeeze=False)
+    colors = {"sq_norm": "#1f77b4", "loss": "#ff7f0e", "cross": "#2ca02c", "linear": "#9467bd"}
+    for row, p in zip(axes, panels):
+        for ax, sde in zip(row, cols):
+            curves = [c for c in _at_T(p["items"]) if c["sde"] == sde]
+            for c in sorted(curves, key=lambda c: G_ORDER.index(c["g"])):
+                plot_curve(ax, c, style={"color": colors[c["g"]]}, label=f"{G_TITLE[c['g']]}: {fit_text(c)}")
+            base = [c for c in _at_T(p["items"]) if c["sde"] == "matched" and c["g"] == "sq_norm"]
+            for c in base:                                  # the order-1 matched SDE, for scale
+                plot_curve(ax, c, style={"color": "#7f7f7f", "ls": ":"},
+                           label=f"{G_TITLE['sq_norm']} vs order-1 matched SDE: {fit_text(c)}")
+            how = "exact moments" if p["spec"]["method"] == "closed_form" else "coupled Monte Carlo"
+            _finish(ax, curves + base, f"{p['spec']['problem']}, {_mult_text(curves[0])} ({how})\n"
+                                       f"PGPO vs {SDE_LABEL[sde]}")
+            slope_guide(ax, [e for c in curves for e in c["eta"]],
+                        [abs(e) for c in curves for e in c["error"] if e is not None], slope=2.0)
+            ax.legend(fontsize=6.8, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
+    tally = {s: [c["verdict"] for p in panels for c in _at_T(p["items"]) if c["sde"] == s] for s in cols}
+    fig.suptitle("Order-2 modified equations on fixed test functions (Definition A.1): order 2 on "
+                 f"{tally['matched_2'].count('order 2')} of {len(tally['matched_2'])} curves with the matched diffusion, "
+                 f"{tally['paper_2'].count('order 2')} of {len(tally['paper_2'])} with the paper's "
+                 f"(order 1 on {tally['paper_2'].count('order 1')})\n({MARKER_NOTE})", fontsize=10)
+    save_figure(fig, out_dir, "fig7_modified_equation", written, top_inches=0.9)
+
+
+def fig_stationary(doc, out_dir, written):
+    """(a) the floor vs c at one eta (closed form), with the leading-order lines; (b) the floor difference vs eta for
+    every constant c and SDE; (c) Monte Carlo panels: the floor difference vs eta."""
+    from sde.stationary import leading_floor
+    from sde.problems import get_problem
+    exact = [p for p in doc["panels"] if p["spec"]["method"] == "closed_form"]
+    mc = [p for p in doc["panels"] if p["spec"]["method"] != "closed_form"]
+    n_ax = len(mc) + (2 if exact else 0)
+    n_rows = math.ceil(n_ax / 2)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(13.0, 6.4 * n_rows), squeeze=False)
+    axes = [ax for row in axes for ax in row]
+    for ax in axes[n_ax:]:
+        ax.set_visible(False)
+    lines = []
+    if exact:
+        p = exact[0]
+        eta_f = p["spec"]["floor_eta"] or min(p["spec"]["etas"])
+        j = p["spec"]["etas"].index(eta_f)
+        loss = [c for c in p["items"] if c["g"] == "loss"]
+        cs = sorted({c["constant"] for c in loss})
+        ax = axes.pop(0)
+        disc = [next(c for c in loss if c["constant"] == k)["floor_discrete"][j] for k in cs]
+        ax.plot(cs, disc, "ko-", lw=1.5, label="discrete PGPO (exact)")
+        for sde in p["spec"]["sdes"]:
+            ys = [next(c for c in loss if c["constant"] == k and c["sde"] == sde)["floor_sde"][j] for k in cs]
+            ax.plot(cs, ys, marker=SDE_STYLE[sde]["marker"], color=SDE_STYLE[sde]["color"],
+                    label=f"{SDE_LABEL[sde]} (exact)")
+        prob = get_problem(p["spec"]["problem"])
+        grid = np.linspace(min(cs), max(cs), 100)
+        for sde in ("matched", "paper"):
+            ax.plot(grid, [leading_floor(prob, eta_f, k, sde) for k in grid], color=SDE_STYLE[sde]["color"],
+                    ls=":", lw=0.9, label=f"leading order: eta {'c' if sde == 'matched' else '/ c'} tr(Sigma)/4")
+        ax.set_xlabel("constant multiplier c")
+        ax.set_ylabel(r"stationary floor $E_\infty L - L^*$")
+        ax.set_yscale("log")
+        ax.set_title(f"(a) {p['spec']['problem']}, eta={eta_f:g}: floor vs c", fontsize=9.5)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7)
+        i4 = cs.index(max(cs))
+        lines.append(f"at c={max(cs):g}, eta={eta_f:g}: discrete {disc[i4]:.3g}, matched "
+                     f"{next(c for c in loss if c['constant'] == max(cs) and c['sde'] == 'matched')['floor_sde'][j]:.3g}"
+                     f", paper {next(c for c in loss if c['constant'] == max(cs) and c['sde'] == 'paper')['floor_sde'][j]:.3g}")
+        ax = axes.pop(0)
+        cmap = plt.get_cmap("viridis")
+        for c in loss:
+            k = cs.index(c["constant"])
+            plot_curve(ax, c, style={"color": cmap(k / max(len(cs) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
+                                     "ls": {"matched": "-", "paper": "--", "matched_2": ":"}.get(c["sde"], "-")},
+                       label=f"c={c['constant']:g}, {c['sde']}: {fit_text(c)}")
+        _finish(ax, loss, f"(b) floor(discrete) - floor(SDE) vs eta, exact (marker = SDE, colour = c)")
+        ax.set_ylabel("|floor difference|")
+    for ax, p in zip(axes, mc):
+        curves = [c for c in p["items"] if c["g"] == "loss"]
+        cmap = plt.get_cmap("plasma")
+        for i, c in enumerate(curves):
+            plot_curve(ax, c, style={"color": cmap(i / max(len(curves) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
+                                     "ls": "-" if c["sde"] == "matched" else "--"},
+                       label=f"{_mult_text(c)}, {c['sde']}: {fit_text(c)}")
+        _finish(ax, curves, f"{p['spec']['problem']}: floor difference (coupled MC, time average over "
+                            f"{p['spec']['window']:g} after {p['spec']['burn_in']:g})")
+        ax.set_ylabel("|floor difference|")
+    allc = [c for p in doc["panels"] for c in p["items"] if c["g"] == "loss" and (c.get("constant") or 0) != 1]
+
+    def tally(sde):
+        vs = [c["verdict"] for c in allc if c["sde"] == sde]
+        return ", ".join(f"{v} {vs.count(v)}" for v in sorted(set(vs))) + f" of {len(vs)}" if vs else "n/a"
+    fig.suptitle("Stationary floors (g = L, m != 1), verdicts on floor(discrete) - floor(SDE):\n"
+                 f"matched SDE: {tally('matched')}; paper SDE: {tally('paper')}; order-2 drift: {tally('matched_2')}\n"
+                 + "; ".join(lines) + f"\n({MARKER_NOTE})", fontsize=9.5)
+    save_figure(fig, out_dir, "fig8_stationary", written, top_inches=1.0)
+
+
+def fig_escape(doc, out_dir, written):
+    """(a) MFPT vs constant m at each eta; (b) MFPT vs 1/eta; discrete Monte Carlo (95 % CI) against the exact MFPT
+    of both SDEs and Kramers."""
+    rows = [it for p in doc["panels"] if p["kind"] == "escape" for it in p["items"]]
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.6))
+    consts = sorted({r["constant"] for r in rows if r["constant"] is not None})
+    etas = sorted({r["eta"] for r in rows})
+    cmap = plt.get_cmap("viridis")
+    ax = axes[0]
+    for i, eta in enumerate(etas):
+        col = cmap(i / max(len(etas) - 1, 1))
+        sub = sorted([r for r in rows if r["eta"] == eta and r["constant"] is not None], key=lambda r: r["constant"])
+        cs = [r["constant"] for r in sub]
+        ax.errorbar(cs, [r["discrete"]["mean"] for r in sub], yerr=[Z95 * r["discrete"]["stderr"] for r in sub],
+                    fmt="o", color=col, ms=5, capsize=2, label=f"discrete PGPO, eta={eta:g}")
+        ax.plot(cs, [r["exact"]["matched"] for r in sub], "-", color=col, lw=1.2)
+        ax.plot(cs, [r["exact"]["paper"] for r in sub], "--", color=col, lw=1.2)
+        for sde in ("matched", "paper"):               # NaN (not drawn) outside Kramers' range
+            ax.plot(cs, [_kramers(r, sde) or np.nan for r in sub], ":", color=col, lw=0.8)
+    ax.plot([], [], "k-", label="matched SDE (exact MFPT)")
+    ax.plot([], [], "k--", label="paper SDE (exact MFPT)")
+    ax.plot([], [], "k:", lw=0.8, label=f"Kramers / Eyring (where dV / T_eff >= {KRAMERS_MIN:g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("constant multiplier m")
+    ax.set_ylabel("mean first-passage time (SDE time)")
+    ax.set_title("(a) escape time vs m (constant)", fontsize=9.5)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    labels = [(c, f"m = {c:g}") for c in consts] + [(None, "state-dependent")]
+    specs = []
+    for r in rows:
+        key = (r["constant"], None if r["constant"] is not None else r["multiplier_spec"]["shape"])
+        if key not in specs:
+            specs.append(key)
+    cmap = plt.get_cmap("tab10")
+    for i, (c, shape) in enumerate(specs):
+        sub = sorted([r for r in rows if r["constant"] == c and (c is not None or r["multiplier_spec"]["shape"] == shape)],
+                     key=lambda r: r["eta"])
+        x = [1.0 / r["eta"] for r in sub]
+        lab = f"m = {c:g}" if c is not None else f"{'clipped' if shape == 'clipped_linear' else 'smooth'} m(I)"
+        ax.errorbar(x, [r["discrete"]["mean"] for r in sub], yerr=[Z95 * r["discrete"]["stderr"] for r in sub],
+                    fmt="o", color=cmap(i), ms=4, capsize=2, label=f"{lab}: discrete")
+        ax.plot(x, [r["exact"]["matched"] for r in sub], "-", color=cmap(i), lw=1.1)
+        ax.plot(x, [r["exact"]["paper"] for r in sub], "--", color=cmap(i), lw=1.1)
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$1/\eta$")
+    ax.set_ylabel("mean first-passage time (SDE time)")
+    ax.set_title("(b) escape time vs 1/eta (solid: matched SDE, dashed: paper SDE, exact)", fontsize=9.5)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7)
+    rat_m = [r["discrete"]["mean"] / r["exact"]["matched"] for r in rows]
+    rat_p = [r["discrete"]["mean"] / r["exact"]["paper"] for r in rows]
+    cens = max(r["discrete"]["censored_fraction"] for r in rows)
+    fig.suptitle(f"Metastable escape on the double well: discrete / matched-SDE MFPT from {min(rat_m):.2f} to "
+                 f"{max(rat_m):.2f}; discrete / paper-SDE MFPT from {min(rat_p):.2g} to {max(rat_p):.2g}; censored paths at most "
+                 f"{100 * cens:.2g} %\n(discrete: Monte Carlo, 95 % CI; SDEs: exact quadrature; Kramers for constant m)",
+                 fontsize=10)
+    save_figure(fig, out_dir, "fig9_escape", written)
+
+
+KRAMERS_MIN = 2.0          # Kramers / Eyring is shown where dV / T_eff >= this (it is asymptotic in dV / T_eff)
+
+
+def _kramers(r, sde):
+    """The row's Kramers MFPT for `sde` where it applies (constant m, dV / T_eff >= KRAMERS_MIN), else None."""
+    if not r.get("kramers") or r["barrier"] / r["temperature"][sde] < KRAMERS_MIN:
+        return None
+    return r["kramers"][sde]
+
+
+def escape_rows(doc) -> list[dict]:
+    out = []
+    for p in doc["panels"]:
+        if p["kind"] != "escape":
+            continue
+        for r in p["items"]:
+            d = r["discrete"]
+            out.append({"panel": p["id"], "multiplier": _mult_text(r), "eta": r["eta"], "discrete": d["mean"],
+                        "discrete_ci": d["ci95"], "n_paths": d["n_paths"], "censored": d["n_censored"],
+                        "matched": r["exact"]["matched"], "paper": r["exact"]["paper"],
+                        "kramers_matched": _kramers(r, "matched"), "kramers_paper": _kramers(r, "paper"),
+                        "horizon_factor": r.get("horizon_factor"),
+                        "ratio_matched": d["mean"] / r["exact"]["matched"], "ratio_paper": d["mean"] / r["exact"]["paper"]})
+    return out
+
+
 def table_rows(docs: dict) -> list[dict]:
     rows = []
     for name in STUDIES:
@@ -279,12 +492,13 @@ def table_rows(docs: dict) -> list[dict]:
         if doc is None:
             continue
         for p in doc["panels"]:
-            if p["kind"] not in ("weak_error", "minibatch"):
+            if p["kind"] not in ("weak_error", "minibatch", "stationary"):
                 continue
             for c in p["items"]:
                 f = c.get("fit") or {}
                 rows.append({"study": name, "panel": p["id"], "problem": c["problem"], "discrete": c["discrete"],
                              "sde": c["sde"], "g": c["g"], "noise": c["noise"], "info": c["info"],
+                             "error_at": c.get("error_at", "T"), "T": c.get("T"), "multiplier": _mult_text(c),
                              "method": c["method"], "verdict": c["verdict"], "verdict_reason": c.get("verdict_reason"),
                              "B": f.get("B"), "B_ci": f.get("B_ci"), "C1": f.get("C1"), "C1_ci": f.get("C1_ci"),
                              "C2": f.get("C2"), "C2_ci": f.get("C2_ci"), "chi2": f.get("chi2"), "dof": f.get("dof"),
@@ -300,12 +514,19 @@ def table_rows(docs: dict) -> list[dict]:
 
 
 TABLE_NOTES = [
-    "g: `sq_norm` |theta|^2, `linear` theta_1, `fluctuation` g_eta = |theta - theta_bar(T)|^2 / eta with theta_bar the",
+    "g: `sq_norm` |theta|^2, `linear` theta_1, `loss` L(theta), `cross` theta_1 theta_2 (fixed test functions, as in",
+    "Definition A.1), `fluctuation` g_eta = |theta - theta_bar(T)|^2 / eta with theta_bar the",
     "modulated gradient-flow path. Order 1 on g_eta means an O(eta^2) error on the fixed quadratic |theta - theta_bar(T)|^2,",
     "and a plateau B on g_eta an O(eta) error there: B measures the mismatch of the O(sqrt(eta)) fluctuations.",
     "Predicted B (sde.theory): 0 for SDEs with the discrete process's drift on sq_norm / linear; the linear-noise",
     "(Lyapunov) ODE along theta_bar for the fluctuation; for a minibatch I, g(averaged-drift flow) - g(theta_bar) by",
     "exact enumeration of minibatches. `averaged`: the averaged-drift SDE, the limit noisy-I PGPO converges to.",
+    "SDEs `matched_2` / `paper_2`: the order-2 drift b - (eta/2)(grad b) b with the matched / the paper's diffusion.",
+    "Error at: `T` the endpoint; `max_k` Definition A.1 as written, max over k <= N of |E g(theta_k) - E g(Theta_k eta)|",
+    "(signed value at the maximising step; a maximum of noisy per-step estimates is biased up, so its s.e. is the larger",
+    "of its step's and the half-width / 1.96 of a simultaneous 95 % band, `max_band` in the JSON); `stationary`",
+    "floor(discrete) - floor(SDE), the",
+    "stationary E g of each model (closed form, or a time average over a window after a burn-in).",
     "Slope: the log-log slope on the points above 3 s.e. (secondary; it does not decide the verdict).",
     "Paths: Monte Carlo paths per eta (min-max over the grid). Time: wall seconds of the curve's share of its panel.",
 ]
@@ -323,9 +544,9 @@ def write_table(docs: dict, out_dir: str, written: list) -> None:
              "",
              *TABLE_NOTES,
              "",
-             "| study | problem | discrete | SDE | g | noise / I | verdict | B [95 % CI] | predicted B | C1 [95 % CI] | "
+             "| study | problem | m | SDE | g | error at | noise / I | verdict | B [95 % CI] | predicted B | C1 [95 % CI] | "
              "chi2 / dof | slope [95 % CI] | paths | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         noise = r["noise"] if r["info"] == "exact" else f"{r['noise']} / {r['info'].replace('_batch', ' batch')}"
         paths = "exact" if r["method"] == "closed_form" else (
@@ -334,9 +555,29 @@ def write_table(docs: dict, out_dir: str, written: list) -> None:
         chi = "n/a" if r["chi2"] is None else (f"{r['chi2']:.1f} / {r['dof']}" if r["method"] != "closed_form"
                                                else f"(exact) / {r['dof']}")
         slope = "n/a" if r["slope"] is None else f"{r['slope']:.2f} [{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]"
-        lines.append(f"| {r['study']} | {r['problem']} | {r['discrete']} | {r['sde']} | {r['g']} | {noise} | "
+        at = "stationary" if r["error_at"] == "stationary" else (
+            f"T={r['T']:g}" if r["error_at"] == "T" else f"max k, T={r['T']:g}")
+        m = "SGD" if r["discrete"] == "sgd" else r["multiplier"]
+        lines.append(f"| {r['study']} | {r['problem']} | {m} | {r['sde']} | {r['g']} | {at} | {noise} | "
                      f"{r['verdict']} | {fmt_ci(r['B'], r['B_ci'])} | {fmt_num(r['prediction'])} | "
                      f"{fmt_ci(r['C1'], r['C1_ci'])} | {chi} | {slope} | {paths} | {t} |")
+    if "escape" in docs:
+        erows = escape_rows(docs["escape"])
+        factors = sorted({r["horizon_factor"] for r in erows if r["horizon_factor"] is not None})
+        lines += ["", "## Metastable escape (study `escape`)", "",
+                  "Mean first-passage time from the right well's bottom x* to x <= -x*/2 (SDE time). Discrete PGPO: Monte "
+                  "Carlo, mean of min(tau, horizon) with its 95 % CI and the number of censored paths (horizon = "
+                  f"{'/'.join(f'{f:g}' for f in factors) or 'n/a'} x the matched SDE's exact MFPT). SDEs: exact, by "
+                  "quadrature of the 1-d first-passage ODE. Kramers / Eyring for constant m where dV / T_eff >= "
+                  f"{KRAMERS_MIN:g} (sde.escape). No fit: the quantities are compared directly.", "",
+                  "| m | eta | discrete [95 % CI] | censored / paths | matched SDE | paper SDE | Kramers matched | "
+                  "Kramers paper | discrete / matched | discrete / paper |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in erows:
+            lines.append(f"| {r['multiplier']} | {r['eta']:g} | {fmt_ci(r['discrete'], r['discrete_ci'])} | "
+                         f"{r['censored']} / {r['n_paths']} | {r['matched']:.4g} | {r['paper']:.4g} | "
+                         f"{fmt_num(r['kramers_matched'])} | {fmt_num(r['kramers_paper'])} | "
+                         f"{r['ratio_matched']:.3f} | {r['ratio_paper']:.3g} |")
     path = os.path.join(out_dir, "weak_convergence_table.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -348,17 +589,15 @@ def make_all(results_dir: str, out_dir: str) -> list[str]:
     docs = load(results_dir)
     os.makedirs(out_dir, exist_ok=True)
     written: list[str] = []
-    if "theorem_sgd" in docs:
-        fig_theorem_sgd(docs["theorem_sgd"], out_dir, written)
-    if "theorem_pgpo" in docs:
-        fig_theorem_pgpo(docs["theorem_pgpo"], out_dir, written)
-    if "noise" in docs:
-        fig_noise(docs["noise"], out_dir, written)
-        fig_batch_gap(docs["noise"], out_dir, written)
-    if "multiplier" in docs:
-        fig_multiplier(docs["multiplier"], docs.get("trajectories"), docs.get("theorem_pgpo"), out_dir, written)
-    if "trajectories" in docs:
-        fig_trajectories(docs["trajectories"], out_dir, written)
+    figures = (("theorem_sgd", fig_theorem_sgd), ("theorem_pgpo", fig_theorem_pgpo), ("noise", fig_noise),
+               ("noise", fig_batch_gap),
+               ("multiplier", lambda doc, out, w: fig_multiplier(doc, docs.get("trajectories"), docs.get("theorem_pgpo"),
+                                                                 out, w)),
+               ("trajectories", fig_trajectories), ("modified_equation", fig_modified_equation),
+               ("stationary", fig_stationary), ("escape", fig_escape))
+    for study, draw in figures:                      # fig1 ... fig9, each from the results present
+        if study in docs:
+            draw(docs[study], out_dir, written)
     write_table(docs, out_dir, written)
     return written
 

@@ -10,6 +10,18 @@ Conventions. Discrete PGPO with Gaussian gradient noise:
     sgd_sde         dTheta = -grad L dt + sqrt(eta) S dW                    (Eq. 7, m ignored)
     paper           dTheta = -m grad L dt + sqrt(eta) S dW                  (Theorem A.2 (ii))
     matched         dTheta = -m grad L dt + m sqrt(eta) S dW                (moment-matched)
+    matched_2       dTheta = [b - (eta/2) (grad b) b] dt + m sqrt(eta) S dW  (order-2 modified equation)
+    paper_2         dTheta = [b - (eta/2) (grad b) b] dt + sqrt(eta) S dW    (order-2 drift, the paper's diffusion)
+
+with b = -m(I) grad L. Since grad I = grad L, the Jacobian is grad b = -m H - m'(I) grad L grad L^T (H = Hess L),
+so the order-2 drift correction is -(eta/2) (grad b) b = -(eta/2) (m^2 H grad L + m m'(I) |grad L|^2 grad L).
+Why order 2 (Li, Tai & E's moment conditions): one discrete step has mean eta b and second moment
+eta^2 (b b^T + m^2 Sigma); an SDE with drift b + eta b1 and diffusion sqrt(eta) D has mean eta b + eta^2 (b1 +
+(grad b) b / 2) + O(eta^3) and second moment eta^2 (b b^T + D D^T) + O(eta^3) over the same time eta. Matching
+both to O(eta^3) needs b1 = -(grad b) b / 2 and D D^T = m^2 Sigma + O(eta): the matched diffusion. The paper's
+D D^T = Sigma leaves an O(eta^2) second-moment mismatch per step whenever m != 1, so paper_2 stays order 1.
+For SGD (m = 1) both are the Li-Tai-E modified equation, drift -grad(L + eta |grad L|^2 / 4).
+The clipped m has a kink where m' jumps (alpha to 0); whether it caps the order below 2 is measured, not assumed.
 
 One discrete step spans SDE time eta. Coupling: the SDE's Brownian increment over that step is
 W_{(k+1)eta} - W_{k eta} = -sqrt(eta) Z_k (the discrete update *subtracts* eta m S Z_k, and the SDE's
@@ -30,12 +42,46 @@ import numpy as np
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem
 
-SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched")
+SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched", "matched_2", "paper_2")
+ORDER2_KINDS = {"matched_2": "matched", "paper_2": "paper"}      # order-2 drift, and the diffusion of the base kind
 DISCRETE_KINDS = ("sgd", "pgpo")
 NOISE_MODELS = ("gaussian", "minibatch")
 INFO_SOURCES = ("exact", "independent_batch", "same_batch")
 
 IDENTITY = Multiplier(alpha=0.0, m_max=1.0)
+
+
+@dataclass(frozen=True)
+class ConstantMultiplier:
+    """m(I) = c for every I: PGPO with a fixed step multiplier (SGD at learning rate c eta), whose SDEs are
+    Ornstein-Uhlenbeck processes on the quadratic (closed forms in sde.exact). Duck-types pgpo.multiplier.Multiplier
+    where sde uses it (call, derivative, is_identity, alpha / m_max / shape for records)."""
+
+    c: float
+    alpha: float = 0.0
+    shape: str = "constant"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.c) and self.c > 0):
+            raise ValueError(f"a constant multiplier must be positive and finite, got {self.c!r}")
+
+    @property
+    def m_max(self) -> float:
+        return self.c
+
+    @property
+    def is_identity(self) -> bool:
+        return self.c == 1.0
+
+    def __call__(self, info, out: np.ndarray | None = None):
+        if isinstance(info, np.ndarray):
+            out = np.empty(info.shape) if out is None else out
+            out.fill(self.c)
+            return out
+        return self.c
+
+    def derivative(self, info):
+        return np.zeros(np.shape(info)) if isinstance(info, np.ndarray) else 0.0
 
 
 class SDE(Protocol):
@@ -194,6 +240,8 @@ class ModelSDE:
         self.noise_dim = self.problem.noise_dim
         self._sqrt_eta = math.sqrt(self.eta)
         self._modulated = self.kind != "sgd_sde" and not self.multiplier.is_identity
+        self._order2 = self.kind in ORDER2_KINDS
+        self._matched = ORDER2_KINDS.get(self.kind, self.kind) == "matched"
 
     def increment(self, x, dw, h, out):
         buf = _buffers(self._cache, x.shape[0], self.dim)
@@ -203,11 +251,27 @@ class ModelSDE:
         else:
             self.problem.noise(x, dw, out)
             out *= self._sqrt_eta
+        m = None
         if self._modulated:
-            m = self.multiplier(self.problem.info(x, buf.info), out=buf.m)[:, None]
-            g *= m
-            if self.kind == "matched":
+            info = self.problem.info(x, buf.info)
+            m = self.multiplier(info, out=buf.m)[:, None]
+            if self._matched:
                 out *= m
+        if self._order2:
+            # b - (eta/2)(grad b) b = -m g - (eta/2)(m^2 H g + m m' |g|^2 g)   (module docstring)
+            key = ("hvp", threading.get_ident(), x.shape[0])
+            scratch = self._cache.get(key)
+            if scratch is None:
+                scratch = self._cache[key] = np.empty_like(x)
+            corr = self.problem.hvp(x, g, scratch)
+            if m is not None:
+                corr *= m * m
+                mm = m[:, 0] * self.multiplier.derivative(info)
+                corr += (mm * np.einsum("nd,nd->n", g, g))[:, None] * g
+            corr *= 0.5 * self.eta * h
+            out -= corr
+        if m is not None:
+            g *= m
         g *= h
         out -= g
         return out

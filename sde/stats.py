@@ -68,6 +68,53 @@ class RunningMoments:
         return math.sqrt(self.var / self.n) if self.n > 1 else float("nan")
 
 
+@dataclass
+class SeriesMoments:
+    """RunningMoments of a series of quantities over the same paths (one per time step), merged the same way."""
+
+    n: int = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, means: np.ndarray, m2s: np.ndarray, n: int) -> "SeriesMoments":
+        """From one block's per-step means and sums of squared deviations over its n paths."""
+        return cls(int(n), np.asarray(means, float).copy(), np.asarray(m2s, float).copy())
+
+    def merge(self, other: "SeriesMoments") -> None:
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.n, self.mean, self.m2 = other.n, other.mean.copy(), other.m2.copy()
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * other.n / n
+        self.m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+
+    @property
+    def stderr(self) -> np.ndarray:
+        if self.n < 2:
+            return np.full(np.shape(self.mean), np.nan)
+        return np.sqrt(self.m2 / (self.n - 1) / self.n)
+
+    def max_abs(self) -> tuple[float, float, int]:
+        """(signed value, standard error, index) of the entry with the largest |mean|. The maximum of noisy entries
+        is biased up (by about sqrt(2 ln K) standard errors when all K entries are pure noise): see max_band."""
+        k = int(np.argmax(np.abs(self.mean)))
+        return float(self.mean[k]), float(self.stderr[k]), k
+
+    def max_band(self, level: float = 0.95) -> list[float]:
+        """A simultaneous `level` interval for max_k |E D_k|: [max_k (|mean_k| - z se_k)^+, max_k (|mean_k| + z se_k)]
+        with the Sidak quantile z for K entries (each |E D_k| lies in its own band with joint probability >= level
+        for independent entries; the entries of one path are positively correlated, which makes it conservative)."""
+        k = len(self.mean)
+        z = float(sps.norm.ppf(0.5 + 0.5 * level ** (1.0 / k)))
+        a, se = np.abs(self.mean), self.stderr
+        return [float(np.maximum(a - z * se, 0.0).max()), float((a + z * se).max())]
+
+
 def local_slopes(eta, err) -> list[float | None]:
     """Slopes between consecutive points, log|e_{i+1}/e_i| / log(eta_{i+1}/eta_i) (None where undefined)."""
     eta, err = np.abs(np.asarray(eta, float)), np.abs(np.asarray(err, float))

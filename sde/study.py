@@ -37,12 +37,12 @@ import numpy as np
 
 from pgpo.multiplier import Multiplier
 from pgpo.progress import Progress
-from sde.panels import (BatchGapPanel, MinibatchPanel, Study, SweepPanel, TrajectoryPanel, WeakErrorPanel,
-                        load_study, multiplier_for)
+from sde.panels import (BatchGapPanel, EscapePanel, MinibatchPanel, StationaryPanel, Study, SweepPanel, TrajectoryPanel,
+                        WeakErrorPanel, load_study, multiplier_for)
 from sde.parallel import map_tasks, workers
-from sde.problems import get_problem
+from sde.problems import Quadratic, TeacherStudentSoftmax, get_problem
 from sde.results import curve_record, multiplier_record, write_json
-from sde.simulate import DiscreteProcess, n_steps_for
+from sde.simulate import ConstantMultiplier, DiscreteProcess, n_steps_for
 from sde.stats import VERDICT_RULE, Z95, fit_slope, paths_for_precision
 from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths, sde_moments_mc
 
@@ -78,25 +78,32 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
     problem = get_problem(p.problem)
     mult = multiplier_for(p)
     common = dict(panel=p.id, problem=p.problem, discrete=p.discrete)
-    extra = {"T": p.T, "coupled": p.method != "closed_form", "noise": "gaussian", "info": "exact",
+    extra = {"T": p.T, "error_at": "T", "coupled": p.method != "closed_form", "noise": "gaussian", "info": "exact",
              "method": p.method, "r": p.r, "multiplier_spec": multiplier_record(mult), "label": p.label}
     plateaus = Plateaus(problem, mult, p.T)
     pred = {(s, g): prediction_for(plateaus, s, g) for s in p.sdes for g in p.tests}
     curves = []
     if p.method == "closed_form":
         from sde.exact import exact_weak_error
+        c = getattr(mult, "c", 1.0)
         for s in p.sdes:
             for g in p.tests:
-                errs = [exact_weak_error(problem, e, p.T, s, g)["error"] for e in p.etas]
-                curves.append(curve_record(p.etas, errs, [0.0] * len(p.etas), [0] * len(p.etas), **common, sde=s,
-                                           g=g, **extra, reference="closed_form", **pred[(s, g)]))
+                ex = [exact_weak_error(problem, e, p.T, s, g, c=c) for e in p.etas]
+                zeros = [0.0] * len(p.etas)
+                curves.append(curve_record(p.etas, [x["error"] for x in ex], zeros, [0] * len(p.etas), **common,
+                                           sde=s, g=g, **extra, reference="closed_form", **pred[(s, g)]))
+                if p.over_time and g != "fluctuation":
+                    curves.append(curve_record(p.etas, [x["max_error"] for x in ex], zeros, [0] * len(p.etas),
+                                               **common, sde=s, g=g, **{**extra, "error_at": "max_k"},
+                                               argmax_t=[x["argmax"] * e for x, e in zip(ex, p.etas)],
+                                               reference="closed_form", **pred[(s, g)]))
         prog.advance(p.id, 1.0)
         return curves
     pc = p.paths
     if pc.fixed is not None:            # a fixed path count: every SDE on the same discrete paths, per eta
         def one_eta(eta):
             return estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, pc.fixed, r=p.r,
-                                        seed=_seed(p, eta),
+                                        seed=_seed(p, eta), over_time=p.over_time,
                                         progress=lambda n, eta=eta: prog.note(f"{p.id} eta={eta:g} paths={n}"))
         ests = map_tasks(one_eta, p.etas, lambda i, _r: prog.advance(
             p.id, 1.0 / len(p.etas), f"eta={p.etas[i]:g} n={pc.fixed}"))
@@ -107,13 +114,17 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
                                            [pc.fixed] * len(p.etas), **common, sde=s, g=g, **extra,
                                            reference="richardson", mean_discrete=[pe.mean_discrete for pe in pes],
                                            mean_sde=[pe.mean_sde for pe in pes], **pred[(s, g)]))
+                if pes[0].over_time is not None:
+                    curves.append(_max_over_time_curve(p, [pe.over_time for pe in pes], common, extra, s, g,
+                                                       pred[(s, g)]))
         return curves
     jobs = [(s, eta) for s in p.sdes for eta in p.etas]
 
     def one_job(job):
         s, eta = job
         return sized_estimate(problem, mult, eta, p.T, s, p.tests, p.r, pc.rho, pc.pilot, pc.min, pc.max,
-                              _seed(p, s, eta), progress=lambda n: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"))
+                              _seed(p, s, eta), progress=lambda n: prog.note(f"{p.id} {s} eta={eta:g} paths={n}"),
+                              over_time=p.over_time)
     results = dict(zip(jobs, map_tasks(one_job, jobs, lambda i, res: prog.advance(
         p.id, 1.0 / len(jobs), f"{jobs[i][0]} eta={jobs[i][1]:g} n={res[0][p.tests[0]].n}"))))
     for s in p.sdes:
@@ -124,21 +135,49 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
                                        **common, sde=s, g=g, **extra, reference="richardson", rho=pc.rho,
                                        pilot=[{"error": m.mean, "stderr": m.stderr} for m in pilot],
                                        paths_cap=[pc.min, pc.max], **pred[(s, g)]))
+            if p.over_time and g != "fluctuation":
+                curves.append(_max_over_time_curve(p, [results[(s, eta)][0][("over_time", g)] for eta in p.etas],
+                                                   common, extra, s, g, pred[(s, g)]))
     return curves
 
 
-def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_max, seed, progress=None):
+def _max_over_time_curve(p, series, common, extra, sde, g, pred) -> dict:
+    """Definition A.1's error max_{k <= N} |E g(theta_k) - E g(Theta_{k eta})| over the eta grid, from each eta's
+    per-step moments (sde.stats.SeriesMoments): the signed error at the maximising step, its standard error there,
+    that step's time, and a simultaneous 95 % band for the maximum (`max_band`; the point value is biased up where
+    the per-step errors are not resolved, `max_over_se` says by how many standard errors the maximum stands out)."""
+    top = [sm.max_abs() for sm in series]
+    bands = [sm.max_band() for sm in series]
+    return curve_record(p.etas, [v for v, _, _ in top], [max_k_stderr(se, b) for (_, se, _), b in zip(top, bands)],
+                        [sm.n for sm in series], **common, sde=sde, g=g, **{**extra, "error_at": "max_k"},
+                        reference="richardson", argmax_t=[(k + 1) * eta for (_, _, k), eta in zip(top, p.etas)],
+                        max_band=bands, max_over_se=[abs(v) / se if se > 0 else None for v, se, _ in top], **pred)
+
+
+def max_k_stderr(se_at_max: float, band: list[float]) -> float:
+    """The standard error a max-over-time point is fitted with: that of its step, or the simultaneous band's half-width
+    / 1.96 when larger (a maximum that does not stand out from the per-step noise is then not 'above 3 s.e.', and the
+    verdict rule leaves it out instead of reading its upward bias as a plateau)."""
+    return max(se_at_max, (band[1] - band[0]) / (2 * Z95))
+
+
+def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_max, seed, progress=None,
+                   over_time=False):
     """Weak errors for one SDE and eta with enough paths that the 95 % half-width is at most rho |error| for
     every test function, or n_max paths. A pilot of n_pilot paths (kept separate, reported) gives the
     per-path spread; paths are then added in rounds sized by N = (1.96 sd / (rho |error|))^2, using the
-    current estimate of the error (doubling while the error is not yet resolved)."""
+    current estimate of the error (doubling while the error is not yet resolved). With over_time, the returned
+    moments also hold ("over_time", g): the per-step differences (sde.stats.SeriesMoments)."""
     base = [0]
 
     def run(n, sd):
         cb = None if progress is None else (lambda done: progress(base[0] + done))
-        est = estimate_weak_errors(problem, mult, eta, T, [sde], tests, n, r=r, seed=sd, progress=cb)
+        est = estimate_weak_errors(problem, mult, eta, T, [sde], tests, n, r=r, seed=sd, progress=cb,
+                                   over_time=over_time)
         base[0] += n
-        return {g: est[(sde, g)].moments for g in tests}
+        out = {g: est[(sde, g)].moments for g in tests}
+        out.update({("over_time", g): est[(sde, g)].over_time for g in tests if est[(sde, g)].over_time is not None})
+        return out
 
     pilot = run(n_pilot, seed)
     acc = run(n_min, seed + 1)
@@ -158,8 +197,8 @@ def sized_estimate(problem, mult, eta, T, sde, tests, r, rho, n_pilot, n_min, n_
         if more < 100:
             break
         new = run(more, seed + rounds)
-        for g in tests:
-            acc[g].merge(new[g])
+        for key in acc:
+            acc[key].merge(new[key])
         rounds += 1
     return acc, pilot
 
@@ -241,6 +280,103 @@ def batch_gap_panel(p: BatchGapPanel, prog) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------
+def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
+    """Stationary floors of discrete PGPO and each SDE over the eta grid (sde.stationary): one curve per (multiplier,
+    SDE, test function) with error(eta) = floor_discrete - floor_SDE, fitted by the same rule as every curve; the
+    floors themselves (with standard errors) ride along for the floor-vs-c figure."""
+    from sde.stationary import closed_form_floors
+    problem = get_problem(p.problem)
+    mults = [ConstantMultiplier(float(c)) for c in p.constants] + [m.build(problem) for m in p.multipliers]
+    jobs = [(i, eta) for i in range(len(mults)) for eta in p.etas]
+    loss_min = problem.loss_min
+
+    def one(job):
+        i, eta = job
+        mult = mults[i]
+        if p.method == "closed_form":
+            f = closed_form_floors(problem, eta, mult.c, p.sdes)
+            return {(name, g): (f[name][g], 0.0) for name in f for g in p.tests}, {n: f[n]["covariance"] for n in f}
+        est = estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, p.paths, r=p.r, seed=_seed(p, i, eta),
+                                   average_from=n_steps_for(p.burn_in, eta))
+        out = {}
+        for g in p.tests:
+            shift = loss_min if g == "loss" else 0.0
+            d = next(v for (k, gg), v in est.items() if gg == g)
+            out[("discrete", g)] = (d.mean_discrete - shift, None)
+            for k in p.sdes:
+                pe = est[(k, g)]
+                out[(k, g)] = (pe.mean_sde - shift, None)
+                out[("diff", k, g)] = (pe.error, pe.stderr)
+        return out, None
+
+    res = dict(zip(jobs, map_tasks(one, jobs, lambda i, _r: prog.advance(
+        p.id, 1.0 / len(jobs), f"m #{jobs[i][0]} eta={jobs[i][1]:g}"))))
+    curves = []
+    trace_sigma = float(np.trace(problem.covariance(problem.theta0[None, :])[0]))
+    constant_sigma = isinstance(problem, (Quadratic, TeacherStudentSoftmax))     # Sigma does not depend on theta
+    for i, mult in enumerate(mults):
+        for k in p.sdes:
+            for g in p.tests:
+                rows = [res[(i, eta)][0] for eta in p.etas]
+                if p.method == "closed_form":
+                    errs, ses = [r[("discrete", g)][0] - r[(k, g)][0] for r in rows], [0.0] * len(p.etas)
+                else:
+                    errs, ses = [r[("diff", k, g)][0] for r in rows], [r[("diff", k, g)][1] for r in rows]
+                c = getattr(mult, "c", None)
+                c1 = None
+                if c is not None and g == "loss" and constant_sigma:   # floors eta c tr(Sigma)/4 vs eta tr(Sigma)/(4c)
+                    c1 = {"matched": 0.0, "matched_2": 0.0, "paper": trace_sigma / 4.0 * (c - 1.0 / c),
+                          "paper_2": trace_sigma / 4.0 * (c - 1.0 / c)}.get(k)
+                curves.append(curve_record(
+                    p.etas, errs, ses, [0 if p.method == "closed_form" else p.paths] * len(p.etas),
+                    panel=p.id, problem=p.problem, discrete="pgpo", sde=k, g=g, T=None, error_at="stationary",
+                    coupled=p.method != "closed_form", noise="gaussian", info="exact", method=p.method, r=p.r,
+                    label=p.label, multiplier_spec=multiplier_record(mult), constant=c,
+                    reference="closed_form" if p.method == "closed_form" else "richardson",
+                    burn_in=p.burn_in, window=p.window,
+                    floor_discrete=[r[("discrete", g)][0] for r in rows], floor_sde=[r[(k, g)][0] for r in rows],
+                    prediction=0.0, prediction_method="0: both floors are O(eta)", predicted_C1=c1,
+                    covariance=[res[(i, eta)][1] for eta in p.etas] if p.method == "closed_form" else None))
+    return curves
+
+
+def escape_panel(p: EscapePanel, prog) -> list[dict]:
+    """Mean first-passage times over the barrier (sde.escape): discrete PGPO by Monte Carlo with a horizon of
+    horizon_factor x the exact MFPT of the matched SDE, its closest model (where the discrete MFPT is close to it and
+    exit times are close to exponential, about exp(-horizon_factor) of the paths are censored; the count is recorded
+    either way), the SDEs exactly, Kramers for constant m."""
+    from sde import escape
+    problem = get_problem(p.problem)
+    mults = [ConstantMultiplier(float(c)) for c in p.constants] + [m.build(problem) for m in p.multipliers]
+    jobs = [(i, eta) for i in range(len(mults)) for eta in p.etas]
+
+    def one(job):
+        i, eta = job
+        mult = mults[i]
+        exact = {s: escape.exact_mfpt(problem, mult, eta, s) for s in escape.SDES}
+        horizon = p.horizon_factor * exact["matched"]
+        rng = np.random.default_rng(_seed(p, i, eta))
+        mc = escape.first_passage_mc(escape.discrete_step(problem, mult, eta), problem.well,
+                                     escape.escape_target(problem), eta, p.paths, horizon, rng,
+                                     progress=lambda n: prog.note(f"{p.id} m #{i} eta={eta:g} passed={n}"))
+        c = getattr(mult, "c", None)
+        return {"panel": p.id, "problem": p.problem, "eta": eta, "constant": c,
+                "multiplier_spec": multiplier_record(mult), "start": problem.well,
+                "target": escape.escape_target(problem), "barrier": escape.barrier(problem),
+                "horizon_factor": p.horizon_factor,
+                "discrete": {"mean": mc.mean, "stderr": mc.stderr, "ci95": [mc.mean - Z95 * mc.stderr,
+                                                                             mc.mean + Z95 * mc.stderr],
+                             "n_paths": mc.n_paths, "n_censored": mc.n_censored,
+                             "censored_fraction": mc.censored_fraction, "horizon": mc.horizon},
+                "exact": exact,
+                "kramers": None if c is None else {s: escape.kramers_mfpt(problem, c, eta, s) for s in escape.SDES},
+                "temperature": None if c is None else {"matched": eta * c * problem.sigma ** 2 / 2,
+                                                       "paper": eta * problem.sigma ** 2 / (2 * c)}}
+
+    return map_tasks(one, jobs, lambda i, _r: prog.advance(p.id, 1.0 / len(jobs),
+                                                            f"m #{jobs[i][0]} eta={jobs[i][1]:g}"))
+
+
 def cap_fraction(problem, mult: Multiplier, eta: float, T: float, n_paths: int, seed: int) -> float:
     """Fraction of (path, step) pairs of discrete PGPO whose multiplier is at the cap m_max."""
     if mult.is_identity:
@@ -294,7 +430,8 @@ def trajectory_panel(p: TrajectoryPanel, prog) -> list[dict]:
 
 
 PANELS = {"weak_error": weak_error_panel, "minibatch": minibatch_panel, "sweep": sweep_panel,
-          "trajectory": trajectory_panel, "batch_gap": batch_gap_panel}
+          "trajectory": trajectory_panel, "batch_gap": batch_gap_panel, "stationary": stationary_panel,
+          "escape": escape_panel}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from scipy.special import gammaln
 
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem, Quadratic
-from sde.simulate import gradient_flow_path
+from sde.simulate import ORDER2_KINDS, gradient_flow_path
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -59,7 +59,7 @@ RTOL, ATOL = 1e-10, 1e-12
 def multiplier_slope(mult: Multiplier, info: float, below_kink: bool | None = None) -> float:
     """m'(I). For the clipped m, `below_kink` picks the one-sided derivative (alpha below 1 + alpha I = m_max, 0
     above); None decides from I itself."""
-    if mult.is_identity:
+    if mult.is_identity or mult.shape == "constant":
         return 0.0
     if mult.shape == "clipped_linear":
         if below_kink is None:
@@ -118,10 +118,12 @@ def fluctuation_traces(problem: Problem, mult: Multiplier, t_end: float) -> dict
 
 
 def fluctuation_trace_constant(problem: Quadratic, c: float, t_end: float, diffusion_scale: float) -> float:
-    """tr P(T) in closed form for a constant multiplier c on the quadratic and diffusion s sqrt(eta) S."""
-    a = problem.curvatures
+    """tr P(T) in closed form for a constant multiplier c on the quadratic and diffusion s sqrt(eta) S (in A's
+    eigenbasis, where the trace is the same)."""
+    a, r = problem.curvatures, problem.eigenbasis
     ssum = c * (a[:, None] + a[None, :])
-    return float(np.trace(diffusion_scale ** 2 * problem.noise_cov * (-np.expm1(-ssum * t_end)) / ssum))
+    sig = r.T @ problem.noise_cov @ r
+    return float(np.trace(diffusion_scale ** 2 * sig * (-np.expm1(-ssum * t_end)) / ssum))
 
 
 def fluctuation_plateau(problem: Problem, mult: Multiplier, t_end: float, sde: str) -> float | None:
@@ -252,6 +254,7 @@ class Plateaus:
         """As fluctuation_plateau."""
         if sde == "sgd_sde" and not self.mult.is_identity:
             return None
+        sde = ORDER2_KINDS.get(sde, sde)          # the order-2 drift moves the mean by O(eta): g_eta by O(eta)
         if self._traces is None:
             self._traces = fluctuation_traces(self.problem, self.mult, self.t_end)
         tr = self._traces

@@ -10,9 +10,14 @@ standard error. With coupling (Gaussian noise) all three share one Brownian path
 discrete draws, so D has a tiny variance; without it (genuine minibatches) the SDE paths use
 independent noise and the estimate is unbiased but noisier.
 
-Test functions g: `sq_norm` |theta|^2, `linear` theta_1 (first coordinate), and `fluctuation`
-|theta - theta_bar(T)|^2 / eta, the rescaled distance from the (modulated) gradient-flow path, which is
-what discriminates between SDEs that share a drift.
+Test functions g: `sq_norm` |theta|^2, `linear` theta_1 (first coordinate), `loss` L(theta), `cross` theta_1 theta_2
+(fixed test functions, as in Definition A.1), and `fluctuation` |theta - theta_bar(T)|^2 / eta, the rescaled
+distance from the (modulated) gradient-flow path, which discriminates between SDEs that share a drift.
+
+With `over_time`, Definition A.1 as written is estimated too: max_{k <= N} |E g(theta_k) - E g(Theta_{k eta})|, from
+the per-step differences D_k of the same coupled paths (`PairEstimate.over_time`, sde.stats.SeriesMoments). The
+maximum of noisy per-step estimates is biased up where the error is not resolved at every step; curve records keep
+a simultaneous 95 % band for it (SeriesMoments.max_band) beside the value.
 """
 
 from __future__ import annotations
@@ -28,17 +33,24 @@ from sde.problems import Problem
 from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments,
                           gradient_flow_path, n_steps_for)
 from sde.parallel import map_blocks
-from sde.stats import RunningMoments
+from sde.stats import RunningMoments, SeriesMoments
 
-TEST_FUNCTIONS = ("sq_norm", "linear", "fluctuation")
+TEST_FUNCTIONS = ("sq_norm", "linear", "loss", "cross", "fluctuation")
 BLOCK_PATHS = 20_000          # paths per block of work (sde.parallel): fixed, so results do not depend on --workers
 
 
-def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = None) -> Callable:
+def make_test_function(name: str, eta: float, theta_bar: np.ndarray | None = None,
+                       problem: Problem | None = None) -> Callable:
     if name == "sq_norm":
         return lambda x: np.einsum("nd,nd->n", x, x)
     if name == "linear":
         return lambda x: x[:, 0].copy()
+    if name == "cross":
+        return lambda x: x[:, 0] * x[:, 1]
+    if name == "loss":
+        if problem is None:
+            raise ValueError("the loss test function needs the problem")
+        return problem.loss
     if name == "fluctuation":
         if theta_bar is None:
             raise ValueError("the fluctuation test function needs theta_bar(T)")
@@ -62,6 +74,7 @@ class PairEstimate:
     mean_sde: float
     n_paths: int
     moments: RunningMoments
+    over_time: SeriesMoments | None = None      # D_k for k = 1..N (with over_time=True)
 
 
 def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t_end: float,
@@ -69,11 +82,16 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
                          r: int = 4, richardson: bool = True, coupled: bool = True,
                          noise: str = "gaussian", info: str = "exact", seed: int = 0,
                          chunk: int | None = None, progress: Callable[[int], None] | None = None,
+                         over_time: bool = False, average_from: int | None = None
                          ) -> dict[tuple[str, str], PairEstimate]:
     """Monte Carlo weak errors at t_end for every (sde kind, test function) pair.
 
     The discrete process is SGD when `multiplier` is the identity, PGPO otherwise; the SDEs use the same
-    multiplier (sgd_sde ignores it). `progress(paths_done)` is called after each chunk.
+    multiplier (sgd_sde ignores it). `progress(paths_done)` is called after each chunk. With `over_time`, the
+    per-step differences D_k (k = 1..N) of every fixed test function (not the fluctuation, defined at T) are kept as
+    `PairEstimate.over_time`. With `average_from = k0`, every path's g is its time average over steps k0+1..N instead
+    of its value at N (the stationary regime, sde.stationary): each path contributes one number, so the standard
+    errors stay honest under the autocorrelation along a path.
     """
     if n_paths < 2:
         raise ValueError(f"n_paths must be at least 2, got {n_paths}")
@@ -86,7 +104,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
         raise ValueError("only Gaussian noise can be coupled to the SDE's Brownian motion")
     n_steps = n_steps_for(t_end, eta)
     theta_bar = gradient_flow_path(problem, multiplier, t_end) if "fluctuation" in tests else None
-    gfun = {name: make_test_function(name, eta, theta_bar) for name in tests}
+    gfun = {name: make_test_function(name, eta, theta_bar, problem) for name in tests}
     levels = (2 * r, r) if richardson else (r,)
     fine = levels[0]
     m = problem.noise_dim
@@ -95,6 +113,11 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
     n_chunks = math.ceil(n_paths / chunk)
     seeds = np.random.SeedSequence(seed).spawn(n_chunks)
     sqrt_eta = math.sqrt(eta)
+    timed = [g for g in tests if g != "fluctuation"] if over_time else []
+    if average_from is not None and not 0 <= average_from < n_steps:
+        raise ValueError(f"average_from must be a step in [0, {n_steps}), got {average_from}")
+    if average_from is not None and (over_time or "fluctuation" in tests):
+        raise ValueError("time averages are for fixed test functions at the endpoint (not over_time, not fluctuation)")
 
     def block(c: int) -> dict:
         """Moments of one block of paths; its own process objects (their buffers are not shared across threads)."""
@@ -109,15 +132,26 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
         z_sde = np.empty((n, m)) if not coupled else z
         dw_fine = np.empty((fine, n, m))
         dw_coarse = np.empty((r, n, m)) if richardson else None
-        for _ in range(n_steps):
-            disc.advance(x_d, rng, z)
-            if not sdes:
-                continue
-            if not coupled:
-                rng.standard_normal(out=z_sde)
-            bridge_increments(-sqrt_eta * z_sde, fine, eta / fine, rng, out=dw_fine)
+        series = {(k, g): (np.empty(n_steps), np.empty(n_steps)) for k in sde_kinds for g in timed}
+
+        def sde_value(g, k):
+            """g of SDE kind k, Richardson-extrapolated over the two fine levels when enabled."""
             if richardson:
-                np.add(dw_fine[0::2], dw_fine[1::2], out=dw_coarse)
+                return 2.0 * g(states[(k, levels[0])]) - g(states[(k, levels[1])])
+            return g(states[(k, levels[0])])
+
+        sums = None
+        if average_from is not None:
+            sums = {key: np.zeros(n) for key in [("discrete", g) for g in tests] +
+                    [(k, g) for k in sde_kinds for g in tests]}
+        for step in range(n_steps):
+            disc.advance(x_d, rng, z)
+            if sdes:
+                if not coupled:
+                    rng.standard_normal(out=z_sde)
+                bridge_increments(-sqrt_eta * z_sde, fine, eta / fine, rng, out=dw_fine)
+                if richardson:
+                    np.add(dw_fine[0::2], dw_fine[1::2], out=dw_coarse)
             for k, sde in sdes.items():
                 for lv in levels:
                     x = states[(k, lv)]
@@ -126,20 +160,31 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
                     for j in range(lv):
                         sde.increment(x, dws[j], h, inc)
                         x += inc
-        out = {}
+            for gname in timed:
+                gd = gfun[gname](x_d)
+                for k in sde_kinds:
+                    dk = gd - sde_value(gfun[gname], k)
+                    mu = dk.mean()
+                    series[(k, gname)][0][step] = mu
+                    series[(k, gname)][1][step] = ((dk - mu) ** 2).sum()
+            if sums is not None and step + 1 > average_from:
+                for gname, g in gfun.items():
+                    sums[("discrete", gname)] += g(x_d)
+                    for k in sde_kinds:
+                        sums[(k, gname)] += sde_value(g, k)
+        out = {("series", *key): SeriesMoments.of(mu, m2, n) for key, (mu, m2) in series.items()}
+        count = n_steps - average_from if sums is not None else 1
         for gname, g in gfun.items():
-            gd = g(x_d)
+            gd = g(x_d) if sums is None else sums[("discrete", gname)] / count
             out[("discrete", gname)] = RunningMoments.of(gd)
             for k in sde_kinds:
-                if richardson:
-                    gs = 2.0 * g(states[(k, levels[0])]) - g(states[(k, levels[1])])
-                else:
-                    gs = g(states[(k, levels[0])])
+                gs = sde_value(g, k) if sums is None else sums[(k, gname)] / count
                 out[(k, gname)] = RunningMoments.of(gs)
                 out[("diff", k, gname)] = RunningMoments.of(gd - gs)
         return out
 
     acc = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
+    acc_t = {(k, g): SeriesMoments() for k in sde_kinds for g in timed}
     acc_d = {g: RunningMoments() for g in tests}
     acc_s = {(k, g): RunningMoments() for k in sde_kinds for g in tests}
 
@@ -149,12 +194,15 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
             for k in sde_kinds:
                 acc_s[(k, g)].merge(part[(k, g)])
                 acc[(k, g)].merge(part[("diff", k, g)])
+        for key in acc_t:
+            acc_t[key].merge(part[("series", *key)])
         if progress is not None:
             progress(min((c + 1) * chunk, n_paths))
 
     map_blocks(block, range(n_chunks), merge)
     return {key: PairEstimate(error=a.mean, stderr=a.stderr, mean_discrete=acc_d[key[1]].mean,
-                              mean_sde=acc_s[key].mean, n_paths=a.n, moments=a) for key, a in acc.items()}
+                              mean_sde=acc_s[key].mean, n_paths=a.n, moments=a, over_time=acc_t.get(key))
+            for key, a in acc.items()}
 
 
 def _merged(block: Callable[[int], dict], n_blocks: int, names: Sequence[str]) -> dict[str, RunningMoments]:
@@ -173,7 +221,7 @@ def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_
     n_steps = n_steps_for(t_end, eta)
     if theta_bar is None and "fluctuation" in tests:
         theta_bar = gradient_flow_path(problem, multiplier, t_end)
-    gfun = {name: make_test_function(name, eta, theta_bar) for name in tests}
+    gfun = {name: make_test_function(name, eta, theta_bar, problem) for name in tests}
     seeds = np.random.SeedSequence(seed).spawn(math.ceil(n_paths / chunk))
 
     def block(c: int) -> dict:
@@ -196,7 +244,7 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
     Euler-Maruyama at h = eta / r and eta / (2r) on the same Brownian path, Richardson-extrapolated per path:
     2 g(Theta^(2r)) - g(Theta^(r)). `make_sde()` builds the SDE (one per block: its buffers are not shared)."""
     n_steps = n_steps_for(t_end, eta)
-    gfun = {name: make_test_function(name, eta) for name in tests}        # no fluctuation: it needs theta_bar
+    gfun = {name: make_test_function(name, eta, problem=problem) for name in tests}   # no fluctuation: no theta_bar
     seeds = np.random.SeedSequence(seed).spawn(math.ceil(n_paths / chunk))
     fine = 2 * r
 

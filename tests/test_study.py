@@ -53,6 +53,33 @@ def test_study_typos_are_caught_with_a_suggestion(tmp_path, extra, needle):
         load_study(str(p))
 
 
+@pytest.mark.parametrize("panel, needle", [
+    ("{id: a, kind: weak_error, problem: quadratic-rotated, method: closed_form, etas: [0.1], tests: [sq_norm], "
+     "sdes: [matched]}", r"multiplier\.constant: closed_form PGPO needs a constant multiplier"),
+    ("{id: a, kind: weak_error, problem: double-well, etas: [0.1], tests: [cross], sdes: [matched]}",
+     r"tests: `cross` .* needs dim >= 2"),
+    ("{id: a, kind: weak_error, problem: quadratic, etas: [0.1], tests: [sq_norm], sdes: [matched], "
+     "multiplier: {constant: -1.0}}", r"multiplier: a constant multiplier must be positive"),
+    ("{id: a, kind: stationary, problem: quadratic-rotated, etas: [0.6], sdes: [matched], constants: [4.0]}",
+     r"etas: eta c a_max = 2.4 >= 2"),
+    ("{id: a, kind: stationary, problem: softmax, etas: [0.1], sdes: [matched], constants: [1.0]}",
+     r"method: closed_form exists only for the quadratic"),
+    ("{id: a, kind: stationary, problem: quadratic, etas: [0.1], sdes: [matched], constants: [1.0], tests: [linear]}",
+     r"tests\[0\]: the stationary panel measures"),
+    ("{id: a, kind: stationary, problem: quadratic, method: monte_carlo, etas: [0.3], sdes: [matched], constants: [1.0]}",
+     r"etas\[0\]: .* does not divide"),
+    ("{id: a, kind: escape, problem: softmax, etas: [0.1], constants: [1.0]}", r"problem: escape is measured on a double well"),
+    ("{id: a, kind: escape, problem: double-well-escape, etas: [0.1]}", r"constants: give constant multipliers"),
+    ("{id: a, kind: escape, problem: double-well-escape, etas: [0.1], constants: [1.0], horizon_factor: 0.5}",
+     r"horizon_factor: must be >= 1"),
+])
+def test_new_panel_kinds_check_their_fields(tmp_path, panel, needle):
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: x\npanels:\n  - {panel}\n")
+    with pytest.raises(ConfigError, match=needle):
+        load_study(str(p))
+
+
 def test_defaults_are_declared_once():
     from pgpo.multiplier import DEFAULT_M_MAX
     from pgpo.settings import PGPOSettings
@@ -77,7 +104,8 @@ def test_quick_runner_writes_results_and_figures(tmp_path):
                           "trajectories", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads((out / "theorem_sgd.json").read_text())
-    assert doc["quick"] and {p["id"] for p in doc["panels"]} == {"quadratic_exact", "double_well"}
+    assert doc["quick"] and {p["id"] for p in doc["panels"]} == {"quadratic_exact", "quadratic_exact_T4",
+                                                                  "quadratic_d10_exact", "double_well"}
     assert (out / "figures" / "fig1_theorem_sgd.png").exists() and (out / "figures" / "fig5_trajectories.pdf").exists()
     assert (out / "figures" / "weak_convergence_table.md").exists()
 
@@ -85,11 +113,12 @@ def test_quick_runner_writes_results_and_figures(tmp_path):
 def test_committed_table_is_what_the_figure_script_produces(tmp_path):
     from sde.report import make_all
     written = make_all(RESULTS, str(tmp_path))
-    assert len([w for w in written if w.endswith(".png")]) == 6
+    assert len([w for w in written if w.endswith(".png")]) == 9
     for name in ("weak_convergence_table.md", "weak_convergence_table.json"):
         assert filecmp.cmp(tmp_path / name, os.path.join(FIGS, name), shallow=False), name
     for name in ("fig1_theorem_sgd.png", "fig2_theorem_pgpo.png", "fig3_noise.png", "fig4_multiplier.png",
-                 "fig5_trajectories.png", "fig6_batch_gap.png"):
+                 "fig5_trajectories.png", "fig6_batch_gap.png", "fig7_modified_equation.png", "fig8_stationary.png",
+                 "fig9_escape.png"):
         assert os.path.exists(os.path.join(FIGS, name))
 
 
@@ -133,20 +162,37 @@ def test_no_committed_verdict_contradicts_its_own_numbers():
             assert r["B_ci"][0] <= 0 <= r["B_ci"][1] or abs(r["B"]) < 0.05 * abs(r["error_at_min_eta"]), where
 
 
+# Rows the verdict rule reads as plateaus where the theory says B = 0 (both processes converge to the same flow):
+# false positives of the 3-s.e. threshold over ~200 rows, or of higher-order terms the 3-coefficient fit leaves out.
+# Listed (and named in the README) so that a new one fails the test instead of slipping into a figure unnoticed.
+KNOWN_FALSE_PLATEAUS = [
+    ("modified_equation", "softmax_smooth", "paper_2", "loss", "T", "smooth m, alpha=12, m_max=2.5"),   # B -2.0e-5
+    ("modified_equation", "softmax_smooth", "paper_2", "cross", "T", "smooth m, alpha=12, m_max=2.5"),  # B 3.3e-5
+    ("stationary", "quadratic_state_dependent", "paper", "sq_norm", "stationary",
+     "smooth m, alpha=20, m_max=2.5"),                                                                   # B -1.7e-4
+]
+
+
 def test_committed_plateaus_match_their_predictions():
-    """Every plateau with a prediction: the prediction lies within the fitted B's 95 % interval widened to 4 s.e.
-    (about 40 rows are compared: a 3-sigma tolerance alone would fail by chance)."""
+    """Every plateau with a non-zero prediction: the prediction lies within the fitted B's 95 % interval widened to
+    4 s.e. (about 20 rows are compared: a 3-sigma tolerance alone would fail by chance). Plateaus against a zero
+    prediction are exactly the known false positives."""
     rows = json.load(open(os.path.join(FIGS, "weak_convergence_table.json")))
     plateaus = [r for r in rows if r["verdict"] == "converges elsewhere" and r["prediction"] is not None]
-    assert len(plateaus) >= 10
-    for r in plateaus:
+    predicted = [r for r in plateaus if r["prediction"] != 0]
+    assert len(predicted) >= 10
+    for r in predicted:
         se = (r["B_ci"][1] - r["B_ci"][0]) / 2 / _quantile(r)
         assert abs(r["B"] - r["prediction"]) <= 4 * se + 1e-9, (r["study"], r["problem"], r["sde"], r["g"], r["info"])
+    false = [(r["study"], r["panel"], r["sde"], r["g"], r["error_at"], r["multiplier"]) for r in plateaus
+             if r["prediction"] == 0]
+    assert false == KNOWN_FALSE_PLATEAUS
 
 
 def test_committed_results_support_the_readme_finding():
     rows = json.load(open(os.path.join(FIGS, "weak_convergence_table.json")))
-    pick = {(r["study"], r["problem"], r["sde"], r["g"], r["noise"], r["info"]): r for r in rows}
+    pick = {(r["study"], r["problem"], r["sde"], r["g"], r["noise"], r["info"]): r for r in rows
+            if r["error_at"] == "T" and r["T"] == 1.0}
     for problem in ("quadratic", "softmax"):
         matched = pick[("theorem_pgpo", problem, "matched", "fluctuation", "gaussian", "exact")]
         paper = pick[("theorem_pgpo", problem, "paper", "fluctuation", "gaussian", "exact")]
@@ -171,3 +217,57 @@ def test_committed_results_support_the_readme_finding():
     matched_q = pick[("theorem_pgpo", "quadratic", "matched", "sq_norm", "gaussian", "exact")]
     assert paper_q["verdict"] == "order 1" and abs(paper_q["C1"]) < abs(matched_q["C1"]) / 4
     assert paper_q["slope"] < 0.8                                     # which the log-log slope would misread
+
+
+def _rows(study):
+    return [r for r in json.load(open(os.path.join(FIGS, "weak_convergence_table.json"))) if r["study"] == study]
+
+
+def test_committed_results_support_the_readme_on_modified_equations():
+    rows = _rows("modified_equation")
+    exact = {(r["sde"], r["g"]): r for r in rows if r["panel"] == "rotated_exact"}
+    for g in ("sq_norm", "loss", "cross", "linear"):
+        assert exact[("matched_2", g)]["verdict"] == "order 2"
+        assert exact[("paper_2", g)]["verdict"] == ("order 2" if g == "linear" else "order 1")
+    mc = [r for r in rows if r["method"] != "closed_form" and r["sde"] in ("matched_2", "paper_2")]
+    m2 = [r["verdict"] for r in mc if r["sde"] == "matched_2"]
+    p2 = [r["verdict"] for r in mc if r["sde"] == "paper_2"]
+    assert (m2.count("order 2"), m2.count("inconclusive"), len(m2)) == (18, 4, 22)
+    assert (p2.count("order 1"), p2.count("inconclusive"), p2.count("converges elsewhere"), len(p2)) == (14, 6, 2, 22)
+    clipped = [r for r in mc if r["sde"] == "matched_2" and r["panel"] in ("rotated_clipped", "softmax_clipped")]
+    assert all(r["verdict"] == "order 2" and r["C1_ci"][0] <= 0 <= r["C1_ci"][1] for r in clipped) and len(clipped) == 8
+
+
+def test_committed_results_support_the_readme_on_the_stationary_regime():
+    rows = [r for r in _rows("stationary") if r["panel"] == "quadratic_constant"]
+    doc = json.load(open(os.path.join(RESULTS, "stationary.json")))
+    curves = {(c["constant"], c["sde"], c["g"]): c for p in doc["panels"] if p["id"] == "quadratic_constant"
+              for c in p["items"]}
+    j = curves[(4.0, "matched", "loss")]["eta"].index(0.0125)
+    floors = [curves[(c, "matched", "loss")]["floor_discrete"][j] for c in (1.0, 1.5, 2.0, 2.5, 4.0)]
+    paper = [curves[(c, "paper", "loss")]["floor_sde"][j] for c in (1.0, 1.5, 2.0, 2.5, 4.0)]
+    assert floors == sorted(floors) and paper == sorted(paper, reverse=True)          # opposite directions in c
+    assert floors[-1] / paper[-1] > 15
+    for r in rows:
+        if r["sde"] == "matched":
+            assert r["verdict"] == "order 2"
+        if r["sde"] == "paper" and r["multiplier"] != "m = 1":
+            assert r["verdict"] == "order 1"
+            if r["g"] == "loss":
+                c = curves[(float(r["multiplier"].split("= ")[1]), "paper", "loss")]
+                assert abs(r["C1"] - c["predicted_C1"]) <= 0.02 * c["predicted_C1"]
+    m2 = {r["multiplier"]: r for r in rows if r["sde"] == "matched_2" and r["g"] == "loss"}
+    m1 = {r["multiplier"]: r for r in rows if r["sde"] == "matched" and r["g"] == "loss"}
+    assert all(m2[k]["C2"] > 1.5 * m1[k]["C2"] for k in m1)                          # the order-2 drift is worse here
+
+
+def test_committed_results_support_the_readme_on_escape():
+    doc = json.load(open(os.path.join(RESULTS, "escape.json")))
+    items = [it for p in doc["panels"] for it in p["items"]]
+    assert len(items) == 24
+    ratios = [it["discrete"]["mean"] / it["exact"]["matched"] for it in items]
+    assert 1.0 < min(ratios) and max(ratios) < 1.25
+    assert max(it["discrete"]["n_censored"] for it in items) <= 3
+    for it in items:                                # the paper SDE escapes far more slowly wherever m >= 1.5
+        if (it["constant"] or 0) >= 1.5:
+            assert it["exact"]["paper"] > 4 * it["discrete"]["ci95"][1]

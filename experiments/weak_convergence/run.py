@@ -1,4 +1,4 @@
-"""Run the weak-convergence study (all five studies, or some) and draw its figures and table.
+"""Run the weak-convergence study (all eight studies, or some) and draw its figures and table.
 
     python experiments/weak_convergence/run.py --quick                 # results/weak_convergence_quick
     python experiments/weak_convergence/run.py                         # full study: runs/weak_convergence
@@ -17,7 +17,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories"]
+STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
+           "escape"]
 
 
 def main(argv=None):

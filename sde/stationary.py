@@ -1,0 +1,74 @@
+"""The stationary regime: the floor E_inf L - L* and the covariance of discrete PGPO and of its SDEs.
+
+Closed forms (quadratic L = x^T A x / 2, constant multiplier m = c, gradient covariance Sigma; mean 0 at
+stationarity, so floor = tr(A P) / 2 and E|theta|^2 = tr P):
+
+    discrete PGPO     P = M P M^T + eta^2 c^2 Sigma,  M = I - eta c A        (discrete Lyapunov; needs eta c a_max < 2)
+    SDE (OU)          K P + P K^T = s^2 eta Sigma                           (continuous Lyapunov)
+
+with K = c A (matched, paper) or c A + eta c^2 A^2 / 2 (order-2 drift, sde.simulate), s = c (matched, matched_2)
+or 1 (paper, paper_2). Taking the trace of A P1 + P1 A = Sigma gives tr(A P1) = tr(Sigma) / 2, so to leading order
+
+    matched:  floor = eta c tr(Sigma) / 4        paper:  floor = eta tr(Sigma) / (4 c)
+
+and the discrete floor is the matched one times 1 + O(eta c a) (in 1-d: eta c sigma^2 / (4 (1 - eta c a / 2)), against
+eta c sigma^2 / 4). The discrete floor grows with c; the matched SDE predicts that growth, the paper's SDE predicts a
+floor that *falls* as 1/c, off by the factor c^2 (`leading_floor`). The order-2 drift does not help here: in 1-d its
+floor is eta c sigma^2 / (4 (1 + eta c a / 2)), as far below the discrete floor as the matched SDE's is, and on the
+other side -- a finite-horizon modified equation is not a stationary one.
+
+Elsewhere (softmax, a state-dependent m) the floors come from coupled Monte Carlo: discrete process and SDEs share
+their Brownian paths, run for `burn_in` (SDE time), then each path's g is averaged over a `window`
+(sde.weak_error.estimate_weak_errors with average_from), one number per path, so the standard errors need no
+autocorrelation model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from sde.problems import Quadratic
+
+_SCALE = {"matched": lambda c: c, "matched_2": lambda c: c, "paper": lambda c: 1.0, "paper_2": lambda c: 1.0,
+          "sgd_sde": lambda c: 1.0}
+
+
+def discrete_stationary_covariance(problem: Quadratic, eta: float, c: float) -> np.ndarray:
+    """P with P = M P M^T + eta^2 c^2 Sigma, M = I - eta c A (the stationary covariance of the linear recursion)."""
+    a = problem.A
+    if eta * c * float(problem.curvatures.max()) >= 2.0:
+        raise ValueError(f"the discrete process is unstable: eta c a_max = {eta * c * problem.curvatures.max():.3g} >= 2")
+    m = np.eye(problem.dim) - eta * c * a
+    return linalg.solve_discrete_lyapunov(m, (eta * c) ** 2 * problem.noise_cov)
+
+
+def sde_stationary_covariance(problem: Quadratic, eta: float, c: float, sde: str) -> np.ndarray:
+    """P with K P + P K^T = s^2 eta Sigma for the SDE kind `sde` (module docstring)."""
+    if sde not in _SCALE:
+        raise ValueError(f"no stationary closed form for SDE kind {sde!r}; choose from {list(_SCALE)}")
+    a = problem.A
+    drift_c = 1.0 if sde == "sgd_sde" else c
+    k = drift_c * a + (0.5 * eta * drift_c ** 2 * a @ a if sde.endswith("_2") else 0.0)
+    return linalg.solve_continuous_lyapunov(-k, -(_SCALE[sde](c) ** 2) * eta * problem.noise_cov)
+
+
+def floor(problem: Quadratic, cov: np.ndarray) -> float:
+    """E L - L* = tr(A P) / 2 for a zero-mean state with covariance P."""
+    return 0.5 * float(np.trace(problem.A @ cov))
+
+
+def leading_floor(problem: Quadratic, eta: float, c: float, sde: str) -> float:
+    """The leading-order floor: eta c tr(Sigma) / 4 (matched) or eta tr(Sigma) / (4 c) (paper)."""
+    base = eta * float(np.trace(problem.noise_cov)) / 4.0
+    return base * (c if sde.startswith("matched") else 1.0 / c)
+
+
+def closed_form_floors(problem: Quadratic, eta: float, c: float, sdes) -> dict:
+    """{"discrete": {...}, sde: {...}} with each model's floor, E|theta|^2 = tr P and covariance P."""
+    out = {}
+    for name in ["discrete", *sdes]:
+        p = (discrete_stationary_covariance(problem, eta, c) if name == "discrete"
+             else sde_stationary_covariance(problem, eta, c, name))
+        out[name] = {"loss": floor(problem, p), "sq_norm": float(np.trace(p)), "covariance": p.tolist()}
+    return out
