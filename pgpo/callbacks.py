@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import math
 import os
 import time
@@ -123,7 +125,8 @@ class EvalCallback(TrainerCallback):
         tok = tr.processing_class
         prompts = [tok.apply_chat_template(conversation(q, self.cfg.data.prompt_style), tokenize=True,
                                            add_generation_prompt=True, enable_thinking=False) for q in shard]
-        prompts = [p["input_ids"] if isinstance(p, dict) else p for p in prompts]
+        # transformers 5 returns a BatchEncoding (a Mapping, not a dict) from tokenize=True; vLLM needs the id list
+        prompts = [list(p["input_ids"]) if isinstance(p, Mapping) else list(p) for p in prompts]
         if vg.mode == "server":
             vg.sync_weights()                               # the engine lags the optimizer by one step
             from accelerate.utils import broadcast_object_list, gather_object

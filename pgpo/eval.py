@@ -132,7 +132,10 @@ def evaluate_path(model_path: str, questions: list[Question], style: str, k: int
     backend = choose_backend(backend)
     t0 = time.perf_counter()
     if backend == "vllm":
-        comps = generate_vllm(model_path, tokenizer, questions, style, k, temperature, top_p, max_new_tokens, seed)
+        from pgpo.vllm_support import check_vllm
+        check_vllm()                                    # one line for a mismatched install, before the engine loads
+        comps = generate_vllm(model_path, tokenizer, questions, style, k, temperature, top_p, max_new_tokens, seed,
+                              **({} if dtype == "auto" else {"dtype": dtype}))
     else:
         import torch
         from transformers import AutoModelForCausalLM

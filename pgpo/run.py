@@ -84,6 +84,14 @@ def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str,
     return path, path
 
 
+def engine_dtype(cfg: RunConfig) -> str | None:
+    """The dtype the colocated vLLM engine computes in: the training weights' (a tiny model is written in float32);
+    None leaves vLLM's own choice."""
+    if cfg.model.dtype == "auto":
+        return "float32" if cfg.model.tiny else None
+    return cfg.model.dtype
+
+
 def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None, overwrite: bool = False):
     """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks.
 
@@ -119,6 +127,13 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     problem = master_weights_problem(cfg, deepspeed=state.distributed_type == DistributedType.DEEPSPEED)
     if problem:
         raise ConfigError(problem)
+    if cfg.training.use_vllm:                   # one clear line for a mismatched install, before anything loads
+        from pgpo.vllm_support import check_vllm, keep_cpu_linear_weights
+        check_vllm()
+        if cfg.training.vllm_mode == "colocate":
+            from pgpo.vllm_support import colocated_engine_dtype
+            keep_cpu_linear_weights()           # CPU engines only: TRL's in-place weight sync needs loadable weights
+            colocated_engine_dtype(engine_dtype(cfg))   # rollouts in the training weights' dtype
     ga = cfg.training.accumulation_for(state.num_processes)
     if overwrite and state.is_main_process:
         prepare_output_folder(cfg.training.output_dir, overwrite=True, holds=RUN_OUTPUTS)
