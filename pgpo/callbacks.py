@@ -100,6 +100,7 @@ class EvalCallback(TrainerCallback):
     def __init__(self, trainer, questions, cfg, steplog, listeners=()):
         self.trainer, self.questions, self.cfg, self.steplog = trainer, questions, cfg, steplog
         self.listeners = list(listeners)        # objects with observe_eval(step, mean_at_k), called on every rank
+        self.backend = ""                       # what the last evaluation generated with (recorded in the log)
 
     def _generate(self, shard, state):
         """k completions per question of this rank's shard: the trainer's vLLM engine when it has one
@@ -109,7 +110,9 @@ class EvalCallback(TrainerCallback):
         seed = self.cfg.training.seed + state.global_step
         vg = getattr(tr, "vllm_generation", None) if getattr(tr, "use_vllm", False) else None
         if vg is not None and ev.backend != "transformers" and (vg.mode == "server" or vg.tensor_parallel_size == 1):
+            self.backend = "vllm"
             return self._generate_vllm(vg, shard, max_new, seed)
+        self.backend = "transformers"
         from trl.models import unwrap_model_for_generation
 
         with unwrap_model_for_generation(tr.model_wrapped, tr.accelerator,
@@ -169,7 +172,7 @@ class EvalCallback(TrainerCallback):
         if acc.is_main_process:
             rec = {"kind": "eval", "step": state.global_step, "mean_at_k": res.mean_at_k, "k": res.k,
                    "n_questions": res.n_questions, "stderr": res.stderr, "answered_fraction": res.answered,
-                   "eval_time_s": time.perf_counter() - t0}
+                   "eval_time_s": time.perf_counter() - t0, "backend": self.backend}
             self.steplog.write(rec)
             print(f"[eval] step {state.global_step}: mean@{res.k} = {res.mean_at_k:.4f} "
                   f"(+- {res.stderr:.4f}, {res.n_questions} questions)", flush=True)

@@ -85,7 +85,7 @@ def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str,
 
 
 def engine_dtype(cfg: RunConfig) -> str | None:
-    """The dtype the colocated vLLM engine computes in: the training weights' (a tiny model is written in float32);
+    """The dtype a colocated vLLM engine on CPU computes in: the training weights' (a tiny model is written in float32);
     None leaves vLLM's own choice."""
     if cfg.model.dtype == "auto":
         return "float32" if cfg.model.tiny else None
@@ -130,10 +130,11 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     if cfg.training.use_vllm:                   # one clear line for a mismatched install, before anything loads
         from pgpo.vllm_support import check_vllm, keep_cpu_linear_weights
         check_vllm()
-        if cfg.training.vllm_mode == "colocate":
+        if cfg.training.vllm_mode == "colocate" and keep_cpu_linear_weights():
+            # CPU engines only (GPU engines keep vLLM's own choices): loadable weights for TRL's in-place weight
+            # sync, and rollouts in the training weights' dtype
             from pgpo.vllm_support import colocated_engine_dtype
-            keep_cpu_linear_weights()           # CPU engines only: TRL's in-place weight sync needs loadable weights
-            colocated_engine_dtype(engine_dtype(cfg))   # rollouts in the training weights' dtype
+            colocated_engine_dtype(engine_dtype(cfg))
     ga = cfg.training.accumulation_for(state.num_processes)
     if overwrite and state.is_main_process:
         prepare_output_folder(cfg.training.output_dir, overwrite=True, holds=RUN_OUTPUTS)

@@ -12,9 +12,10 @@ colocated `sync_weights` -- `model.load_weights([(name, tensor)])` -- fails with
 reach it. `keep_cpu_linear_weights` makes every linear layer on CPU compute with `torch.nn.functional.linear` on its
 own weight (vLLM's own fallback path): loadable, and read at every call. GPU engines are untouched.
 
-Engine dtype. TRL builds the colocated engine without a dtype, so vLLM picks its own ("auto": bfloat16 for a float32
-checkpoint on CPU), and its rollouts and log-probs (the importance weight's denominator) come from other numerics
-than the trainer's. `colocated_engine_dtype` makes the engine TRL builds use the training dtype.
+Engine dtype. TRL builds the colocated engine without a dtype, so vLLM picks its own (a float32 checkpoint is not run
+in float32 on CPU), and its rollouts and log-probs (the importance weight's denominator) come from other numerics
+than the trainer's. `colocated_engine_dtype` makes the engine TRL builds use the training dtype; pgpo.run applies it
+on CPU only (on a GPU, vLLM's bfloat16 engine beside float32 master weights is the intended setup).
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def keep_cpu_linear_weights() -> bool:
     return True
 
 
-def colocated_engine_dtype(dtype: str) -> None:
-    """Make `vllm.LLM` default to `dtype` (e.g. "float32") when its caller gives none, as TRL's colocated engine does
-    (module docstring). Idempotent; the last call wins."""
+def colocated_engine_dtype(dtype: str | None) -> None:
+    """Make `vllm.LLM` default to `dtype` (e.g. "float32"; None: vLLM's own choice) when its caller gives none, as
+    TRL's colocated engine does (module docstring). Process-wide; idempotent; the last call wins."""
     import vllm
 
     cls = vllm.LLM

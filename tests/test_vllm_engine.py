@@ -18,6 +18,11 @@ import pytest
 
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.train]
+if os.environ.get("PGPO_TEST_VLLM") != "1":
+    from vllm.platforms import current_platform
+    if not current_platform.is_cpu():       # a GPU machine: these CPU-engine expectations (blocked modes) do not apply
+        pytest.skip("the real-engine tests are written for vLLM's CPU build (PGPO_TEST_VLLM=1 forces them)",
+                    allow_module_level=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "vllm_worker.py")
@@ -77,22 +82,27 @@ def test_pgpo_eval_with_the_vllm_backend_writes_mean_at_k(model_dir, tmp_path):
 
 
 def test_colocated_rollouts_use_the_synced_weights_and_reach_the_loss(model_dir, tmp_path):
-    """A 3-step colocated run with evaluation on the engine after every step. After each rollout (TRL has synced the
-    engine by then) the engine's greedy probe equals the current policy's transformers greedy output, its log-probs
-    equal the policy's within 1e-4, and from the second rollout on they are far from the initial weights' (so the
-    equality is not the trivial one). The rollout log-probs vLLM returns reach the loss (importance-weight clip set)."""
+    """A 3-step colocated run (importance-weight clip set) with evaluation on the engine after step 2. At each rollout
+    the trainer itself syncs the engine once (steps 0, 1: before any evaluation; step 2: after one, whose own sync
+    must not stand in for it); after it, the engine's greedy probe equals the current policy's transformers greedy
+    output and its log-probs equal the policy's within 1e-4 -- from the second rollout on far from the initial
+    weights', so the equality is not the trivial one. The batch's rollout log-probs (what the importance weight reads)
+    are the ones vLLM returned."""
     out = _worker("colocate", model_dir, str(tmp_path / "run"))
     probes = [r for r in out["records"] if "engine" in r]
     assert [r["step"] for r in probes] == [0, 1, 2]
     for r in probes:
+        assert r["own_syncs"] == 1, r["step"]
         assert r["engine"] == r["policy"], r["step"]
         assert max(abs(a - b) for a, b in zip(r["engine_logprobs"], r["policy_logprobs"])) < 1e-4
         assert r["rollout_logprobs"] and all(x is not None for seq in r["rollout_logprobs"] for x in seq)
     for r in probes[1:]:
         assert max(abs(a - b) for a, b in zip(r["engine_logprobs"], r["initial_logprobs"])) > 1.0
-    losses = [r for r in out["records"] if "loss_rollout_logps_finite" in r]
-    assert losses and all(r["loss_rollout_logps_finite"] for r in losses)
-    assert [e["step"] for e in out["evals"]] == [1, 2, 3]          # the evaluation between rollouts ran on the engine
+    batches = [r for r in out["records"] if "batch_vs_vllm_logprobs" in r]
+    assert len(batches) == 3
+    for r in batches:
+        assert r["batch_rows"] == r["vllm_rows"] and r["batch_vs_vllm_logprobs"] < 1e-6
+    assert [(e["step"], e["backend"]) for e in out["evals"]] == [(2, "vllm")]
 
 
 SLEEP_ON_CPU = "Sleep mode is not supported on current platform."

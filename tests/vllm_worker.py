@@ -93,13 +93,21 @@ def colocate(model_dir, out_dir):
         policy's, and the log-probs vLLM returned for the rollout."""
 
         def _generate_vllm(self, prompt_ids):
-            out = super()._generate_vllm(prompt_ids)
-            llm = self.vllm_generation.llm
+            vg = self.vllm_generation
+            calls = []
+            sync = vg.sync_weights
+            vg.sync_weights = lambda: (calls.append(1), sync())[1]      # count the trainer's own syncs
+            try:
+                out = super()._generate_vllm(prompt_ids)
+            finally:
+                vg.sync_weights = sync
+            llm = vg.llm
             model = self.accelerator.unwrap_model(self.model)
             was_training = model.training
             model.eval()
             e_ids, e_lp = engine_greedy(llm, probe, PROBE_TOKENS)
-            records.append({"step": self.state.global_step, "engine": e_ids, "policy": hf_greedy(model, probe, PROBE_TOKENS),
+            records.append({"step": self.state.global_step, "own_syncs": len(calls),
+                            "engine": e_ids, "policy": hf_greedy(model, probe, PROBE_TOKENS),
                             "engine_logprobs": e_lp, "policy_logprobs": hf_logprobs(model, probe, e_ids),
                             "initial_logprobs": hf_logprobs(initial, probe, e_ids),
                             "rollout_logprobs": [[None if lp is None or lp[0] is None else float(lp[0]) for lp in seq]
@@ -107,13 +115,19 @@ def colocate(model_dir, out_dir):
             model.train(was_training)
             return out
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training and "rollout_per_token_logps" in inputs:
-                r = inputs["rollout_per_token_logps"]
-                records.append({"step": self.state.global_step, "loss_rollout_logps_finite":
-                                bool(r is not None and bool(r[inputs["completion_mask"].bool()].isfinite().all()))})
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+        def sample_rollouts(self, inputs):
+            """The batch's rollout log-probs (what the loss's importance weight reads) against the ones vLLM returned
+            for the same completions (the last recorded rollout)."""
+            batch = super().sample_rollouts(inputs)
+            r = batch.get("rollout_per_token_logps")
+            vllm_lps = records[-1]["rollout_logprobs"]
+            diff = 0.0
+            for i, seq in enumerate(vllm_lps):
+                for t, lp in enumerate(seq[:r.shape[1]]):
+                    diff = max(diff, abs(float(r[i, t]) - lp))
+            records.append({"step": self.state.global_step, "batch_vs_vllm_logprobs": diff,
+                            "batch_rows": int(r.shape[0]), "vllm_rows": len(vllm_lps)})
+            return batch
 
     cfg_path = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
     raw = yaml.safe_load(open(cfg_path))
@@ -121,7 +135,8 @@ def colocate(model_dir, out_dir):
     raw["training"].update(output_dir=out_dir, max_steps=3, learning_rate=3e-3, save_steps=100, use_vllm=True,
                            vllm_mode="colocate", vllm_enable_sleep_mode=False, vllm_max_model_length=2048)
     raw["sdpo"]["distillation_is_clip"] = 2.0
-    raw["eval"] = {"every_steps": 1, "num_samples": 2, "max_questions": 2, "max_new_tokens": 8, "backend": "vllm"}
+    # evaluation after step 2 only: the rollout of step 2 then relies on the trainer's own sync (evaluation syncs too)
+    raw["eval"] = {"every_steps": 2, "num_samples": 2, "max_questions": 2, "max_new_tokens": 8, "backend": "vllm"}
     path = os.path.join(out_dir + ".yaml")
     with open(path, "w") as f:
         yaml.safe_dump(raw, f)
