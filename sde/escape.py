@@ -95,9 +95,15 @@ def barrier(problem: DoubleWell) -> float:
     return float(problem.loss(np.zeros((1, 1)))[0] - problem.loss_min)
 
 
+def temperature(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
+    """The effective temperature T_eff = s^2 / (2c) of PGPO's SDE with constant m = c: eta c sigma^2 / 2 (matched),
+    eta sigma^2 / (2c) (paper)."""
+    return eta * problem.sigma ** 2 * (c / 2.0 if sde == "matched" else 1.0 / (2.0 * c))
+
+
 def kramers_mfpt(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
     """Kramers / Eyring for a constant multiplier c (module docstring)."""
-    t_eff = eta * problem.sigma ** 2 * (c / 2.0 if sde == "matched" else 1.0 / (2.0 * c))
+    t_eff = temperature(problem, c, eta, sde)
     curv_well = float(problem.hessian(np.array([problem.well]))[0, 0])
     curv_top = abs(float(problem.hessian(np.array([0.0]))[0, 0]))
     return 2.0 * math.pi / (c * math.sqrt(curv_well * curv_top)) * math.exp(barrier(problem) / t_eff)

@@ -91,8 +91,13 @@ def expectation(test: str, mean: np.ndarray, cov: np.ndarray, eta: float, theta_
     raise ValueError(f"unknown test function {test!r}")
 
 
-_DIFFUSION_SCALE = {"gradient_flow": lambda c: 0.0, "sgd_sde": lambda c: 1.0, "paper": lambda c: 1.0,
+DIFFUSION_SCALE = {"gradient_flow": lambda c: 0.0, "sgd_sde": lambda c: 1.0, "paper": lambda c: 1.0,
                     "matched": lambda c: c, "paper_2": lambda c: 1.0, "matched_2": lambda c: c}
+
+
+def sde_drift_c(sde_kind: str, c: float) -> float:
+    """The multiplier in an SDE's drift: c, except the SGD-SDE's (m ignored)."""
+    return 1.0 if sde_kind == "sgd_sde" else c
 
 
 def exact_error_series(problem: Quadratic, eta: float, t_end: float, sde_kind: str, test: str,
@@ -101,13 +106,12 @@ def exact_error_series(problem: Quadratic, eta: float, t_end: float, sde_kind: s
     test function is taken about theta_bar(t_end) at every k (it is meant for the endpoint)."""
     if not isinstance(problem, Quadratic):
         raise TypeError("closed forms exist only for the quadratic problems")
-    if sde_kind not in _DIFFUSION_SCALE:
+    if sde_kind not in DIFFUSION_SCALE:
         raise ValueError(f"unknown SDE kind {sde_kind!r}")
     n = n_steps_for(t_end, eta)
-    drift_c = 1.0 if sde_kind == "sgd_sde" else c
     theta_bar = ou_moments(problem, eta, t_end, c, 0.0)[0]
     md, pd = discrete_moments_series(problem, eta, n, c)
-    ms, ps = ou_moments(problem, eta, eta * np.arange(n + 1), drift_c, _DIFFUSION_SCALE[sde_kind](c),
+    ms, ps = ou_moments(problem, eta, eta * np.arange(n + 1), sde_drift_c(sde_kind, c), DIFFUSION_SCALE[sde_kind](c),
                         order2=sde_kind.endswith("_2"))
     ed = expectation(test, md, pd, eta, theta_bar, problem)
     es = expectation(test, ms, ps, eta, theta_bar, problem)

@@ -292,13 +292,24 @@ def check_panel(p, where: str) -> None:
         except ValueError as e:
             raise ConfigError(f"{where}.multiplier: {e}") from None
     if hasattr(p, "multiplier") and not isinstance(p, SweepPanel):
-        try:
-            if p.multiplier.constant is not None:
-                ConstantMultiplier(float(p.multiplier.constant))
-            else:
-                Multiplier(p.multiplier.alpha or 0.0, p.multiplier.m_max, p.multiplier.shape)
-        except ValueError as e:
-            raise ConfigError(f"{where}.multiplier: {e}") from None
+        _check_spec(p.multiplier, f"{where}.multiplier")
+
+
+def _check_spec(spec: MultiplierSpec, where: str) -> None:
+    """A MultiplierSpec's values (the constant, or alpha / m_max / shape); ConfigError names `where`."""
+    try:
+        if spec.constant is not None:
+            ConstantMultiplier(float(spec.constant))
+        else:
+            Multiplier(spec.alpha or 0.0, spec.m_max, spec.shape)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def panel_multipliers(p, problem: Problem) -> list[tuple[str, object]]:
+    """(config name, multiplier) of a stationary / escape panel: its `constants`, then its `multipliers`."""
+    return [(f"constants: {c:g}", ConstantMultiplier(float(c))) for c in p.constants] + \
+        [(f"multipliers[{i}]", m.build(problem)) for i, m in enumerate(p.multipliers)]
 
 
 def _check_multiplier_list(p, where: str) -> None:
@@ -311,10 +322,7 @@ def _check_multiplier_list(p, where: str) -> None:
     for i, m in enumerate(p.multipliers):
         if m.constant is not None:
             raise ConfigError(f"{where}.multipliers[{i}].constant: list constant multipliers under `constants`")
-        try:
-            Multiplier(m.alpha or 0.0, m.m_max, m.shape)
-        except ValueError as e:
-            raise ConfigError(f"{where}.multipliers[{i}]: {e}") from None
+        _check_spec(m, f"{where}.multipliers[{i}]")
     if not p.etas:
         raise ConfigError(f"{where}.etas: give at least one step size")
 
@@ -331,10 +339,11 @@ def check_stationary(p: StationaryPanel, where: str) -> None:
             raise ConfigError(f"{where}.method: closed_form exists only for the quadratic problems")
         if p.multipliers:
             raise ConfigError(f"{where}.multipliers: a state-dependent m has no closed form; use method: monte_carlo")
-        from sde.stationary import _SCALE
+        from sde.stationary import STATIONARY_SDES
         for i, s in enumerate(p.sdes):
-            if s not in _SCALE:
-                raise ConfigError(f"{where}.sdes[{i}]: no stationary closed form for {s!r}; choose from {list(_SCALE)}")
+            if s not in STATIONARY_SDES:
+                raise ConfigError(f"{where}.sdes[{i}]: no stationary closed form for {s!r}; choose from "
+                                  f"{list(STATIONARY_SDES)}")
         prob = get_problem(p.problem)
         worst = max(p.etas) * max(p.constants) * float(prob.curvatures.max())
         if worst >= 2.0:
@@ -370,9 +379,7 @@ def check_escape(p: EscapePanel, where: str) -> None:
         raise ConfigError(f"{where}.paths: must be at least 2, got {p.paths}")
     if not p.horizon_factor >= 1:
         raise ConfigError(f"{where}.horizon_factor: must be >= 1, got {p.horizon_factor}")
-    mults = [(f"constants: {c:g}", ConstantMultiplier(float(c))) for c in p.constants] + \
-        [(f"multipliers[{i}]", m.build(prob)) for i, m in enumerate(p.multipliers)]
-    for name, mult in mults:                         # the horizon is horizon_factor x the matched SDE's exact MFPT
+    for name, mult in panel_multipliers(p, prob):    # the horizon is horizon_factor x the matched SDE's exact MFPT
         for eta in p.etas:
             steps = p.horizon_factor * exact_mfpt(prob, mult, eta, "matched", n_grid=20_001) / eta
             if steps > ESCAPE_MAX_STEPS:

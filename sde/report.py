@@ -373,7 +373,7 @@ def fig_stationary(doc, out_dir, written):
             plot_curve(ax, c, style={"color": cmap(k / max(len(cs) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
                                      "ls": {"matched": "-", "paper": "--", "matched_2": ":"}.get(c["sde"], "-")},
                        label=f"c={c['constant']:g}, {c['sde']}: {fit_text(c)}")
-        _finish(ax, loss, f"(b) floor(discrete) - floor(SDE) vs eta, exact (marker = SDE, colour = c)")
+        _finish(ax, loss, "(b) floor(discrete) - floor(SDE) vs eta, exact (marker = SDE, colour = c)")
         ax.set_ylabel("|floor difference|")
     for ax, p in zip(axes, mc):
         curves = [c for c in p["items"] if c["g"] == "loss"]
@@ -403,7 +403,6 @@ def fig_escape(doc, out_dir, written):
     if not rows:
         return
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.6))
-    consts = sorted({r["constant"] for r in rows if r["constant"] is not None})
     etas = sorted({r["eta"] for r in rows})
     cmap = plt.get_cmap("viridis")
     ax = axes[0]
@@ -427,7 +426,6 @@ def fig_escape(doc, out_dir, written):
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7)
     ax = axes[1]
-    labels = [(c, f"m = {c:g}") for c in consts] + [(None, "state-dependent")]
     specs = []
     for r in rows:
         key = (r["constant"], None if r["constant"] is not None else r["multiplier_spec"]["shape"])

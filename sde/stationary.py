@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from sde.exact import DIFFUSION_SCALE, drift_rates, sde_drift_c
 from sde.problems import Quadratic
 
-_SCALE = {"matched": lambda c: c, "matched_2": lambda c: c, "paper": lambda c: 1.0, "paper_2": lambda c: 1.0,
-          "sgd_sde": lambda c: 1.0}
+STATIONARY_SDES = tuple(k for k in DIFFUSION_SCALE if k != "gradient_flow")   # gradient flow has no noise floor
 
 
 def discrete_stationary_covariance(problem: Quadratic, eta: float, c: float) -> np.ndarray:
@@ -45,12 +45,11 @@ def discrete_stationary_covariance(problem: Quadratic, eta: float, c: float) -> 
 
 def sde_stationary_covariance(problem: Quadratic, eta: float, c: float, sde: str) -> np.ndarray:
     """P with K P + P K^T = s^2 eta Sigma for the SDE kind `sde` (module docstring)."""
-    if sde not in _SCALE:
-        raise ValueError(f"no stationary closed form for SDE kind {sde!r}; choose from {list(_SCALE)}")
-    a = problem.A
-    drift_c = 1.0 if sde == "sgd_sde" else c
-    k = drift_c * a + (0.5 * eta * drift_c ** 2 * a @ a if sde.endswith("_2") else 0.0)
-    return linalg.solve_continuous_lyapunov(-k, -(_SCALE[sde](c) ** 2) * eta * problem.noise_cov)
+    if sde not in STATIONARY_SDES:
+        raise ValueError(f"no stationary closed form for SDE kind {sde!r}; choose from {list(STATIONARY_SDES)}")
+    r = problem.eigenbasis                       # K = R diag(kappa) R^T, kappa as in sde.exact
+    k = (r * drift_rates(problem, eta, sde_drift_c(sde, c), sde.endswith("_2"))) @ r.T
+    return linalg.solve_continuous_lyapunov(-k, -(DIFFUSION_SCALE[sde](c) ** 2) * eta * problem.noise_cov)
 
 
 def floor(problem: Quadratic, cov: np.ndarray) -> float:

@@ -23,6 +23,13 @@ from scipy import stats as sps
 Z95 = 1.959963984540054
 
 
+def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
+    """(n, mean, m2) of two independent samples' moments combined (Chan et al.; scalars or arrays elementwise)."""
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + (m2_b + delta * delta * n_a * n_b / n)
+
+
 @dataclass
 class RunningMoments:
     n: int = 0
@@ -53,11 +60,7 @@ class RunningMoments:
         """Combine with independent moments of other paths (Chan et al.)."""
         if other.n == 0:
             return
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        self.mean += delta * other.n / n
-        self.m2 += other.m2 + delta * delta * self.n * other.n / n
-        self.n = n
+        self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2, other.n, other.mean, other.m2)
 
     @property
     def var(self) -> float:
@@ -87,11 +90,7 @@ class SeriesMoments:
         if self.n == 0:
             self.n, self.mean, self.m2 = other.n, other.mean.copy(), other.m2.copy()
             return
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        self.mean = self.mean + delta * other.n / n
-        self.m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
-        self.n = n
+        self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2, other.n, other.mean, other.m2)
 
     @property
     def stderr(self) -> np.ndarray:

@@ -38,11 +38,11 @@ import numpy as np
 from pgpo.multiplier import Multiplier
 from pgpo.progress import Progress
 from sde.panels import (BatchGapPanel, EscapePanel, MinibatchPanel, StationaryPanel, Study, SweepPanel, TrajectoryPanel,
-                        WeakErrorPanel, load_study, multiplier_for)
+                        WeakErrorPanel, load_study, multiplier_for, panel_multipliers)
 from sde.parallel import map_tasks, workers
 from sde.problems import Quadratic, TeacherStudentSoftmax, get_problem
 from sde.results import curve_record, multiplier_record, write_json
-from sde.simulate import ConstantMultiplier, DiscreteProcess, n_steps_for
+from sde.simulate import DiscreteProcess, n_steps_for
 from sde.stats import VERDICT_RULE, Z95, fit_slope, paths_for_precision
 from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths, sde_moments_mc
 
@@ -284,9 +284,9 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
     """Stationary floors of discrete PGPO and each SDE over the eta grid (sde.stationary): one curve per (multiplier,
     SDE, test function) with error(eta) = floor_discrete - floor_SDE, fitted by the same rule as every curve; the
     floors themselves (with standard errors) ride along for the floor-vs-c figure."""
-    from sde.stationary import closed_form_floors
+    from sde.stationary import closed_form_floors, leading_floor
     problem = get_problem(p.problem)
-    mults = [ConstantMultiplier(float(c)) for c in p.constants] + [m.build(problem) for m in p.multipliers]
+    mults = [m for _, m in panel_multipliers(p, problem)]
     jobs = [(i, eta) for i in range(len(mults)) for eta in p.etas]
     loss_min = problem.loss_min
 
@@ -312,7 +312,6 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
     res = dict(zip(jobs, map_tasks(one, jobs, lambda i, _r: prog.advance(
         p.id, 1.0 / len(jobs), f"m #{jobs[i][0]} eta={jobs[i][1]:g}"))))
     curves = []
-    trace_sigma = float(np.trace(problem.covariance(problem.theta0[None, :])[0]))
     constant_sigma = isinstance(problem, (Quadratic, TeacherStudentSoftmax))     # Sigma does not depend on theta
     for i, mult in enumerate(mults):
         for k in p.sdes:
@@ -324,9 +323,9 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
                     errs, ses = [r[("diff", k, g)][0] for r in rows], [r[("diff", k, g)][1] for r in rows]
                 c = getattr(mult, "c", None)
                 c1 = None
-                if c is not None and g == "loss" and constant_sigma:   # floors eta c tr(Sigma)/4 vs eta tr(Sigma)/(4c)
-                    c1 = {"matched": 0.0, "matched_2": 0.0, "paper": trace_sigma / 4.0 * (c - 1.0 / c),
-                          "paper_2": trace_sigma / 4.0 * (c - 1.0 / c)}.get(k)
+                if c is not None and g == "loss" and constant_sigma and k != "sgd_sde":
+                    # the discrete floor's leading order is the matched SDE's: C1 = its leading floor - the SDE's
+                    c1 = leading_floor(problem, 1.0, c, "matched") - leading_floor(problem, 1.0, c, k)
                 curves.append(curve_record(
                     p.etas, errs, ses, [0 if p.method == "closed_form" else p.paths] * len(p.etas),
                     panel=p.id, problem=p.problem, discrete="pgpo", sde=k, g=g, T=None, error_at="stationary",
@@ -347,7 +346,7 @@ def escape_panel(p: EscapePanel, prog) -> list[dict]:
     either way), the SDEs exactly, Kramers for constant m."""
     from sde import escape
     problem = get_problem(p.problem)
-    mults = [ConstantMultiplier(float(c)) for c in p.constants] + [m.build(problem) for m in p.multipliers]
+    mults = [m for _, m in panel_multipliers(p, problem)]
     jobs = [(i, eta) for i in range(len(mults)) for eta in p.etas]
 
     def one(job):
@@ -370,8 +369,7 @@ def escape_panel(p: EscapePanel, prog) -> list[dict]:
                              "censored_fraction": mc.censored_fraction, "horizon": mc.horizon},
                 "exact": exact,
                 "kramers": None if c is None else {s: escape.kramers_mfpt(problem, c, eta, s) for s in escape.SDES},
-                "temperature": None if c is None else {"matched": eta * c * problem.sigma ** 2 / 2,
-                                                       "paper": eta * problem.sigma ** 2 / (2 * c)}}
+                "temperature": None if c is None else {s: escape.temperature(problem, c, eta, s) for s in escape.SDES}}
 
     return map_tasks(one, jobs, lambda i, _r: prog.advance(p.id, 1.0 / len(jobs),
                                                             f"m #{jobs[i][0]} eta={jobs[i][1]:g}"))

@@ -118,12 +118,10 @@ def fluctuation_traces(problem: Problem, mult: Multiplier, t_end: float) -> dict
 
 
 def fluctuation_trace_constant(problem: Quadratic, c: float, t_end: float, diffusion_scale: float) -> float:
-    """tr P(T) in closed form for a constant multiplier c on the quadratic and diffusion s sqrt(eta) S (in A's
-    eigenbasis, where the trace is the same)."""
-    a, r = problem.curvatures, problem.eigenbasis
-    ssum = c * (a[:, None] + a[None, :])
-    sig = r.T @ problem.noise_cov @ r
-    return float(np.trace(diffusion_scale ** 2 * sig * (-np.expm1(-ssum * t_end)) / ssum))
+    """tr P(T) in closed form for a constant multiplier c on the quadratic and diffusion s sqrt(eta) S: the OU
+    covariance of sde.exact at eta = 1 (P scales with eta)."""
+    from sde.exact import ou_moments
+    return float(np.trace(ou_moments(problem, 1.0, t_end, c, diffusion_scale)[1]))
 
 
 def fluctuation_plateau(problem: Problem, mult: Multiplier, t_end: float, sde: str) -> float | None:
