@@ -8,9 +8,14 @@ process (so that its peak RSS is its own). Variants:
   pgpo       the same + I_k from the loss's own top-k(+tail) log-probs + m_k applied to the AdamW step
   pgpo_full  the same, but I_k recomputed from the full-vocabulary logits (chunked): the cost when the
              loss does not already hold top-k log-probs (for information; no target)
+  smoothed   pgpo with m_k = m(Ibar_k), Ibar the moving average of I_k (pgpo.ema_steps 10)
+  scale_free m_k = min(1 + 0.5 I_k / Ibar_k, 2)
+  sample     per-sample loss weights m(I_i), normalised (the step is not multiplied)
+  token      per-token loss weights m(I_t), normalised
 
 Prints median step time, peak RSS and the step's peak RSS increment, and the PGPO/SDPO ratios.
-Targets (issue): time ratio <= 1.03 and peak-memory ratio <= 1.05 for `pgpo`.
+Targets (issues): time ratio <= 1.03 and peak-memory ratio <= 1.05 for `pgpo`; <= 1.01 for the variants
+relative to SDPO, like batch PGPO.
 
     python benchmarks/pgpo_overhead.py [--steps 12] [--batch 4] [--response 128] [--json out.json]
 """
@@ -44,23 +49,50 @@ def _setup(batch: int, prompt: int, response: int, seed: int):
     return student, teacher, opt, ids, t_ids, mask
 
 
-def make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl):
-    """One distillation training step; `variant` decides whether and how I_k and m_k are computed."""
+VARIANT_SETTINGS = {"sdpo": {}, "pgpo": {}, "pgpo_full": {},
+                    "smoothed": {"ema_steps": 10.0, "signal": "smoothed"},
+                    "scale_free": {"alpha": 0.0, "beta": 0.5, "ema_steps": 10.0},
+                    "sample": {"granularity": "sample"}, "token": {"granularity": "token"}}
+
+
+def settings_for(variant):
+    from pgpo.settings import PGPOSettings
+    return PGPOSettings(**{"alpha": 1.0, "m_max": 2.0, **VARIANT_SETTINGS[variant]}).validate()
+
+
+def use_variant(ctl, variant, emas):
+    """Point the one controller on the shared optimizer at `variant`'s settings (its own Ibar kept in `emas`), so
+    that every variant steps the same optimizer through the same hooks (a benchmark-only shortcut)."""
+    from pgpo.modulation import InfoEMA
+    st = settings_for(variant)
+    ctl.settings, ctl.multiplier, ctl.rule = st, st.multiplier(), st.step_rule()
+    if st.ema_steps is not None and variant not in emas:
+        emas[variant] = InfoEMA(1.0 / st.ema_steps)
+    ctl.ema = emas.get(variant)
+
+
+def make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl, emas=None):
+    """One distillation training step; `variant` decides whether and how I_k and m_k (or weights) are computed."""
     import torch
 
     from pgpo.distill import topk_distillation
+    from pgpo.information import per_token_from_topk
 
     def step():
+        if ctl is not None and emas is not None:
+            use_variant(ctl, variant, emas)
         s_logits = student(input_ids=ids, logits_to_keep=response + 1).logits[:, :-1]
         with torch.no_grad():
             t_logits = teacher(input_ids=t_ids, logits_to_keep=response + 1).logits[:, :-1]
         per_tok, s_lp, t_lp = topk_distillation(s_logits, t_logits, k=100, add_tail=True, jsd_weight=0.5)
-        loss = (per_tok * mask).sum() / mask.sum()
-        if variant == "pgpo":
-            ctl.observe_topk(s_lp.detach(), t_lp, mask, final_support=True)
-            ctl.finalize()
-        elif variant == "pgpo_full":
+        if variant == "pgpo_full":
             ctl.observe_logits(s_logits.detach(), t_logits, mask)
+        elif variant != "sdpo":                  # as the trainer: per-token I_k from the loss's own support
+            info = per_token_from_topk(s_lp.detach(), t_lp, final_support=True)
+            ctl.observe_per_token(info, mask)
+            per_tok = ctl.weigh(per_tok, info, mask)
+        loss = (per_tok * mask).sum() / mask.sum()
+        if variant != "sdpo":
             ctl.finalize()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -76,7 +108,8 @@ def time_worker(variants, steps, batch, prompt, response, seed) -> dict:
 
     student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
     ctl = PGPOController(opt, PGPOSettings(alpha=1.0, m_max=2.0))
-    fns = {v: make_step(v, student, teacher, opt, ids, t_ids, mask, response, ctl) for v in variants}
+    emas: dict = {}
+    fns = {v: make_step(v, student, teacher, opt, ids, t_ids, mask, response, ctl, emas) for v in variants}
     for v in variants:                          # warm-up: allocator, AdamW state, kernels
         fns[v]()
     times = {v: [] for v in variants}
@@ -97,7 +130,7 @@ def memory_worker(variant, steps, batch, prompt, response, seed) -> dict:
     from pgpo.settings import PGPOSettings
 
     student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
-    ctl = PGPOController(opt, PGPOSettings(alpha=1.0, m_max=2.0)) if variant != "sdpo" else None
+    ctl = PGPOController(opt, settings_for(variant)) if variant != "sdpo" else None
     step = make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl)
     step()
     rss_before = psutil.Process().memory_info().rss // 1024
@@ -124,7 +157,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--response", type=int, default=128)
-    ap.add_argument("--variants", nargs="+", default=["sdpo", "pgpo", "pgpo_full"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANT_SETTINGS), choices=list(VARIANT_SETTINGS))
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)

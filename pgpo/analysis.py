@@ -4,14 +4,16 @@
         [--step-budget 200] [--time-budget-h 5]
 
 A run is a directory holding `run_config.yaml` and `log.jsonl` (as written by `python -m pgpo train`). Runs are
-grouped by domain and method (SDPO when pgpo.alpha = 0, else "PGPO a=<alpha>"); seeds are averaged.
+grouped by domain and method (pgpo.settings.PGPOSettings.label: "SDPO", "PGPO a=<alpha>", or a variant's name such as
+"PGPO b=0.5 (scale-free, Ibar 10 steps)"); seeds are averaged.
 
 Outputs (PNG + PDF, Markdown + JSON):
   accuracy_vs_step, accuracy_vs_time   mean@k per domain, mean over seeds with a min-max band
-  information_traces                   I_k and m_k per domain and method (mean over seeds)
-  table1.md/json                       best mean@k within the budget: SDPO, PGPO (best alpha per domain),
-                                       improvement row; the paper's reported numbers for comparison
-  table3.md/json                       the alpha ablation: SDPO and every alpha, per domain
+  information_traces                   I_k and m_k per domain and method (mean over seeds); with the variants
+                                       also Ibar_k (pgpo.ema_steps) and the mean loss weight (sample / token)
+  table1.md/json                       best mean@k within the budget: SDPO, PGPO (best alpha per domain, among
+                                       the paper's batch rule), improvement row; the paper's reported numbers
+  table3.md/json                       the ablation: SDPO, every alpha and every variant, per domain
 "Best within the budget" = for each run, the highest evaluated mean@k among evaluations at step <= step budget
 and elapsed time <= time budget; then the mean (and sd) over seeds.
 """
@@ -42,14 +44,11 @@ PAPER_TABLE1 = {"SDPO": {"chemistry": 72.57, "physics": 77.05, "biology": 61.62,
 class Run:
     path: str
     domain: str
-    alpha: float
+    method: str                 # PGPOSettings.label()
+    order: tuple                # sort key: SDPO, the paper's rule by alpha, then the variants by name
     seed: int
     train: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
-
-    @property
-    def method(self) -> str:
-        return method_name(self.alpha)
 
     def elapsed_at(self, step: int) -> float | None:
         """Wall-clock seconds when `step` finished (from the train line of that step)."""
@@ -66,8 +65,22 @@ class Run:
         return max(vals) if vals else None
 
 
-def method_name(alpha: float) -> str:
-    return "SDPO" if alpha == 0 else f"PGPO a={alpha:g}"
+def method_of(pgpo_section: dict) -> tuple[str, tuple]:
+    """(label, sort key) of a run's `pgpo:` section (missing keys take their defaults)."""
+    from pgpo.schema import build
+    from pgpo.settings import PGPOSettings
+    st = build(PGPOSettings, pgpo_section or {}, "pgpo")
+    label = st.label()
+    if st.is_sdpo:
+        return label, (0, 0.0, "")
+    if is_paper_rule(label):
+        return label, (1, st.alpha, "")
+    return label, (2, st.sensitivity, label)
+
+
+def is_paper_rule(label: str) -> bool:
+    """True for the paper's batch rule m(I_k) with an alpha ("PGPO a=10"), False for SDPO and the variants."""
+    return label.startswith("PGPO a=") and "(" not in label
 
 
 def find_runs(root: str) -> list[Run]:
@@ -77,20 +90,25 @@ def find_runs(root: str) -> list[Run]:
             continue
         with open(os.path.join(d, "run_config.yaml")) as f:
             cfg = yaml.safe_load(f)
-        run = Run(d, cfg["data"]["domain"], float(cfg["pgpo"]["alpha"]), int(cfg["training"]["seed"]))
+        run = Run(d, cfg["data"]["domain"], *method_of(cfg.get("pgpo")), int(cfg["training"]["seed"]))
         recs = read_log(os.path.join(d, LOG_NAME))
         run.evals, run.train = of_kind(recs, "eval"), of_kind(recs, "train")
         runs.append(run)
     if not runs:
         raise FileNotFoundError(f"no runs (run_config.yaml + log.jsonl) under {root}")
-    return sorted(runs, key=lambda r: (r.domain, r.alpha, r.seed))
+    return sorted(runs, key=lambda r: (r.domain, r.order, r.seed))
 
 
 def _groups(runs):
-    out: dict[tuple[str, float], list[Run]] = {}
+    out: dict[tuple[str, str], list[Run]] = {}
     for r in runs:
-        out.setdefault((r.domain, r.alpha), []).append(r)
+        out.setdefault((r.domain, r.method), []).append(r)
     return out
+
+
+def _methods(runs) -> list[str]:
+    """Method labels in table order."""
+    return [m for _, m in sorted({(r.order, r.method) for r in runs})]
 
 
 def _mean_sd(values):
@@ -105,17 +123,16 @@ def tables(runs: list[Run], step_budget: float = math.inf, time_budget_h: float 
     tb = time_budget_h * 3600.0
     groups = _groups(runs)
     domains = [d for d in DOMAIN_ORDER if any(k[0] == d for k in groups)]
-    alphas = sorted({a for _, a in groups})
     t3 = {}
-    for a in alphas:
+    for method in _methods(runs):
         row = {}
         for d in domains:
-            m, sd, n = _mean_sd([r.best_within(step_budget, tb) for r in groups.get((d, a), [])])
+            m, sd, n = _mean_sd([r.best_within(step_budget, tb) for r in groups.get((d, method), [])])
             row[d] = None if m is None else {"mean": 100 * m, "sd": 100 * sd, "seeds": n}
-        t3[method_name(a)] = row
+        t3[method] = row
     t1 = {"SDPO": t3.get("SDPO", {d: None for d in domains}), "PGPO (best alpha)": {}, "Improvement": {}}
     for d in domains:
-        cands = [(v[d]["mean"], name, v[d]) for name, v in t3.items() if name != "SDPO" and v.get(d)]
+        cands = [(v[d]["mean"], name, v[d]) for name, v in t3.items() if is_paper_rule(name) and v.get(d)]
         if cands:
             _, name, cell = max(cands, key=lambda c: c[0])
             t1["PGPO (best alpha)"][d] = {**cell, "alpha": name.split("=")[1]}
@@ -155,7 +172,7 @@ def render_tables(t: dict) -> tuple[str, str]:
     lines1 += ["", "Reported in the PGPO paper (Qwen3-8B, avg@16), for comparing shapes:", "", head]
     for name, row in t["paper_table1"].items():
         lines1.append(f"| {name} (paper) | " + " | ".join(f"{row[d]:.2f}" if d in row else "n/a" for d in doms) + " |")
-    lines3 = ["# Table 3: alpha ablation, best mean@k within " + (" and ".join(budget) or "the whole run") +
+    lines3 = ["# Table 3: alpha ablation and variants, best mean@k within " + (" and ".join(budget) or "the whole run") +
               " (%, mean ± sd over seeds)", "", head]
     for name, row in t["table3"].items():
         lines3.append(f"| {name} | " + " | ".join(_cell(row.get(d)) for d in doms) + " |")
@@ -194,9 +211,9 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
 
     groups = _groups(runs)
     domains = t["domains"]
-    alphas = sorted({a for _, a in groups})
+    alphas = _methods(runs)                       # method labels, table order
     cmap = plt.get_cmap("viridis")
-    color = {a: ("#d62728" if a == 0 else cmap(i / max(len(alphas) - 1, 1))) for i, a in enumerate(alphas)}
+    color = {a: ("#d62728" if a == "SDPO" else cmap(i / max(len(alphas) - 1, 1))) for i, a in enumerate(alphas)}
 
     def save(fig, name):
         save_figure(fig, out_dir, name, written, dpi=130)
@@ -214,14 +231,14 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
                     if not xs:
                         continue
                     ys = [100 * statistics.mean(v) for v in vals]
-                    ax.plot(xs, ys, color=color[a], label=f"{method_name(a)} ({len(rs)} seeds)")
+                    ax.plot(xs, ys, color=color[a], label=f"{a} ({len(rs)} seeds)")
                     ax.fill_between(xs, [100 * min(v) for v in vals], [100 * max(v) for v in vals],
                                     color=color[a], alpha=0.15)
                 else:
                     for i, r in enumerate(rs):
                         hx = [(r.elapsed_at(e["step"]) or 0.0) / 3600 for e in r.evals]
                         ax.plot(hx, [100 * e["mean_at_k"] for e in r.evals], color=color[a], alpha=0.8,
-                                label=f"{method_name(a)}" if i == 0 else None)
+                                label=a if i == 0 else None)
             ax.set_title(DOMAIN_TITLE[d])
             ax.set_xlabel(xlabel)
             ax.set_ylabel("mean@k (%)")
@@ -229,21 +246,24 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
             ax.legend(fontsize=7)
         save(fig, name)
 
-    fig, axes = plt.subplots(2, len(domains), figsize=(4.6 * len(domains), 6.6), squeeze=False)
+    rows = [("info", r"$I_k$ (nats/token)"), ("multiplier", r"$m_k$")]
+    rows += [(k, lab) for k, lab in (("info_ema", r"$\bar I_k$ (moving average)"),
+                                     ("weight_mean", "mean loss weight (sample / token)"))
+             if any(rec.get(k) is not None for r in runs for rec in r.train)]
+    fig, axes = plt.subplots(len(rows), len(domains), figsize=(4.6 * len(domains), 3.3 * len(rows)), squeeze=False)
     for j, d in enumerate(domains):
         for a in alphas:
             rs = groups.get((d, a), [])
-            for i, key in enumerate(("info", "multiplier")):
+            for i, (key, _) in enumerate(rows):
                 xs, vals = _series(rs, key)
                 if xs:
-                    axes[i][j].plot(xs, [statistics.mean(v) for v in vals], color=color[a], label=method_name(a))
+                    axes[i][j].plot(xs, [statistics.mean(v) for v in vals], color=color[a], label=a)
         axes[0][j].set_title(DOMAIN_TITLE[d])
-        axes[0][j].set_ylabel(r"$I_k$ (nats/token)")
-        axes[1][j].set_ylabel(r"$m_k$")
-        axes[1][j].set_xlabel("optimizer step")
-        for i in range(2):
+        for i, (_, lab) in enumerate(rows):
+            axes[i][j].set_ylabel(lab)
             axes[i][j].grid(True, alpha=0.3)
             axes[i][j].legend(fontsize=7)
+        axes[-1][j].set_xlabel("optimizer step")
     save(fig, "information_traces")
     return written
 

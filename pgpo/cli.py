@@ -3,7 +3,7 @@
     train  --config FILE [dotted.key=value ...] [--resume [PATH|auto] | --overwrite] [--dry-run]
     eval   --model PATH --domain D [--k 16] [--split test] [--max-questions N] ...
     alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
-    grid   --grid FILE [--match TEXT] [--launcher CMD]   one training command per run of a grid
+    grid   --grid FILE [--match TEXT] [--block B] [--launcher CMD]   one training command per run of a grid
     plan   --config FILE --gpus N --gpu-mem GiB [--strategy S | --accelerate FILE]   per-GPU memory plan
 
 Configuration errors are reported in one line naming the field, before any model is loaded (exit 2).
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--launcher", default="python -m pgpo",
                    help="command prefix, e.g. 'accelerate launch --config_file X -m pgpo'")
     g.add_argument("--resume", action="store_true", help="add --resume to every command")
+    g.add_argument("--block", help="only the runs of this block: 'main' or an ablation's name (default: all)")
     return p
 
 
@@ -151,8 +152,11 @@ def _grid(parser, args) -> int:
         runs = load_grid(args.grid)
     except ConfigError as e:
         parser.error(str(e))
+    blocks = list(dict.fromkeys(r.block for r in runs))
+    if args.block is not None and args.block not in blocks:
+        parser.error(f"--block: {args.grid} has blocks {', '.join(blocks)}, not {args.block!r}")
     for r in runs:
-        if args.match and args.match not in r.name:
+        if (args.match and args.match not in r.name) or (args.block is not None and r.block != args.block):
             continue
         cmd = f"{args.launcher} train --config {shlex.quote(r.config)} " + " ".join(shlex.quote(o) for o in r.overrides)
         print(cmd + (" --resume" if args.resume else ""))

@@ -269,7 +269,7 @@ class RunConfig:
 
     @property
     def method(self) -> str:
-        return "sdpo" if self.pgpo.alpha == 0 else "pgpo"
+        return "sdpo" if self.pgpo.is_sdpo else "pgpo"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -114,7 +114,7 @@ def _check_shapes(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match {what} {tuple(student.shape[:2])}")
 
 
-def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> InfoStats:
+def reduce_per_token(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> InfoStats:
     """Masked sums of a (B, T) per-token tensor, excluding (and counting) non-finite values."""
     mask = mask.to(torch.bool)
     finite = torch.isfinite(per_token)
@@ -133,25 +133,52 @@ def _reduce(per_token: torch.Tensor, mask: torch.Tensor, reduction: str) -> Info
 
 
 @torch.no_grad()
-def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
-                            estimator: str = "kl_teacher_student", reduction: str = "token_mean",
-                            jsd_weight: float = 0.5, chunk_size: int = 128) -> InfoStats:
-    """I from full-vocabulary logits of shape (B, T, V) over the tokens where mask (B, T) is set.
+def per_token_from_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *,
+                          estimator: str = "kl_teacher_student", jsd_weight: float = 0.5, chunk_size: int = 128
+                          ) -> torch.Tensor:
+    """The per-position divergence (B, T), float32, from full-vocabulary logits (B, T, V).
 
     The log-softmaxes are computed `chunk_size` positions at a time, in float32, so the extra memory is a
     few (B, chunk, V) buffers. Logits must already carry any temperature the loss uses.
     """
-    _check_shapes(student_logits, teacher_logits, mask, "logits")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+                         f"{tuple(teacher_logits.shape)}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    per_token = torch.empty(mask.shape, dtype=torch.float32, device=student_logits.device)
-    for t0 in range(0, mask.shape[1], chunk_size):
-        t1 = min(t0 + chunk_size, mask.shape[1])
+    per_token = torch.empty(student_logits.shape[:2], dtype=torch.float32, device=student_logits.device)
+    for t0 in range(0, per_token.shape[1], chunk_size):
+        t1 = min(t0 + chunk_size, per_token.shape[1])
         s = torch.log_softmax(student_logits[:, t0:t1].detach().float(), dim=-1)
         t = torch.log_softmax(teacher_logits[:, t0:t1].detach().float(), dim=-1)
         per_token[:, t0:t1] = divergence(s, t, estimator, jsd_weight)
         del s, t
-    return _reduce(per_token, mask, reduction)
+    return per_token
+
+
+@torch.no_grad()
+def per_token_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor, *, add_tail: bool = True,
+                        final_support: bool = False, estimator: str = "kl_teacher_student", jsd_weight: float = 0.5
+                        ) -> torch.Tensor:
+    """The per-position divergence (B, T), float32, on a shared top-k support (see information_from_topk)."""
+    if student_logp.shape != teacher_logp.shape:
+        raise ValueError(f"student and teacher log-probs differ in shape: {tuple(student_logp.shape)} vs "
+                         f"{tuple(teacher_logp.shape)}")
+    s, t = student_logp.detach().float(), teacher_logp.detach().float()
+    if not final_support:
+        s, t = normalise_support(s, t, add_tail)
+    return divergence(s, t, estimator, jsd_weight)
+
+
+@torch.no_grad()
+def information_from_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
+                            estimator: str = "kl_teacher_student", reduction: str = "token_mean",
+                            jsd_weight: float = 0.5, chunk_size: int = 128) -> InfoStats:
+    """I from full-vocabulary logits of shape (B, T, V) over the tokens where mask (B, T) is set
+    (per_token_from_logits, then the reduction)."""
+    _check_shapes(student_logits, teacher_logits, mask, "logits")
+    return reduce_per_token(per_token_from_logits(student_logits, teacher_logits, estimator=estimator,
+                                                  jsd_weight=jsd_weight, chunk_size=chunk_size), mask, reduction)
 
 
 @torch.no_grad()
@@ -164,10 +191,9 @@ def information_from_topk(student_logp: torch.Tensor, teacher_logp: torch.Tensor
     distributions (tail appended or renormalised, as returned by pgpo.distill.topk_distillation).
     """
     _check_shapes(student_logp, teacher_logp, mask, "log-probs")
-    s, t = student_logp.detach().float(), teacher_logp.detach().float()
-    if not final_support:
-        s, t = normalise_support(s, t, add_tail)
-    return _reduce(divergence(s, t, estimator, jsd_weight), mask, reduction)
+    return reduce_per_token(per_token_from_topk(student_logp, teacher_logp, add_tail=add_tail,
+                                                final_support=final_support, estimator=estimator,
+                                                jsd_weight=jsd_weight), mask, reduction)
 
 
 def topk_support(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int

@@ -37,6 +37,7 @@ class StepRecord:
     multiplier: float
     info: float | None = None
     fallback: str | None = None
+    info_ema: float | None = None          # the moving average Ibar_k after this step (pgpo.modulation), if kept
 
 
 class StepModulator:
@@ -56,15 +57,16 @@ class StepModulator:
         self.history: list[StepRecord] = []
         self.steps = 0
         self.fallbacks = 0
-        self._armed: tuple[float, float | None, str | None] | None = None   # for the next step
-        self._current: tuple[float, float | None, str | None] | None = None  # the step in flight
+        self._armed: tuple | None = None             # for the next step
+        self._current: tuple | None = None            # the step in flight
         self._inflight = False
         self._saved_lrs: list | None = None
         self._handles = [optimizer.register_step_pre_hook(self._pre_hook),
                          optimizer.register_step_post_hook(self._post_hook)]
 
     # -- choosing m ------------------------------------------------------------------------------------
-    def arm(self, multiplier: float, info: float | None = None, fallback: str | None = None) -> float:
+    def arm(self, multiplier: float, info: float | None = None, fallback: str | None = None,
+            info_ema: float | None = None) -> float:
         """Set m for the next optimizer.step(). A non-finite or < 1 m is refused: m = 1 is used instead
         and the step is recorded as a fallback. Returns the m that will be applied."""
         m = float(multiplier)
@@ -76,7 +78,7 @@ class StepModulator:
             m = 1.0
         if fallback is not None:
             m = 1.0
-        self._armed = (m, info if info is None or math.isfinite(info) else None, fallback)
+        self._armed = (m, info if info is None or math.isfinite(info) else None, fallback, info_ema)
         return m
 
     def discard(self) -> None:
@@ -90,7 +92,7 @@ class StepModulator:
             if not self.per_engine_step:
                 self._current = None
         if self._current is None:             # the first call of this step takes the armed decision
-            self._current = self._armed if self._armed is not None else (1.0, None, None)
+            self._current = self._armed if self._armed is not None else (1.0, None, None, None)
             self._armed = None
         self._inflight = True
         m = self._current[0]
@@ -112,12 +114,12 @@ class StepModulator:
         gets the same m. A step without any optimizer call (skipped) records nothing."""
         if self._current is None:
             return
-        m, info, fallback = self._current
+        m, info, fallback, info_ema = self._current
         self._current = None
         self.steps += 1
         if fallback is not None:
             self.fallbacks += 1
-        self.history.append(StepRecord(self.steps, m, info, fallback))
+        self.history.append(StepRecord(self.steps, m, info, fallback, info_ema))
         if self.history_limit is not None and len(self.history) > self.history_limit:
             del self.history[: len(self.history) - self.history_limit]
 

@@ -20,6 +20,7 @@ Accounting (bytes per GPU; P = parameters, N = data-parallel processes, b = byte
                        temperature-scaled copy and gradient, teacher logits and copy (bf16), and one fp32
                        log-sum-exp temporary
   I_k buffers          top-k: B x C x (k + 1) x 4 x 4; full vocabulary: B x chunk x V x 4 x 3
+  variant weights      pgpo.granularity sample / token: B x C x (4 + 3 x 8) (per-token I_t, fp64 weights)
   zero3 gather         2 x (largest layer) x b (prefetched full-precision layer during forward/backward)
   vLLM (colocate)      gpu_memory_utilization x GPU memory (bf16 weights 2 P / tp + KV cache); with sleep mode it
                        is released while training, so the peak is max(generation phase, training phase)
@@ -202,6 +203,9 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
         add(Term("I_k buffers (top-k)", B * C * (sd.distillation_topk + 1) * 4 * 4, "train"))
     else:
         add(Term("I_k buffers (chunked)", B * min(cfg.pgpo.chunk_size, C) * s.vocab * 4 * 3, "train"))
+    if cfg.pgpo.granularity != "batch":
+        add(Term("per-sample / per-token weights", B * C * (4 + 8 * 3), "train",
+                 f"{cfg.pgpo.granularity}: I_t (fp32) and three fp64 weight buffers"))
     if strategy == "zero3":
         add(Term("zero3 layer gather", 2 * s.layer_params * b, "train", "prefetched full layers"))
     problem = master_weights_problem(cfg, deepspeed=strategy in ("zero2", "zero3"))

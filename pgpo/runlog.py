@@ -33,6 +33,7 @@ TRAIN_FIELDS = {
     "distilled_tokens": "pgpo/distilled_tokens", "distill_loss": "self_distillation/distillation_loss",
     "mean_length": "completions/mean_length", "entropy": "pgpo/entropy",
     "skipped": "pgpo/skipped", "skipped_total": "pgpo/skipped_total",
+    "info_ema": "pgpo/info_ema", "weight_mean": "pgpo/weight_mean", "weight_max": "pgpo/weight_max",
 }
 
 

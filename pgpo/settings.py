@@ -4,6 +4,14 @@ the input of PGPOController are this one object (torch-free).
     m_k = m(I_k),  m = min(1 + alpha I, m_max) ("clipped_linear", the paper's)
                    or 1 + (m_max - 1) tanh(alpha I / (m_max - 1)) ("smooth")
 
+The variants (pgpo.modulation explains each):
+    ema_steps: n        Ibar_k, the bias-corrected moving average of I_k with weight 1/n per optimizer step
+    signal: smoothed    m_k = m(Ibar_k) instead of m(I_k)                                   (needs ema_steps)
+    beta: b             scale-free: m_k = min(1 + b I_k / Ibar_k, m_max); alpha must be 0  (needs ema_steps)
+    granularity:        batch (the step is multiplied by m_k), or sample / token: loss weights m(I_i) per
+                        completion / m(I_t) per distilled token, detached, and the step is not multiplied
+    normalize: true     sample / token weights divided by their mean over the distilled tokens (all ranks)
+
 `alpha` is PGPO's *sensitivity* (alpha = 0 is plain SDPO; I_k is still measured and logged). It is not the
 SDPO loss's JSD weight (`sdpo.distillation_alpha`): when the I_k estimator is the loss's own divergence
 ("sdpo_divergence") it takes that weight from the loss, so the two can never differ.
@@ -12,8 +20,9 @@ SDPO loss's JSD weight (`sdpo.distillation_alpha`): when the I_k estimator is th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
+from pgpo.modulation import GRANULARITIES, SIGNALS, StepRule
 from pgpo.multiplier import DEFAULT_M_MAX, SHAPES, Multiplier
 from pgpo.schema import ConfigError, positive
 
@@ -29,6 +38,11 @@ class PGPOSettings:
     estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
     reduction: Literal["token_mean", "sample_mean"] = "token_mean"
     chunk_size: int = 128                   # sequence chunk for I_k from full-vocabulary logits
+    beta: float = 0.0                       # scale-free sensitivity: m = min(1 + beta I / Ibar, m_max)
+    ema_steps: Optional[float] = None       # time constant of Ibar in optimizer steps (weight 1 / ema_steps)
+    signal: Literal["raw", "smoothed"] = "raw"
+    granularity: Literal["batch", "sample", "token"] = "batch"
+    normalize: bool = True                  # sample / token weights: mean 1 over the distilled tokens
 
     def validate(self, where: str = "pgpo") -> "PGPOSettings":
         if not self.alpha >= 0:
@@ -39,7 +53,56 @@ class PGPOSettings:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{where}.{name}: must be one of {list(allowed)}, got {getattr(self, name)!r}")
         positive(where, "chunk_size", self.chunk_size)
+        for name, allowed in (("signal", SIGNALS), ("granularity", GRANULARITIES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{where}.{name}: must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if not self.beta >= 0:
+            raise ConfigError(f"{where}.beta: must be >= 0, got {self.beta}")
+        if self.beta > 0 and self.alpha > 0:
+            raise ConfigError(f"{where}.beta: the scale-free sensitivity replaces alpha; set alpha: 0 (got alpha "
+                              f"{self.alpha} and beta {self.beta})")
+        if self.ema_steps is not None and not self.ema_steps >= 1:
+            raise ConfigError(f"{where}.ema_steps: the moving average's time constant must be >= 1 optimizer step, "
+                              f"got {self.ema_steps}")
+        if (self.beta > 0 or self.signal == "smoothed") and self.ema_steps is None:
+            raise ConfigError(f"{where}.ema_steps: required by " + ("beta > 0 (I_k is divided by its moving average)"
+                              if self.beta > 0 else "signal: smoothed (m is taken of the moving average)"))
+        if self.beta > 0 and self.signal == "smoothed":
+            raise ConfigError(f"{where}.signal: with beta the smoothed signal makes m the constant 1 + beta "
+                              "(Ibar / Ibar); use signal: raw")
+        if self.granularity != "batch" and (self.beta > 0 or self.signal == "smoothed"):
+            raise ConfigError(f"{where}.granularity: sample / token weights use alpha on each sample's or token's "
+                              "own I; beta and signal: smoothed modulate the batch step (granularity: batch)")
         return self
 
+    @property
+    def sensitivity(self) -> float:
+        """alpha, or beta for the scale-free rule; 0 means plain SDPO."""
+        return self.beta if self.beta > 0 else self.alpha
+
+    @property
+    def is_sdpo(self) -> bool:
+        """True when no variant changes SDPO's update (every m or weight is 1)."""
+        return self.multiplier().is_identity
+
     def multiplier(self) -> Multiplier:
-        return Multiplier(self.alpha, self.m_max, self.shape)
+        """m_alpha, or m_beta for the scale-free rule (applied to I / Ibar)."""
+        return Multiplier(self.sensitivity, self.m_max, self.shape)
+
+    def step_rule(self) -> StepRule:
+        """m_k from (I_k, Ibar_k) for granularity batch (pgpo.modulation.StepRule)."""
+        return StepRule(self.multiplier(), signal=self.signal, scale_free=self.beta > 0)
+
+    def label(self) -> str:
+        """A short name for tables and legends: SDPO, PGPO a=10, PGPO b=0.5 (scale-free, Ibar 10 steps), ..."""
+        if self.is_sdpo:
+            return "SDPO"
+        parts = []
+        if self.signal == "smoothed":
+            parts.append(f"smoothed I, {self.ema_steps:g} steps")
+        if self.beta > 0:
+            parts.append(f"scale-free, Ibar {self.ema_steps:g} steps")
+        if self.granularity != "batch":
+            parts.append(f"per {self.granularity}" + ("" if self.normalize else ", unnormalised"))
+        head = f"PGPO {'b' if self.beta > 0 else 'a'}={self.sensitivity:g}"
+        return head + (f" ({'; '.join(parts)})" if parts else "")

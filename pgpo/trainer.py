@@ -22,10 +22,15 @@ used here are guarded by tests/test_trl_hooks.py):
   moment, EMA or PGPO-history change; the lr scheduler still advances, as in the SDPO reference.
 - checkpoints are written to a hidden staging directory and renamed into place (atomic), and carry the
   EMA teacher's fp32 average and the PGPO state; resuming restores both.
+- the variants (pgpo.modulation): Ibar_k kept by the controller (in checkpoints); with granularity sample / token
+  the per-token loss is multiplied by detached weights m(I_i) / m(I_t) from the same per-token divergences that
+  give I_k, normalised over all ranks' distilled tokens of the micro-batch (pgpo.token_weights).
 - metrics `pgpo/info`, `pgpo/multiplier`, `pgpo/fallback`, `pgpo/distilled_tokens`, `pgpo/tokens`,
-  `pgpo/skipped` (this step), `pgpo/skipped_total`.
+  `pgpo/skipped` (this step), `pgpo/skipped_total`; `pgpo/info_ema` (with ema_steps), `pgpo/weight_mean` and
+  `pgpo/weight_max` (sample / token weights before normalisation).
 
-alpha = 0 with `distillation_is_clip = None` reproduces TRL's SDPO bit for bit (tests/test_trainer.py).
+alpha = 0 (and beta = 0, whatever the granularity) with `distillation_is_clip = None` reproduces TRL's SDPO bit for
+bit (tests/test_trainer.py).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from pgpo.controller import PGPOController
 from pgpo.distill import topk_distillation
 from pgpo.ema_teacher import FP32EMATeacher
 from pgpo.optim import innermost_optimizer, optimizer_chain
-from pgpo.information import InfoStats
+from pgpo.information import InfoStats, per_token_from_logits, per_token_from_topk
 from pgpo.trainer_config import PGPOConfig
 
 PGPO_STATE_NAME = "pgpo_state.json"
@@ -144,18 +149,27 @@ class PGPOTrainer(SDPOTrainer):
             else:
                 raise ValueError("distillation_mode must be one of: 'sampled_token', 'full_logits', 'topk_logits', "
                                  f"got {args.distillation_mode!r}")
+        per_token_info = None
         if ctl is not None:                                     # I_k from the tensors the loss used
             if bool(dl.loss_mask.sum() == 0):
                 ctl.observe(InfoStats())                        # nothing to distill on this micro-batch
-            elif args.distillation_mode == "topk_logits":
-                ctl.observe_topk(s_lp.detach(), t_lp.detach(), dl.loss_mask, final_support=True)
             else:
-                ctl.observe_logits(dl.student_logits.detach(), dl.teacher_logits.detach(), dl.loss_mask)
+                est = args.pgpo.estimator
+                if args.distillation_mode == "topk_logits":
+                    per_token_info = per_token_from_topk(s_lp.detach(), t_lp.detach(), final_support=True,
+                                                         estimator=est, jsd_weight=args.distillation_alpha)
+                else:
+                    per_token_info = per_token_from_logits(dl.student_logits.detach(), dl.teacher_logits.detach(),
+                                                           estimator=est, jsd_weight=args.distillation_alpha,
+                                                           chunk_size=args.pgpo.chunk_size)
+                ctl.observe_per_token(per_token_info, dl.loss_mask)
         rollout_logps = inputs.get("rollout_per_token_logps", inputs.get("old_per_token_logps"))
         if args.distillation_is_clip is not None and rollout_logps is not None:
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
             per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
                                                                 rollout_logps, args.distillation_is_clip)
+        if ctl is not None and ctl.weights_loss:                # per-sample / per-token PGPO (every rank, always)
+            per_token_loss = ctl.weigh(per_token_loss, per_token_info, dl.loss_mask)
         loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
         loss = loss.mean()
         mean_distill_loss = (per_token_loss * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
@@ -227,6 +241,16 @@ class PGPOTrainer(SDPOTrainer):
         m["pgpo/fallback"].append(0.0 if decision.fallback is None else 1.0)
         m["pgpo/distilled_tokens"].append(decision.tokens)
         m["pgpo/tokens"].append(tokens)
+        s = self.args.pgpo
+        if s.ema_steps is not None:
+            m["pgpo/info_ema"].append(decision.info_ema if decision.info_ema is not None else float("nan"))
+        if s.granularity != "batch":                       # the weights' mean and max over all ranks' tokens
+            st = torch.tensor([decision.weight_mean or 0.0, decision.weight_tokens, decision.weight_max or 0.0],
+                              dtype=torch.float64, device=self.accelerator.device)
+            both = self.accelerator.gather(st[None]).reshape(-1, 3)
+            n = float(both[:, 1].sum())
+            m["pgpo/weight_mean"].append(float((both[:, 0] * both[:, 1]).sum()) / n if n > 0 else float("nan"))
+            m["pgpo/weight_max"].append(float(both[:, 2].max()) if n > 0 else float("nan"))
 
     def log(self, logs, start_time=None):
         if self.model.training and "loss" in logs and self._pgpo is not None:

@@ -15,7 +15,7 @@ from pgpo.settings import PGPOSettings
 @dataclass
 class PGPOConfig(SDPOConfig):
     """SDPOConfig plus `pgpo`, PGPO's settings as one object (pgpo.settings.PGPOSettings; a mapping of its
-    fields is accepted). `pgpo.alpha = 0` is plain SDPO."""
+    fields is accepted). `pgpo.alpha = 0` (and `pgpo.beta = 0`) is plain SDPO."""
 
     pgpo: PGPOSettings = field(default_factory=PGPOSettings, metadata={"help": "PGPO's settings."})
 
@@ -24,9 +24,10 @@ class PGPOConfig(SDPOConfig):
         if isinstance(self.pgpo, dict):
             self.pgpo = PGPOSettings(**self.pgpo)
         self.pgpo.validate()
-        if self.pgpo.alpha > 0 and self.distillation_weight == 0:
-            raise ValueError("pgpo.alpha > 0 needs a distillation term (distillation_weight > 0) to measure I_k")
-        if self.pgpo.alpha > 0 and self.use_teacher_server:
+        if not self.pgpo.is_sdpo and self.distillation_weight == 0:
+            raise ValueError("pgpo.alpha / pgpo.beta > 0 needs a distillation term (distillation_weight > 0) to "
+                             "measure I_k")
+        if not self.pgpo.is_sdpo and self.use_teacher_server:
             raise ValueError("PGPO needs the teacher's logits in the trainer; use_teacher_server is not supported")
 
     def to_dict(self):

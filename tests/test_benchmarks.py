@@ -35,7 +35,8 @@ def test_pgpo_overhead_script(tmp_path):
     _run(["benchmarks/pgpo_overhead.py", "--steps", "1", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
           "--response", "8", "--json", str(out)])
     s = json.loads(out.read_text())["summary"]
-    assert set(s) == {"sdpo", "pgpo", "pgpo_full"} and s["sdpo"]["time_ratio"] == 1.0
+    assert set(s) == {"sdpo", "pgpo", "pgpo_full", "smoothed", "scale_free", "sample", "token"}
+    assert s["sdpo"]["time_ratio"] == 1.0 and all(v["peak_rss_kib"] > 0 for v in s.values())
 
 
 @pytest.mark.train

@@ -17,6 +17,29 @@ def test_every_preset_validates(path):
     assert isinstance(cfg, RunConfig)
 
 
+@pytest.mark.parametrize("overrides, needle", [
+    (["pgpo.alpha=2", "pgpo.beta=0.5", "pgpo.ema_steps=10"], "pgpo.beta: the scale-free sensitivity replaces alpha"),
+    (["pgpo.alpha=0", "pgpo.beta=0.5"], "pgpo.ema_steps: required by beta > 0"),
+    (["pgpo.alpha=2", "pgpo.signal=smoothed"], "pgpo.ema_steps: required by signal: smoothed"),
+    (["pgpo.alpha=0", "pgpo.beta=0.5", "pgpo.ema_steps=10", "pgpo.signal=smoothed"],
+     "pgpo.signal: with beta the smoothed signal makes m the constant"),
+    (["pgpo.alpha=2", "pgpo.ema_steps=10", "pgpo.signal=smoothed", "pgpo.granularity=token"],
+     "pgpo.granularity: sample / token weights use alpha"),
+])
+def test_variant_combinations_that_cannot_work_are_refused(overrides, needle):
+    assert needle in _err(overrides)
+
+
+def test_variant_settings_name_the_method():
+    from pgpo.settings import PGPOSettings
+    assert load_config(None, ["pgpo.alpha=0", "pgpo.granularity=token"]).method == "sdpo"
+    assert load_config(None, ["pgpo.alpha=0", "pgpo.beta=0.5", "pgpo.ema_steps=10"]).method == "pgpo"
+    assert PGPOSettings(alpha=0.0, beta=0.5, ema_steps=10).validate().label() == \
+        "PGPO b=0.5 (scale-free, Ibar 10 steps)"
+    assert PGPOSettings(alpha=10.0, granularity="token", normalize=False).label() == "PGPO a=10 (per token, unnormalised)"
+    assert PGPOSettings(alpha=10.0).label() == "PGPO a=10" and PGPOSettings().label() == "SDPO"
+
+
 def _err(overrides, path=None):
     with pytest.raises(ConfigError) as e:
         load_config(path, overrides)
@@ -33,6 +56,11 @@ def _err(overrides, path=None):
     ("pgpo.m_max=0.5", "pgpo.m_max: must be >= 1"),
     ("pgpo.shape=cubic", "pgpo.shape: must be one of"),
     ("pgpo.estimator=js", "pgpo.estimator: must be one of"),
+    ("pgpo.beta=-0.5", "pgpo.beta: must be >= 0"),
+    ("pgpo.granularity=layer", "pgpo.granularity: must be one of"),
+    ("pgpo.signal=ema", "pgpo.signal: must be one of"),
+    ("pgpo.ema_steps=0.5", "pgpo.ema_steps: the moving average's time constant must be >= 1"),
+    ("pgpo.normalize=maybe", "pgpo.normalize: expected true or false"),
     ("sdpo.distillation_alpha=1.5", "sdpo.distillation_alpha: must be in [0, 1]"),
     ("sdpo.distillation_topk=null", "sdpo.distillation_topk: required"),
     ("data.domain=astronomy", "data.domain: unknown domain 'astronomy'"),
@@ -95,9 +123,32 @@ def test_missing_or_broken_files(tmp_path):
     assert "not valid YAML" in _err([], str(q))
 
 
+def test_variants_ablation_block_expands_to_valid_runs_and_plans(capsys):
+    from pgpo.cli import main
+    from pgpo.grid import load_grid
+    grid = os.path.join(ROOT, "experiments", "science_qa", "grid.yaml")
+    runs = [r for r in load_grid(grid) if r.block == "variants"]
+    assert len(runs) == 4 * 6 * 3 and len({r.output_dir for r in runs}) == len(runs)
+    cfgs = {r.method: load_config(r.config, list(r.overrides)).pgpo for r in runs}
+    assert {m: (p.alpha, p.beta, p.ema_steps, p.signal, p.granularity) for m, p in cfgs.items()} == {
+        "pgpo-b0.25": (0.0, 0.25, 10.0, "raw", "batch"), "pgpo-b0.5": (0.0, 0.5, 10.0, "raw", "batch"),
+        "pgpo-b1": (0.0, 1.0, 10.0, "raw", "batch"), "pgpo-smoothed-a10": (10.0, 0.0, 10.0, "smoothed", "batch"),
+        "pgpo-token-a10": (10.0, 0.0, None, "raw", "token"), "pgpo-sample-a10": (10.0, 0.0, None, "raw", "sample")}
+    assert main(["grid", "--grid", grid, "--block", "variants"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(runs) and all("pgpo.granularity=token" in line for line in lines if "token-a10" in line)
+    tok = next(r for r in runs if r.method == "pgpo-token-a10")           # `pgpo plan` answers for an ablation run
+    rc = main(["plan", "--config", tok.config, "--gpus", "8", "--gpu-mem", "80", "--strategy", "zero3",
+               *[o for o in tok.overrides if o.startswith("pgpo.")]])
+    out = capsys.readouterr().out
+    assert rc in (0, 1) and "per-sample / per-token weights" in out
+    with pytest.raises(SystemExit):
+        main(["grid", "--grid", grid, "--block", "nothing"])
+
+
 def test_paper_grid_expands_to_48_valid_runs():
     from pgpo.grid import load_grid
-    runs = load_grid(os.path.join(ROOT, "experiments", "science_qa", "grid.yaml"))
+    runs = [r for r in load_grid(os.path.join(ROOT, "experiments", "science_qa", "grid.yaml")) if r.block == "main"]
     assert len(runs) == 4 * 4 * 3
     assert len({r.output_dir for r in runs}) == len(runs)
     alphas = {load_config(r.config, list(r.overrides)).pgpo.alpha for r in runs}

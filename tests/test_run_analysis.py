@@ -11,15 +11,15 @@ import yaml
 import pgpo.analysis as sqa
 
 
-def _write_run(root, domain, alpha, seed, evals, step_s=100.0):
-    d = root / domain / f"a{alpha}-s{seed}"
+def _write_run(root, domain, alpha, seed, evals, step_s=100.0, pgpo=None):
+    d = root / domain / (f"a{alpha}-s{seed}" if pgpo is None else f"v{len(list(root.glob('**/v*')))}-s{seed}")
     d.mkdir(parents=True)
-    (d / "run_config.yaml").write_text(yaml.safe_dump({"data": {"domain": domain}, "pgpo": {"alpha": alpha},
+    (d / "run_config.yaml").write_text(yaml.safe_dump({"data": {"domain": domain}, "pgpo": pgpo or {"alpha": alpha},
                                                        "training": {"seed": seed}}))
     lines = []
     for step in range(1, max(s for s, _ in evals) + 1):
         lines.append({"kind": "train", "step": step, "info": 0.1 * step, "multiplier": min(1 + alpha * 0.1 * step, 2),
-                      "elapsed_s": step * step_s})
+                      "elapsed_s": step * step_s, "info_ema": 0.08 * step if pgpo else None})
     lines += [{"kind": "eval", "step": s, "mean_at_k": v, "k": 16} for s, v in evals]
     (d / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
 
@@ -33,6 +33,8 @@ def synthetic(tmp_path):
         _write_run(tmp_path, "chemistry", 2.5, seed, [(5, 0.50), (10, 0.55 + bump), (20, 0.58)])
     _write_run(tmp_path, "physics", 0.0, 0, [(5, 0.75), (10, 0.77)])
     _write_run(tmp_path, "physics", 2.5, 0, [(5, 0.70), (10, 0.74)])
+    # a variant that beats every alpha: listed in Table 3, never Table 1's "best alpha"
+    _write_run(tmp_path, "chemistry", 0.0, 0, [(5, 0.90)], pgpo={"alpha": 0.0, "beta": 0.5, "ema_steps": 10})
     return tmp_path
 
 
@@ -46,8 +48,10 @@ def test_tables_have_the_known_answers(synthetic):
     assert t["table1"]["Improvement"]["chemistry"]["mean"] == pytest.approx(10.0)
     assert t["table1"]["PGPO (best alpha)"]["physics"]["alpha"] == "2.5"
     assert t["table1"]["Improvement"]["physics"]["mean"] == pytest.approx(-3.0)
-    assert set(t["table3"]) == {"SDPO", "PGPO a=2.5", "PGPO a=10"}
+    variant = "PGPO b=0.5 (scale-free, Ibar 10 steps)"
+    assert list(t["table3"]) == ["SDPO", "PGPO a=2.5", "PGPO a=10", variant]
     assert t["table3"]["PGPO a=2.5"]["chemistry"]["mean"] == pytest.approx(58.0)
+    assert t["table3"][variant]["chemistry"]["mean"] == pytest.approx(90.0) and t["table3"][variant]["physics"] is None
 
 
 def test_budgets_change_the_answer(synthetic):

@@ -1,6 +1,7 @@
 """Run the paper grid, or a slice of it, one run after another; safe to re-run after an interruption.
 
-    python experiments/science_qa/launch.py                                   # all 48 runs
+    python experiments/science_qa/launch.py                                   # the paper's 48 runs (block main)
+    python experiments/science_qa/launch.py --block variants                  # the variants ablation (72 runs)
     python experiments/science_qa/launch.py --match chemistry/                # one domain
     python experiments/science_qa/launch.py --match pgpo-a10-seed0 --dry-run  # print the commands only
     python experiments/science_qa/launch.py --accelerate experiments/accelerate/fsdp2-8gpu.yaml \
@@ -30,6 +31,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default=os.path.join(HERE, "grid.yaml"))
     ap.add_argument("--match", help="only runs whose name (domain/method-seedN) contains this text")
+    ap.add_argument("--block", default="main", help="the grid's block: main, an ablation's name, or all")
     ap.add_argument("--accelerate", default="experiments/accelerate/zero3-8gpu.yaml",
                     help="accelerate config file; 'none' runs plain `python -m pgpo` (CPU / one GPU)")
     ap.add_argument("--set", nargs="*", default=[], help="extra dotted.key=value overrides for every run")
@@ -37,11 +39,12 @@ def main(argv=None):
     ap.add_argument("--keep-going", action="store_true", help="continue after a failing run")
     args = ap.parse_args(argv)
     try:
-        runs = [r for r in load_grid(args.grid) if not args.match or args.match in r.name]
+        runs = [r for r in load_grid(args.grid) if (not args.match or args.match in r.name)
+                and args.block in ("all", r.block)]
     except ConfigError as e:
         ap.exit(2, f"launch: {e}\n")
     if not runs:
-        ap.exit(2, f"launch: no run matches {args.match!r}\n")
+        ap.exit(2, f"launch: no run matches {args.match!r} in block {args.block!r}\n")
     prefix = [sys.executable, "-m", "pgpo"] if args.accelerate == "none" else \
         ["accelerate", "launch", "--config_file", args.accelerate, "-m", "pgpo"]
     failed, done, started = [], 0, 0

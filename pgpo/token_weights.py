@@ -1,0 +1,65 @@
+"""Per-sample and per-token modulation (pgpo.granularity: sample | token): loss weights from each completion's or
+each distilled token's own information, detached (pgpo.modulation describes the variant).
+
+    w_t = m(I_t)                  token:  I_t the token's divergence on the loss's own support (the estimator's)
+    w_t = m(I_i), t in sample i   sample: I_i the mean of I_t over sample i's distilled tokens
+
+m is pgpo.multiplier's rule (clipped or smooth, in float64 here, as in NumPy). A token whose I_t is not finite gets
+w = 1 (and a sample without a finite token likewise); positions outside the mask get w = 1 (they do not enter the
+loss). With `normalize`, w is divided by its mean over the distilled tokens of this micro-batch on *every* rank:
+one all-reduce of (sum w, count) per micro-batch, run by every rank whatever its mask (an empty mask contributes
+zeros), so that all ranks divide by the same number and the weights re-weight without changing the loss's scale.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from pgpo.multiplier import Multiplier
+
+
+def multiplier_of(info: torch.Tensor, mult: Multiplier) -> torch.Tensor:
+    """m(I) elementwise on a tensor (float64), the same rule as pgpo.multiplier.Multiplier (negative I as 0)."""
+    x = info.double().clamp(min=0.0)
+    if mult.is_identity:
+        return torch.ones_like(x)
+    if mult.shape == "clipped_linear":
+        return (1.0 + mult.alpha * x).clamp(max=float(mult.m_max))
+    span = mult.m_max - 1.0
+    return 1.0 + span * torch.tanh(mult.alpha * x / span)
+
+
+@torch.no_grad()
+def raw_weights(per_token_info: torch.Tensor, mask: torch.Tensor, mult: Multiplier, granularity: str) -> torch.Tensor:
+    """w (B, T) float64 before normalisation (module docstring)."""
+    mask = mask.bool()
+    finite = torch.isfinite(per_token_info) & mask
+    safe = torch.where(finite, per_token_info.double(), torch.zeros((), dtype=torch.float64,
+                                                                    device=per_token_info.device))
+    if granularity == "token":
+        w = multiplier_of(safe, mult)
+        return torch.where(finite, w, torch.ones_like(w))
+    if granularity != "sample":
+        raise ValueError(f"granularity must be 'sample' or 'token' for loss weights, got {granularity!r}")
+    n = finite.sum(-1)
+    sample_info = safe.sum(-1) / n.clamp(min=1)
+    w = torch.where(n > 0, multiplier_of(sample_info, mult), torch.ones_like(sample_info))
+    return torch.where(mask, w[:, None].expand_as(safe), torch.ones_like(safe))
+
+
+def global_mean(weights: torch.Tensor, mask: torch.Tensor, group=None, device=None) -> tuple[float, float, float]:
+    """(mean of w over the masked tokens of every rank, this rank's sum of w, this rank's count); mean 1 when no rank
+    has a token. One all-reduce when distributed (every rank must call it)."""
+    mask = mask.bool()
+    local = torch.stack([torch.where(mask, weights, torch.zeros_like(weights)).sum(),
+                         mask.sum().to(torch.float64)]).to(torch.float64)
+    total = local.clone()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
+        if device is None:
+            device = (torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl"
+                      else torch.device("cpu"))
+        total = total.to(device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+    s, c = (float(v) for v in total.cpu().tolist())
+    return (s / c if c > 0 else 1.0), float(local[0]), float(local[1])
