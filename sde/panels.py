@@ -210,10 +210,43 @@ class EscapePanel:
     seed: int = 0
 
 
+@dataclass
+class VariantPanel:
+    """One of PGPO's variants beyond the paper (sde.variants) against its SDE, beside the comparison it changes, by
+    independent Monte Carlo (discrete paths; Richardson-extrapolated SDE paths):
+
+    smoothed     m(Ibar_k) for each I source in `infos` vs the augmented SDE, and the paper's m(I_k) with the same
+                 noisy I vs the exact-I matched SDE (the plateau smoothing removes)
+    scale_free   m_beta(I_k / Ibar_k) for each I source vs its augmented SDE
+    per_sample   weights m(I_i) per sample, for each `normalize`, vs the per-sample SDE and vs batch PGPO's SDE
+    plus, at `distribution_eta`, how m (or the drift) differs from the paper's rule along the run."""
+
+    id: str
+    problem: str
+    etas: list[float]
+    tests: list[str]
+    variant: Literal["smoothed", "scale_free", "per_sample"]
+    kind: Literal["variant"] = "variant"
+    multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)   # m_alpha (the paper's rule beside beta)
+    beta: float = 1.0                             # scale_free: m = min(1 + beta I / Ibar, multiplier.m_max)
+    tau: float = 0.2                              # Ibar's time constant in SDE time (smoothed, scale_free)
+    infos: list[str] = field(default_factory=lambda: ["independent_batch", "exact"])    # smoothed / scale_free
+    normalize: list[bool] = field(default_factory=lambda: [False, True])                # per_sample
+    discrete_paths: int = 400_000
+    sde_paths: int = 200_000
+    distribution_paths: int = 20_000
+    distribution_eta: Optional[float] = None      # default: the smallest eta
+    T: float = T_DEFAULT
+    r: int = 2
+    label: str = ""
+    seed: int = 0
+
+
 PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
                "trajectory": TrajectoryPanel, "batch_gap": BatchGapPanel, "stationary": StationaryPanel,
-               "escape": EscapePanel}
-Panel = WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel | StationaryPanel | EscapePanel
+               "escape": EscapePanel, "variant": VariantPanel}
+Panel = (WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel | StationaryPanel | EscapePanel
+         | VariantPanel)
 AVERAGED_MAX_BATCHES = 1000                       # the averaged-drift SDE sums over the batch law at every step
 
 
@@ -237,6 +270,8 @@ def check_panel(p, where: str) -> None:
     if isinstance(p, EscapePanel):
         check_escape(p, where)
         return
+    if isinstance(p, VariantPanel):
+        check_variant(p, where)
     if isinstance(p, StationaryPanel):
         check_stationary(p, where)
         if p.method == "closed_form":               # no time grid: the Lyapunov equations are solved directly
@@ -265,7 +300,7 @@ def check_panel(p, where: str) -> None:
     if "cross" in (getattr(p, "tests", None) or []) and get_problem(p.problem).dim < 2:
         raise ConfigError(f"{where}.tests: `cross` (theta_1 theta_2) needs dim >= 2; {p.problem!r} has "
                           f"dim {get_problem(p.problem).dim}")
-    if isinstance(p, (MinibatchPanel, BatchGapPanel)) and not get_problem(p.problem).has_dataset:
+    if isinstance(p, (MinibatchPanel, BatchGapPanel, VariantPanel)) and not get_problem(p.problem).has_dataset:
         raise ConfigError(f"{where}.problem: {p.problem!r} has no dataset for minibatch noise")
     if isinstance(p, MinibatchPanel) and p.averaged_paths:
         from sde.theory import n_batches
@@ -360,6 +395,36 @@ def check_stationary(p: StationaryPanel, where: str) -> None:
                 raise ConfigError(f"{where}.etas[{i}]: {e} (burn_in)") from None
     if p.floor_eta is not None and p.floor_eta not in p.etas:
         raise ConfigError(f"{where}.floor_eta: {p.floor_eta} is not in etas {p.etas}")
+
+
+def check_variant(p: VariantPanel, where: str) -> None:
+    for name in ("discrete_paths", "sde_paths", "distribution_paths"):
+        if getattr(p, name) < 2:
+            raise ConfigError(f"{where}.{name}: must be at least 2, got {getattr(p, name)}")
+    if not p.tau > 0:
+        raise ConfigError(f"{where}.tau: must be positive, got {p.tau}")
+    if not p.beta >= 0:
+        raise ConfigError(f"{where}.beta: must be >= 0, got {p.beta}")
+    if p.multiplier.constant is not None:
+        raise ConfigError(f"{where}.multiplier.constant: the variants modulate with m(I); give alpha / m_max")
+    if p.variant in ("smoothed", "scale_free"):
+        if not p.infos:
+            raise ConfigError(f"{where}.infos: give at least one I source")
+        for i, src in enumerate(p.infos):
+            if src not in ("exact", "independent_batch"):
+                raise ConfigError(f"{where}.infos[{i}]: the moving average takes `exact` or `independent_batch`, "
+                                  f"got {src!r}")
+    if p.variant == "per_sample":
+        if not p.normalize:
+            raise ConfigError(f"{where}.normalize: give [false], [true] or both")
+        if True in p.normalize:
+            from sde.theory import n_batches
+            n = n_batches(get_problem(p.problem))
+            if n > AVERAGED_MAX_BATCHES:
+                raise ConfigError(f"{where}.normalize: the normalised per-sample SDE sums over the {n} minibatches of "
+                                  f"{p.problem!r} at every step (at most {AVERAGED_MAX_BATCHES}); use softmax")
+    if p.distribution_eta is not None and p.distribution_eta not in p.etas:
+        raise ConfigError(f"{where}.distribution_eta: {p.distribution_eta} is not in etas {p.etas}")
 
 
 ESCAPE_MAX_STEPS = 5_000_000        # the horizon of one escape simulation, in discrete steps

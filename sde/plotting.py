@@ -18,13 +18,18 @@ SDE_STYLE = {
     "averaged": dict(color="#8c564b", marker="P"),
     "matched_2": dict(color="#17becf", marker="*"),
     "paper_2": dict(color="#e377c2", marker="X"),
+    "augmented": dict(color="#9467bd", marker="D"),
+    "per_sample": dict(color="#ff7f0e", marker="h"),
+    "exact-I process": dict(color="#8c564b", marker="p"),
 }
 G_TITLE = {"sq_norm": r"$g=|\theta|^2$", "linear": r"$g=\theta_1$", "loss": r"$g=L(\theta)$",
            "cross": r"$g=\theta_1\theta_2$",
            "fluctuation": r"$g=|\theta-\bar\theta(T)|^2/\eta$"}
 SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "moment-matched SDE",
              "gradient_flow": "gradient flow", "averaged": "averaged-drift SDE",
-             "matched_2": "order-2 drift, matched diffusion", "paper_2": "order-2 drift, paper's diffusion"}
+             "matched_2": "order-2 drift, matched diffusion", "paper_2": "order-2 drift, paper's diffusion",
+             "augmented": "augmented SDE (Theta, Ibar)", "per_sample": "per-sample SDE",
+             "exact-I process": "the same process with the exact I (paired)"}
 MARKER_NOTE = "95 % CI; filled = in the fit, hollow = dropped (misfit); dashed level = predicted plateau"
 
 

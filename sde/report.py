@@ -4,7 +4,7 @@
     (or `make_all(results_dir, out_dir)` from Python; experiments/weak_convergence/run.py calls it)
 
 Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories, fig6_batch_gap,
-fig7_modified_equation, fig8_stationary, fig9_escape (PNG and PDF), weak_convergence_table.md and
+fig7_modified_equation, fig8_stationary, fig9_escape, fig10_variants (PNG and PDF), weak_convergence_table.md and
 weak_convergence_table.json.
 """
 
@@ -28,7 +28,7 @@ from sde.results import refit
 from sde.stats import VERDICT_RULE, Z95
 
 STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
-           "escape")
+           "escape", "variants")
 G_ORDER = ["sq_norm", "loss", "cross", "linear", "fluctuation"]
 NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
                ("minibatch", "exact"): "minibatch, exact I",
@@ -287,6 +287,8 @@ def fig_batch_gap(doc, out_dir, written):
 
 
 def _mult_text(c) -> str:
+    if c.get("m_text"):                           # the variants name their rule themselves
+        return c["m_text"]
     m = c.get("multiplier_spec")
     if m is None:
         return "m = 1"
@@ -467,6 +469,84 @@ def _kramers(r, sde):
     return r["kramers"][sde]
 
 
+VARIANT_TITLE = {"smoothed": "smoothed I: m(Ibar_k)", "scale_free": "scale-free: m_beta(I_k / Ibar_k)",
+                 "per_sample": "per-sample weights m(I_i)"}
+
+
+def _variant_label(c) -> str:
+    info = {"independent_batch": "I from an independent batch", "exact": "exact I"}.get(c["info"], "")
+    if c["sde"] == "exact-I process":
+        head = ("m(Ibar_k)" if c["variant"] != "none" else "paper's m(I_k)") + ": noisy I - exact I, paired"
+    elif c["variant"] == "per_sample":
+        head = ("normalised" if c.get("normalize") else "unnormalised") + \
+            (", vs batch PGPO's SDE" if c["sde"] == "matched" else ", vs per-sample SDE")
+    elif c["variant"] == "none":
+        head = f"paper's m(I_k), {info}, vs exact-I matched SDE"
+    else:
+        head = f"{info}, vs augmented SDE"
+    return f"{head}: {fit_text(c)}"
+
+
+def fig_variants(doc, out_dir, written):
+    """Top: the weak error of each variant against its SDE (and the comparison it changes), g = the panel's first test
+    function. Bottom: how the variant changes the step along the run (m_k's 10-90 % band and mean, or the per-sample
+    drift's relative distance from m(I) grad L along theta_bar)."""
+    panels = [p for p in doc["panels"] if p["kind"] == "variant"]
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.6 * len(panels), 9.6), squeeze=False)
+    tally = {}
+    for j, p in enumerate(panels):
+        ax = axes[0][j]
+        curves = [c for c in p["items"] if isinstance(c.get("eta"), list)]
+        g = p["spec"]["tests"][0]
+        shown = [c for c in curves if c["g"] == g]
+        for k, c in enumerate(shown):
+            style = dict(SDE_STYLE.get(c["sde"], {}))
+            if c["info"] == "exact" or c.get("normalize"):
+                style.update(ls="-")
+            if c["variant"] == "none":
+                style.update(color="#2ca02c", marker="^")
+            if c["sde"] == "exact-I process":
+                style.update(ls="-.", color="#8c564b" if c["variant"] != "none" else "#bcbd22")
+            plot_curve(ax, c, style=style, label=_variant_label(c))
+        for c in curves:
+            key = {"augmented": "vs own SDE", "per_sample": "vs own SDE", "exact-I process": "noisy vs exact I (paired)"
+                   }.get(c["sde"], "vs the paper's SDE")
+            if c["variant"] == "none":
+                key = "paper's m(I_k), " + key
+            tally.setdefault((p["spec"]["variant"], key), []).append(c["verdict"])
+        _finish(ax, shown, f"{p['spec']['problem']}, B={shown[0]['batch_size']}, {VARIANT_TITLE[p['spec']['variant']]}"
+                           f": {G_TITLE[g]}")
+        ax = axes[1][j]
+        dist = next(c for c in p["items"] if "distribution" in c)
+        if p["spec"]["variant"] == "per_sample":
+            for name, d in dist["distribution"].items():
+                ax.plot(d["t"], d["relative_drift_gap"], label=f"{name}: |b - m(I) grad L| / |m(I) grad L|")
+            ax.set_ylabel("relative drift gap along theta_bar(t)")
+            ax.set_title("per-sample drift vs batch PGPO's m(I) grad L", fontsize=9.5)
+        else:
+            colors = {"paper": "#2ca02c", "smoothed": "#9467bd", "scale_free": "#9467bd"}
+            names = {"paper": "paper's m(I_k)", "smoothed": "m(Ibar_k)", "scale_free": "m_beta(I_k / Ibar_k)"}
+            for name, d in dist["distribution"].items():
+                ax.fill_between(d["t"], d["q10"], d["q90"], color=colors[name], alpha=0.2)
+                ax.plot(d["t"], d["mean"], color=colors[name], label=f"{names[name]}: mean, 10-90 % band")
+            src = {"independent_batch": "I from an independent batch", "exact": "exact I"}[dist["info"]]
+            ax.set_ylabel(r"$m_k$")
+            ax.set_title(f"m_k over {p['spec']['distribution_paths']} discrete paths, eta={dist['eta']:g}, {src}",
+                         fontsize=9.5)
+        ax.set_xlabel("t = k eta")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    parts = []
+    for (variant, key), verdicts in tally.items():
+        counts = ", ".join(f"{sum(v == x for v in verdicts)} {x}" for x in ("order 1", "order 2", "converges elsewhere",
+                                                                           "inconclusive") if x in verdicts)
+        parts.append(f"{variant} {key}: {counts} (of {len(verdicts)})")
+    lines = [", ".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
+    fig.suptitle("PGPO's variants against their SDEs; verdicts by the table's rule over all test functions:\n"
+                 + "\n".join(lines) + f"\n({MARKER_NOTE})", fontsize=9)
+    save_figure(fig, out_dir, "fig10_variants", written)
+
+
 def escape_rows(doc) -> list[dict]:
     out = []
     for p in doc["panels"]:
@@ -490,9 +570,11 @@ def table_rows(docs: dict) -> list[dict]:
         if doc is None:
             continue
         for p in doc["panels"]:
-            if p["kind"] not in ("weak_error", "minibatch", "stationary"):
+            if p["kind"] not in ("weak_error", "minibatch", "stationary", "variant"):
                 continue
             for c in p["items"]:
+                if not isinstance(c.get("eta"), list):          # a variant panel's distribution record
+                    continue
                 f = c.get("fit") or {}
                 rows.append({"study": name, "panel": p["id"], "problem": c["problem"], "discrete": c["discrete"],
                              "sde": c["sde"], "g": c["g"], "noise": c["noise"], "info": c["info"],
@@ -527,6 +609,12 @@ TABLE_NOTES = [
     "stationary E g of each model (closed form, or a time average over a window after a burn-in).",
     "Slope: the log-log slope on the points above 3 s.e. (secondary; it does not decide the verdict).",
     "Paths: Monte Carlo paths per eta (min-max over the grid). Time: wall seconds of the curve's share of its panel.",
+    "Study `variants` (sde.variants): discrete and SDE paths simulated independently (paths = discrete paths; the SDE's",
+    "count is `sde_paths` in the JSON). `augmented`: the SDE of (Theta, Ibar) for the smoothed / scale-free rules;",
+    "`per_sample`: the per-sample-weighted step's matched SDE (exact batch law); `matched` beside a variant: the paper's",
+    "m(I_k) with the same noisy I against the exact-I matched SDE, or the per-sample process against batch PGPO's SDE.",
+    "`exact-I process`: E g(noisy-I process) - E g(the same process with the exact I), both driven by the same gradient",
+    "minibatches (paired paths: a control variate that resolves whether the noisy I changes the limit).",
 ]
 
 
@@ -592,8 +680,8 @@ def make_all(results_dir: str, out_dir: str) -> list[str]:
                ("multiplier", lambda doc, out, w: fig_multiplier(doc, docs.get("trajectories"), docs.get("theorem_pgpo"),
                                                                  out, w)),
                ("trajectories", fig_trajectories), ("modified_equation", fig_modified_equation),
-               ("stationary", fig_stationary), ("escape", fig_escape))
-    for study, draw in figures:                      # fig1 ... fig9, each from the results present
+               ("stationary", fig_stationary), ("escape", fig_escape), ("variants", fig_variants))
+    for study, draw in figures:                      # fig1 ... fig10, each from the results present
         if study in docs:
             draw(docs[study], out_dir, written)
     write_table(docs, out_dir, written)

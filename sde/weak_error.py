@@ -205,7 +205,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
             for key, a in acc.items()}
 
 
-def _merged(block: Callable[[int], dict], n_blocks: int, names: Sequence[str]) -> dict[str, RunningMoments]:
+def merged_blocks(block: Callable[[int], dict], n_blocks: int, names: Sequence[str]) -> dict[str, RunningMoments]:
     """Run `block(c)` -> {name: RunningMoments} for every block (sde.parallel) and merge them in block order."""
     out = {name: RunningMoments() for name in names}
     for part in map_blocks(block, range(n_blocks)):
@@ -216,8 +216,11 @@ def _merged(block: Callable[[int], dict], n_blocks: int, names: Sequence[str]) -
 
 def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, tests: Sequence[str],
                         n_paths: int, *, noise: str = "gaussian", info: str = "exact", seed: int = 0,
-                        theta_bar: np.ndarray | None = None, chunk: int = 50_000) -> dict[str, RunningMoments]:
-    """Monte Carlo E g(theta_N) of the discrete process alone (no SDE), in blocks of paths (sde.parallel)."""
+                        theta_bar: np.ndarray | None = None, chunk: int = 50_000,
+                        make_process: Callable[[], object] | None = None) -> dict[str, RunningMoments]:
+    """Monte Carlo E g(theta_N) of the discrete process alone (no SDE), in blocks of paths (sde.parallel).
+    `make_process()` builds another discrete process per block (sde.variants: `advance(x, rng, z)`, initial state
+    `x0`, whose first problem.dim columns are theta) instead of DiscreteProcess(problem, multiplier, ...)."""
     n_steps = n_steps_for(t_end, eta)
     if theta_bar is None and "fluctuation" in tests:
         theta_bar = gradient_flow_path(problem, multiplier, t_end)
@@ -226,15 +229,17 @@ def discrete_moments_mc(problem: Problem, multiplier: Multiplier, eta: float, t_
 
     def block(c: int) -> dict:
         n = min(chunk, n_paths - c * chunk)
-        disc = DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
+        disc = make_process() if make_process is not None else \
+            DiscreteProcess(problem, multiplier, eta, noise=noise, info=info)
         rng = np.random.default_rng(seeds[c])
-        x = np.tile(problem.theta0, (n, 1))
+        x = np.tile(getattr(disc, "x0", problem.theta0), (n, 1))
         z = np.empty((n, problem.noise_dim))
         for _ in range(n_steps):
             disc.advance(x, rng, z)
-        return {name: RunningMoments.of(g(x)) for name, g in gfun.items()}
+        th = x[:, :problem.dim]
+        return {name: RunningMoments.of(g(th)) for name, g in gfun.items()}
 
-    return _merged(block, len(seeds), tests)
+    return merged_blocks(block, len(seeds), tests)
 
 
 def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float, t_end: float,
@@ -242,7 +247,8 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
                    ) -> dict[str, RunningMoments]:
     """Monte Carlo E g(Theta_T) of one SDE alone (its own Brownian paths, not coupled to a discrete process),
     Euler-Maruyama at h = eta / r and eta / (2r) on the same Brownian path, Richardson-extrapolated per path:
-    2 g(Theta^(2r)) - g(Theta^(r)). `make_sde()` builds the SDE (one per block: its buffers are not shared)."""
+    2 g(Theta^(2r)) - g(Theta^(r)). `make_sde()` builds the SDE (one per block: its buffers are not shared); an SDE
+    with an augmented state starts from its `x0` and its first problem.dim columns are theta."""
     n_steps = n_steps_for(t_end, eta)
     gfun = {name: make_test_function(name, eta, problem=problem) for name in tests}   # no fluctuation: no theta_bar
     seeds = np.random.SeedSequence(seed).spawn(math.ceil(n_paths / chunk))
@@ -252,7 +258,8 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
         n = min(chunk, n_paths - c * chunk)
         sde = make_sde()
         rng = np.random.default_rng(seeds[c])
-        xf, xc = np.tile(problem.theta0, (n, 1)), np.tile(problem.theta0, (n, 1))
+        x0 = getattr(sde, "x0", problem.theta0)
+        xf, xc = np.tile(x0, (n, 1)), np.tile(x0, (n, 1))
         inc = np.empty_like(xf)
         dw = np.empty((fine, n, sde.noise_dim))
         for _ in range(n_steps):
@@ -264,9 +271,10 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
             for j in range(r):
                 sde.increment(xc, dw[2 * j] + dw[2 * j + 1], eta / r, inc)
                 xc += inc
-        return {name: RunningMoments.of(2.0 * g(xf) - g(xc)) for name, g in gfun.items()}
+        d = problem.dim
+        return {name: RunningMoments.of(2.0 * g(xf[:, :d]) - g(xc[:, :d])) for name, g in gfun.items()}
 
-    return _merged(block, len(seeds), tests)
+    return merged_blocks(block, len(seeds), tests)
 
 
 def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: float, sde_kinds: Sequence[str],

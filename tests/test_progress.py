@@ -12,3 +12,9 @@ def test_step_line_is_compact_and_computes_the_eta_from_the_mean_step_time():
 def test_step_line_shows_missing_metrics_as_na():
     line = step_line({"step": 1, "info": None, "multiplier": None, "elapsed_s": None}, 2)
     assert "I n/a  m n/a" in line and line.endswith("ETA n/a")
+
+
+def test_step_line_shows_the_variants_fields_only_when_logged():
+    rec = {"step": 1, "info": 0.2, "multiplier": 1.5, "elapsed_s": 1.0, "info_ema": 0.1811, "weight_mean": None}
+    assert "I 0.2  Ibar 0.181  m 1.5" in step_line(rec, 2)
+    assert "I 0.2  w 1.23  m 1" in step_line({**rec, "info_ema": None, "weight_mean": 1.234, "multiplier": 1.0}, 2)

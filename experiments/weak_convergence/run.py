@@ -1,4 +1,4 @@
-"""Run the weak-convergence study (all eight studies, or some) and draw its figures and table.
+"""Run the weak-convergence study (all nine studies, or some) and draw its figures and table.
 
     python experiments/weak_convergence/run.py --quick                 # results/weak_convergence_quick
     python experiments/weak_convergence/run.py                         # full study: runs/weak_convergence
@@ -18,7 +18,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
-           "escape"]
+           "escape", "variants"]
 
 
 def main(argv=None):
