@@ -68,8 +68,8 @@ class PGPOController:
         self.group, self.device = group, device
         self._ema_before: dict | None = None        # Ibar before this step's update (restored if the step is skipped)
         self._weights = [0.0, 0.0, 0.0]             # this step's local sum, count and max of the raw weights
-        self.normalisers: list[tuple[float, float, float]] = []   # this step's (normaliser, local sum w, local count)
-                                                    # per micro-batch, normalize only (tests read them)
+        self.normalisers: list[tuple[float, float, float]] = []   # this step's (normaliser, local sum, local count)
+                                                    # per micro-batch, normalize only (tests read them; reset per step)
 
     @property
     def weights_loss(self) -> bool:
@@ -103,8 +103,8 @@ class PGPOController:
         self.observe(reduce_per_token(per_token_info, mask, self.settings.reduction))
 
     def weigh(self, per_token_loss, per_token_info, mask):
-        """The per-token loss times the sample / token weights (detached; pgpo.token_weights), normalised to mean 1
-        over the micro-batch's distilled tokens on all ranks when `normalize`. Every rank must call it for every
+        """The per-token loss times the sample / token weights (detached; pgpo.token_weights), divided when `normalize`
+        by the loss's own average of the weights over the micro-batch on all ranks. Every rank must call it for every
         training micro-batch (the normalisation all-reduces); `per_token_info` may be None for an empty mask."""
         if not self.weights_loss:
             return per_token_loss
@@ -126,6 +126,7 @@ class PGPOController:
     def finalize(self) -> StepDecision:
         """Reduce the step's statistics over micro-batches and ranks, choose m_k and arm the optimizer."""
         stats = self.accumulator.reduce(self.group, self.device)
+        self.normalisers = []
         info = stats.value if stats.ok else None
         fallback = None
         if stats.nonfinite > 0:

@@ -11,10 +11,12 @@ smoothed I
     so Ibar_1 = I_1 and Ibar_k is a normalised weighted mean of I_1..I_k. Computed here by the equivalent
     recursion Ibar_k = Ibar_{k-1} + lambda_k (I_k - Ibar_{k-1}), lambda_k = w / (1 - (1 - w)^k). In the trainer
     w = 1 / pgpo.ema_steps (a time constant in optimizer steps); in the SDE toolkit w = eta / tau (a time constant
-    tau in SDE time), whose limit is the augmented SDE dIbar = (I(Theta) - Ibar) / tau dt (sde.variants).
-    With `signal: smoothed` the step uses m_k = m_alpha(Ibar_k): a noisy I_k (whose spread reaches m's kink)
-    biases the drift by E[m(I_B)] - m(I) (a Jensen gap that does not shrink with eta); Ibar_k averages about
-    1 / w steps, so its spread, and the gap, are O(w).
+    tau in SDE time), whose limit is the augmented system dS = (I(Theta) - S) / tau dt, Ibar = S / (1 - exp(-t/tau)),
+    i.e. dIbar = (I - Ibar) / (tau (1 - exp(-t/tau))) dt: rate 1/t at the start, 1/tau once t >> tau (sde.variants).
+    With `signal: smoothed` the step uses m_k = m_alpha(Ibar_k). A noisy I_k biases the paper's drift by the Jensen
+    gap E[m(I_B)] - m(I), which does not shrink with eta. Ibar_k averages about 1 / w steps: its variance is O(w)
+    (spread O(sqrt(w))), so the gap E[m(Ibar)] - m(E Ibar) is O(w) where m is smooth; at the clipped m's kink it is
+    O(sqrt(w)) locally, but a path spends only O(sqrt(w)) time near the kink, so the drift bias integrates to O(w).
 scale-free sensitivity
     m_k = m_beta(I_k / Ibar_k) = min(1 + beta I_k / Ibar_k, m_max): beta is dimensionless (I in nats/token, or a
     toy loss's units, cancels), so one beta can transfer across domains and models. I_k / Ibar_k is the step's
@@ -22,8 +24,8 @@ scale-free sensitivity
     too, which makes m constant (1 + beta, capped): refused by the settings.
 per-sample / per-token modulation
     not a step multiplier but loss weights w = m_alpha(I_i) (per completion) or m_alpha(I_t) (per distilled token),
-    detached; optionally normalised to mean 1 over the distilled tokens (a pure re-weighting: the step's
-    direction changes, not its scale). The torch side is pgpo.token_weights; the SDE side sde.variants.
+    detached; optionally normalised so that the loss's own average of the weights is 1 (a re-weighting: a loss equal on
+    every token keeps its value). The torch side is pgpo.token_weights; the SDE side sde.variants.
 
 Every rule reduces to SDPO / SGD exactly when its sensitivity is 0 (the multiplier is the identity).
 """

@@ -10,7 +10,7 @@ The variants (pgpo.modulation explains each):
     beta: b             scale-free: m_k = min(1 + b I_k / Ibar_k, m_max); alpha must be 0  (needs ema_steps)
     granularity:        batch (the step is multiplied by m_k), or sample / token: loss weights m(I_i) per
                         completion / m(I_t) per distilled token, detached, and the step is not multiplied
-    normalize: true     sample / token weights divided by their mean over the distilled tokens (all ranks)
+    normalize: true     sample / token weights divided by the loss's own average of them (all ranks)
 
 `alpha` is PGPO's *sensitivity* (alpha = 0 is plain SDPO; I_k is still measured and logged). It is not the
 SDPO loss's JSD weight (`sdpo.distillation_alpha`): when the I_k estimator is the loss's own divergence
@@ -42,20 +42,18 @@ class PGPOSettings:
     ema_steps: Optional[float] = None       # time constant of Ibar in optimizer steps (weight 1 / ema_steps)
     signal: Literal["raw", "smoothed"] = "raw"
     granularity: Literal["batch", "sample", "token"] = "batch"
-    normalize: bool = True                  # sample / token weights: mean 1 over the distilled tokens
+    normalize: bool = True                  # sample / token weights: the loss's average of them made 1
 
     def validate(self, where: str = "pgpo") -> "PGPOSettings":
         if not self.alpha >= 0:
             raise ConfigError(f"{where}.alpha: must be >= 0, got {self.alpha}")
         if not self.m_max >= 1:
             raise ConfigError(f"{where}.m_max: must be >= 1, got {self.m_max}")
-        for name, allowed in (("shape", SHAPES), ("estimator", ESTIMATORS), ("reduction", REDUCTIONS)):
+        for name, allowed in (("shape", SHAPES), ("estimator", ESTIMATORS), ("reduction", REDUCTIONS),
+                              ("signal", SIGNALS), ("granularity", GRANULARITIES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{where}.{name}: must be one of {list(allowed)}, got {getattr(self, name)!r}")
         positive(where, "chunk_size", self.chunk_size)
-        for name, allowed in (("signal", SIGNALS), ("granularity", GRANULARITIES)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{where}.{name}: must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if not self.beta >= 0:
             raise ConfigError(f"{where}.beta: must be >= 0, got {self.beta}")
         if self.beta > 0 and self.alpha > 0:

@@ -24,13 +24,14 @@ used here are guarded by tests/test_trl_hooks.py):
   EMA teacher's fp32 average and the PGPO state; resuming restores both.
 - the variants (pgpo.modulation): Ibar_k kept by the controller (in checkpoints); with granularity sample / token
   the per-token loss is multiplied by detached weights m(I_i) / m(I_t) from the same per-token divergences that
-  give I_k, normalised over all ranks' distilled tokens of the micro-batch (pgpo.token_weights).
+  give I_k, normalised by the loss's own average of the weights over all ranks (pgpo.token_weights); the logged
+  `self_distillation/distillation_loss` stays the unweighted one.
 - metrics `pgpo/info`, `pgpo/multiplier`, `pgpo/fallback`, `pgpo/distilled_tokens`, `pgpo/tokens`,
   `pgpo/skipped` (this step), `pgpo/skipped_total`; `pgpo/info_ema` (with ema_steps), `pgpo/weight_mean` and
   `pgpo/weight_max` (sample / token weights before normalisation).
 
 alpha = 0 (and beta = 0, whatever the granularity) with `distillation_is_clip = None` reproduces TRL's SDPO bit for
-bit (tests/test_trainer.py).
+bit (fp32, one process; tests/test_trainer.py, tests/test_variants_trainer.py).
 """
 
 from __future__ import annotations
@@ -168,11 +169,12 @@ class PGPOTrainer(SDPOTrainer):
             student_per_token_logps = selective_log_softmax(dl.student_logits, dl.completion_ids)
             per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
                                                                 rollout_logps, args.distillation_is_clip)
+        unweighted = per_token_loss                             # the logged distillation loss stays SDPO's
         if ctl is not None and ctl.weights_loss:                # per-sample / per-token PGPO (every rank, always)
             per_token_loss = ctl.weigh(per_token_loss, per_token_info, dl.loss_mask)
         loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
         loss = loss.mean()
-        mean_distill_loss = (per_token_loss * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
+        mean_distill_loss = (unweighted.detach() * dl.loss_mask).sum() / dl.loss_mask.sum().clamp(min=1.0)
         self._log_self_distillation_metric(mode, self.accelerator.gather(mean_distill_loss.detach()).mean().item())
         return loss
 
@@ -332,6 +334,9 @@ class PGPOTrainer(SDPOTrainer):
         if os.path.exists(state_file):
             with open(state_file) as f:
                 st = json.load(f).get("controller")
+            if st is not None and self.args.pgpo.ema_steps is not None and "info_ema" not in st:
+                raise ValueError(f"{checkpoint} has no moving average Ibar (it was written without pgpo.ema_steps): "
+                                 "resuming would restart Ibar; start a new run instead")
             if st is not None:
                 if self._pgpo is not None:
                     self._pgpo.load_state_dict(st)

@@ -6,7 +6,8 @@ information signal: I(theta_k) ("exact"), or the mean per-sample I of an indepen
 whose spread does not shrink with eta).
 
 Smoothed I and the scale-free rule (state theta, plus the moving average)
-    discrete   Ibar_k = bias-corrected EMA of I_0..I_k with weight w = eta / tau (pgpo.modulation.InfoEMA),
+    discrete   Ibar_k = bias-corrected EMA of I_0..I_k (the k + 1 signals seen at steps 0..k; pgpo.modulation counts
+               them from 1) with weight w = eta / tau (pgpo.modulation.InfoEMA),
                m_k = rule(I_k, Ibar_k)   (smoothed: m_alpha(Ibar_k); scale-free: m_beta(I_k / Ibar_k)),
                theta_{k+1} = theta_k - eta m_k g_k
     SDE        the augmented system, state (Theta, S, t):
@@ -18,17 +19,21 @@ Smoothed I and the scale-free rule (state theta, plus the moving average)
     Ibar_k = Ibar(k eta) + O(eta) along a path. Equivalently dIbar = (I - Ibar) / tau dt / (1 - exp(-t / tau)): the
     rate is 1/t at the start (Ibar is the plain mean of the I seen so far) and 1/tau once t >> tau. A noisy I_k enters
     Ibar with weight w: its fluctuation has variance O(w^2) per step, O(eta) over the run, so it moves E g(theta_N)
-    by O(eta) - as theta's own noise does - and the SDE needs no noise in S for order 1. Hence the claim measured
-    here: the smoothed variant with an independent-batch I converges at order 1 to the augmented SDE, whereas the
-    unsmoothed one plateaus against the exact-I SDE (E_B[m(I_B)] != m(I): sde.theory's Jensen gap). The first
-    ~tau/eta steps, where Ibar is the mean of few I_k (variance ~ Var(I_B)/k), add a term of order eta log(tau/eta)
-    that the fit B + C1 eta + C2 eta^2 can only approximate; the verdict rule reads the measured curve.
+    by O(eta) - as theta's own noise does - and the SDE needs no noise in S for order 1. Hence the claim: the smoothed
+    variant with an independent-batch I converges at order 1 to the augmented SDE, whereas the unsmoothed one plateaus
+    against the exact-I SDE (E_B[m(I_B)] != m(I): sde.theory's Jensen gap). The first ~tau/eta steps, where Ibar is the
+    mean of few I_k (variance ~ Var(I_B)/k), add a term of order eta log(tau/eta) that the fit B + C1 eta + C2 eta^2
+    can only approximate. How it is measured (study `variants`): the direct comparison of two independent Monte Carlo
+    estimates is below its resolution at small eta, so the claim rests on two resolved curves - the smoothed process
+    with the exact I against the augmented SDE, and the noisy-I process against the exact-I one on the same gradient
+    minibatches (paired_difference_mc, a control variate).
     For the scale-free rule with the noisy I_k in the numerator, the Jensen gap of m_beta(I_B / Ibar) remains: it is
     checked here with the exact I.
 
 Per-sample modulation (finite-data problems)
     discrete   minibatch i_1..i_B, w_j = m_alpha(I_{i_j}) (each sample's own I), detached;
-               g_k = sum_j w_j grad l_{i_j} / B   (unnormalised)   or   / sum_j w_j   (normalised: mean weight 1)
+               g_k = sum_j w_j grad l_{i_j} / B   (unnormalised)   or   / sum_j w_j   (normalised: mean weight 1,
+               as the trainer's per-sample weights with pgpo.normalize)
     SDE        the direction u_b of each minibatch b of the exact batch law (sde.theory.batch_law):
                u_b = sum_c A_bc grad l_c with A_bc = F_bc w_c (/ sum_c F_bc w_c when normalised), F the class
                frequencies in b; drift -E_b[u_b], diffusion sqrt(eta) Cov_b(u_b)^(1/2) (exact in law, as

@@ -303,3 +303,17 @@ def test_committed_results_support_the_readme_on_the_variants():
     for unnormalised in (True, False):
         assert verdicts[("softmax_per_sample", "per_sample", "per_sample", False, unnormalised)] == {"order 1"}
         assert verdicts[("softmax_per_sample", "matched", "per_sample", False, unnormalised)] == {"converges elsewhere"}
+    # the predicted plateaus are checked with every other row's (test_committed_plateaus_match_their_predictions);
+    # the distribution numbers the README quotes:
+    dist = {p["id"]: next(c for c in p["items"] if "distribution" in c)["distribution"] for p in doc["panels"]}
+
+    def band(d, t_min=0.5):
+        return [hi - lo for t, lo, hi in zip(d["t"], d["q10"], d["q90"]) if t >= t_min]
+    smoothed, paper = band(dist["softmax_smoothed"]["smoothed"]), band(dist["softmax_smoothed"]["paper"])
+    assert 0.2 < min(smoothed) and max(smoothed) < 0.36 and 1.0 < min(paper) and max(paper) <= 1.5
+    sf = dist["softmax_scale_free"]
+    assert max(band(sf["scale_free"], 0.0)) < 0.045 and sf["scale_free"]["mean"][0] == pytest.approx(2.0)
+    assert round(sf["scale_free"]["mean"][-1], 2) == 1.86 and round(sf["paper"]["mean"][-1], 2) == 1.83
+    gaps = {k: v["relative_drift_gap"] for k, v in dist["softmax_per_sample"].items()}
+    assert (round(min(gaps["unnormalised"]), 2), round(max(gaps["unnormalised"]), 2)) == (0.0, 1.13)
+    assert (round(min(gaps["normalised"]), 2), round(max(gaps["normalised"]), 2)) == (0.6, 0.86)

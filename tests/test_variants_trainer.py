@@ -35,9 +35,9 @@ def _ema(values, n):
 
 
 @pytest.mark.parametrize("variant", [["pgpo.granularity=token"], ["pgpo.granularity=sample", "pgpo.normalize=false"],
-                                     ["pgpo.beta=0", "pgpo.ema_steps=3"],
+                                     ["pgpo.beta=0.5", "pgpo.m_max=1", "pgpo.ema_steps=3"],
                                      ["pgpo.ema_steps=3", "pgpo.signal=smoothed"]],
-                         ids=["token", "sample-unnormalised", "scale-free-beta0", "smoothed-alpha0"])
+                         ids=["token-alpha0", "sample-alpha0", "scale-free-mmax1", "smoothed-alpha0"])
 def test_zero_sensitivity_variants_are_sdpo_bit_for_bit(tmp_path, variant):
     from trl.experimental.sdpo import SDPOTrainer
     a = make_trainer(tmp_path / "variant", ["pgpo.alpha=0", *EXACT, *variant])
@@ -48,7 +48,7 @@ def test_zero_sensitivity_variants_are_sdpo_bit_for_bit(tmp_path, variant):
     assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
     hist = a.pgpo_controller().modulator.history
     assert len(hist) == 2 and all(r.multiplier == 1.0 for r in hist)
-    if "pgpo.ema_steps=3" in variant:                  # Ibar is still kept (and logged) at zero sensitivity
+    if "pgpo.ema_steps=3" in variant:     # Ibar is still kept (and logged), and the rule still runs, at zero sensitivity
         assert [r.info_ema for r in hist] == pytest.approx(_ema([r.info for r in hist], 3), rel=1e-12)
         assert all(rec["info_ema"] is not None for rec in _log(tmp_path / "variant"))
 
@@ -89,8 +89,8 @@ def _weighted_loss(record, weights):
 def test_loss_weights_equal_independent_recomputation(tmp_path, granularity, normalize):
     """The loss the trainer backpropagates equals SDPO's loss with weights recomputed here: I_t = KL(teacher ||
     student) per distilled token on the top-100 + tail support (float64), w = min(1 + 2 I, 3) per token or of the
-    sample's token mean, divided by the mean over the micro-batch's distilled tokens when normalised; and the step
-    is not multiplied (m_k = 1)."""
+    sample's token mean, divided when normalised by the loss's own average of w (the mean over sequences of their
+    token-mean weight); and the step is not multiplied (m_k = 1)."""
     tr = make_trainer(tmp_path, ["pgpo.alpha=2", "pgpo.m_max=3", f"pgpo.granularity={granularity}",
                                  f"pgpo.normalize={str(normalize).lower()}"], max_steps=2,
                       trainer_cls=recording_trainer_cls())
@@ -104,8 +104,9 @@ def test_loss_weights_equal_independent_recomputation(tmp_path, granularity, nor
         if granularity == "sample":
             info = ((info * mask).sum(-1) / mask.sum(-1).clamp(min=1.0))[:, None].expand_as(mask)
         w = (1 + 2 * info.clamp(min=0)).clamp(max=3.0)
-        if normalize:
-            w = w / ((w * mask).sum() / mask.sum())
+        if normalize:                       # the loss's own average: mean over sequences of their token-mean weight
+            n = mask.sum(-1)
+            w = w / ((w * mask).sum(-1) / n.clamp(min=1.0))[n > 0].mean()
         spread.append(float(w[mask.bool()].max() - w[mask.bool()].min()))
         assert float(rec["loss"]) == pytest.approx(_weighted_loss(rec, w), rel=1e-5)
         assert float(rec["loss"]) != pytest.approx(_weighted_loss(rec, torch.ones_like(w)), rel=1e-4)
@@ -161,3 +162,45 @@ def test_variants_identical_on_two_gloo_ranks(tmp_path):
     assert sf["multipliers"] == pytest.approx([min(1 + 0.5 * i / b, 2.0) for i, b in zip(sf["infos"],
                                                                                           sf["info_ema"])], rel=1e-12)
     assert all(math.isfinite(m) for m in sf["multipliers"])
+
+
+def test_skipped_step_leaves_no_trace_in_info_ema(tmp_path):
+    """A NaN gradient at step 2 skips the step: Ibar after step 3 is the moving average of I_1 and I_3 alone (two
+    updates), as if step 2 had never been observed."""
+    from transformers import TrainerCallback
+
+    tr = make_trainer(tmp_path, ["pgpo.alpha=2", "pgpo.ema_steps=2", "pgpo.signal=smoothed"], max_steps=3)
+
+    class InjectNaN(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, **kw):
+            if state.global_step == 1:
+                next(tr.model.parameters()).grad[0, 0] = float("nan")
+
+    tr.add_callback(InjectNaN())
+    tr.train()
+    ctl = tr.pgpo_controller()
+    hist = ctl.modulator.history
+    assert ctl.guard.skipped == 1 and len(hist) == 2 and ctl.ema.steps == 2
+    assert [r.info_ema for r in hist] == pytest.approx(_ema([r.info for r in hist], 2), rel=1e-12)
+    assert hist[1].multiplier == pytest.approx(min(1 + 2 * hist[1].info_ema, 2.0), rel=1e-12)
+
+
+def test_weights_are_detached_and_normalised_by_the_losss_own_average():
+    """The weights carry no gradient (d loss / d per-token loss is the weight itself), and after normalisation the
+    loss's own average of the weights is 1 even with completions of different lengths."""
+    from pgpo.controller import PGPOController
+    from pgpo.settings import PGPOSettings
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ctl = PGPOController(opt, PGPOSettings(alpha=2.0, m_max=3.0, granularity="token"))
+    info = torch.tensor([[0.1, 0.9, 0.0, 0.0], [0.2, 0.3, 0.4, 0.5]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.float32)
+    loss_tok = torch.ones(2, 4, requires_grad=True)
+    out = ctl.weigh(loss_tok, info, mask)
+    seq = (out * mask).sum(-1) / mask.sum(-1)
+    assert float(seq.mean()) == pytest.approx(1.0, rel=1e-6)       # the constant loss is unchanged (float32)
+    w = (1 + 2 * info.detach().double()).clamp(max=3.0)
+    c = float((((w * mask).sum(-1) / mask.sum(-1))).mean())
+    seq.mean().backward()
+    assert info.grad is None
+    want = (w / c) * mask / mask.sum(-1, keepdim=True) / 2
+    assert torch.allclose(loss_tok.grad.double(), want, rtol=1e-6)
