@@ -67,7 +67,8 @@ class PGPOController:
         self.accumulator = InfoAccumulator()
         self.group, self.device = group, device
         self._ema_before: dict | None = None        # Ibar before this step's update (restored if the step is skipped)
-        self._weights = [0.0, 0.0, 0.0]             # this step's local sum, count and max of the raw weights
+        self._weights: torch.Tensor | None = None    # this step's local (sum, count, max) of the raw weights, kept on
+                                                    # the weights' device (no host sync per micro-batch)
         self.normalisers: list[tuple[float, float, float]] = []   # this step's (normaliser, local sum, local count)
                                                     # per micro-batch, normalize only (tests read them; reset per step)
 
@@ -112,10 +113,12 @@ class PGPOController:
             per_token_info = per_token_loss.new_zeros(mask.shape, dtype=torch.float32)
         w = raw_weights(per_token_info, mask, self.multiplier, self.settings.granularity)
         m = mask.bool()
-        if bool(m.any()):
-            self._weights[0] += float(w[m].sum())
-            self._weights[1] += float(m.sum())
-            self._weights[2] = max(self._weights[2], float(w[m].max()))
+        st = torch.stack([torch.where(m, w, 0.0).sum(), m.sum().to(w.dtype),
+                          torch.where(m, w, float("-inf")).max()])
+        if self._weights is None:
+            self._weights = st
+        else:
+            self._weights = torch.cat([self._weights[:2] + st[:2], torch.maximum(self._weights[2:], st[2:])])
         if self.settings.normalize:
             mean, local_sum, local_count = global_mean(w, mask, self.group, self.device)
             self.normalisers.append((mean, local_sum, local_count))
@@ -148,8 +151,8 @@ class PGPOController:
             logger.log(logging.INFO if stats.nonfinite == 0 else logging.WARNING, "PGPO: m = 1 for this step (%s)",
                        fallback)
         m = self.modulator.arm(m, info=info, fallback=fallback, info_ema=ibar)
-        w_sum, w_count, w_max = self._weights
-        self._weights = [0.0, 0.0, 0.0]
+        w_sum, w_count, w_max = (0.0, 0.0, 0.0) if self._weights is None else self._weights.tolist()
+        self._weights = None
         weights = (w_sum / w_count, w_max, w_count) if w_count > 0 else (None, None, 0.0)
         return StepDecision(m, info, fallback, stats.count, ibar, *weights)
 
@@ -158,7 +161,6 @@ class PGPOController:
         self.modulator.end_step()
         self.guard.end_step()
         self._ema_before = None
-        self.normalisers = []
 
     def state_dict(self) -> dict:
         out = {"modulator": self.modulator.state_dict(), "guard": self.guard.state_dict()}
@@ -170,7 +172,13 @@ class PGPOController:
         self.modulator.load_state_dict(state["modulator"])
         self.guard.load_state_dict(state.get("guard", {}))
         if self.ema is not None:
-            if "info_ema" not in state:
-                raise ValueError("the checkpoint has no moving average Ibar (it was written without pgpo.ema_steps): "
-                                 "resuming would restart Ibar; start a new run instead")
+            check_resumable(self.settings, state)
             self.ema.load_state_dict(state["info_ema"])
+
+
+def check_resumable(settings: PGPOSettings, state: dict, where: str = "the checkpoint") -> None:
+    """Raise ValueError when a controller state cannot resume a run with these settings: a run with a moving average
+    Ibar needs the checkpointed one (restarting it would change every later m_k)."""
+    if settings.ema_steps is not None and "info_ema" not in state:
+        raise ValueError(f"{where} has no moving average Ibar (it was written without pgpo.ema_steps): resuming would "
+                         "restart Ibar; start a new run instead")

@@ -52,7 +52,7 @@ from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping
 from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
 from trl.trainer.utils import selective_log_softmax
 
-from pgpo.controller import PGPOController
+from pgpo.controller import PGPOController, check_resumable
 from pgpo.distill import topk_distillation
 from pgpo.ema_teacher import FP32EMATeacher
 from pgpo.optim import innermost_optimizer, optimizer_chain
@@ -170,7 +170,7 @@ class PGPOTrainer(SDPOTrainer):
             per_token_loss = apply_importance_sampling_clipping(per_token_loss, student_per_token_logps,
                                                                 rollout_logps, args.distillation_is_clip)
         unweighted = per_token_loss                             # the logged distillation loss stays SDPO's
-        if ctl is not None and ctl.weights_loss:                # per-sample / per-token PGPO (every rank, always)
+        if ctl is not None:                                     # per-sample / per-token PGPO (every rank, always)
             per_token_loss = ctl.weigh(per_token_loss, per_token_info, dl.loss_mask)
         loss = (per_token_loss * dl.loss_mask).sum(-1) / dl.loss_mask.sum(-1).clamp(min=1.0)
         loss = loss.mean()
@@ -334,10 +334,8 @@ class PGPOTrainer(SDPOTrainer):
         if os.path.exists(state_file):
             with open(state_file) as f:
                 st = json.load(f).get("controller")
-            if st is not None and self.args.pgpo.ema_steps is not None and "info_ema" not in st:
-                raise ValueError(f"{checkpoint} has no moving average Ibar (it was written without pgpo.ema_steps): "
-                                 "resuming would restart Ibar; start a new run instead")
             if st is not None:
+                check_resumable(self.args.pgpo, st, where=checkpoint)     # before any rollout, not at the first step
                 if self._pgpo is not None:
                     self._pgpo.load_state_dict(st)
                 else:

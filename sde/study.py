@@ -431,13 +431,18 @@ def trajectory_panel(p: TrajectoryPanel, prog) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------
+def _variant_curve(p, errs, ses, **fields) -> dict:
+    """A curve of a variant panel over p.etas (discrete_paths per eta): the panel's fields, then `fields`."""
+    return curve_record(p.etas, errs, ses, [p.discrete_paths] * len(p.etas), panel=p.id, problem=p.problem,
+                        discrete="pgpo", T=p.T, error_at="T", r=p.r, label=p.label, **fields)
+
+
 def _independent_curve(p, est_d, est_s, g, **fields) -> dict:
     """A curve E g(discrete) - E g(SDE) over p.etas from independent Monte Carlo estimates (per-eta dicts)."""
     errs = [d[g].mean - s[g].mean for d, s in zip(est_d, est_s)]
     ses = [math.hypot(d[g].stderr, s[g].stderr) for d, s in zip(est_d, est_s)]
-    return curve_record(p.etas, errs, ses, [p.discrete_paths] * len(p.etas), panel=p.id, problem=p.problem,
-                        discrete="pgpo", g=g, T=p.T, error_at="T", coupled=False, method="independent_paths",
-                        reference="richardson", r=p.r, label=p.label, sde_paths=p.sde_paths, **fields)
+    return _variant_curve(p, errs, ses, g=g, coupled=False, method="independent_paths", reference="richardson",
+                          sde_paths=p.sde_paths, **fields)
 
 
 def _m_quantiles(make, eta, T, n, seed, problem) -> dict:
@@ -528,11 +533,9 @@ def variant_panel(p: VariantPanel, prog) -> list[dict]:
                     d = [r[("paired", name)][g] for r in per_eta]
                     pred = (dict(prediction=0.0, prediction_method="0: the same augmented SDE") if name == "smoothed"
                             else prediction_for(plateaus, "matched", g, "independent_batch"))
-                    curves.append(curve_record(
-                        p.etas, [x.mean for x in d], [x.stderr for x in d], [p.discrete_paths] * len(p.etas),
-                        panel=p.id, problem=p.problem, discrete="pgpo", g=g, T=p.T, error_at="T", coupled=True,
-                        method="paired_paths", reference="exact-I process", r=p.r, label=p.label,
-                        sde="exact-I process", info="independent_batch",
+                    curves.append(_variant_curve(
+                        p, [x.mean for x in d], [x.stderr for x in d], g=g, coupled=True, method="paired_paths",
+                        reference="exact-I process", sde="exact-I process", info="independent_batch",
                         m_text=f"{mtext}; " + (f"{text}" if name == "smoothed" else "the paper's m(I_k)") +
                         ", noisy I - exact I on the same gradient batches",
                         **{**base, "variant": p.variant if name == "smoothed" else "none"}, **pred))

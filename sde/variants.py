@@ -242,13 +242,8 @@ def per_sample_drift(problem: Problem, mult: Multiplier, x: np.ndarray, law, nor
     """-E_b[u_b] for paths x (n, d); unnormalised it is -E_i[m(I_i) grad l_i] = -sum_c p_c w_c g_c."""
     if not normalize:
         _, wg = _class_terms(problem, mult, x, law)
-        return -np.matmul(law_class_probs(law), wg)
+        return -np.matmul(problem.sample_groups()[1], wg)
     return -np.matmul(law.weight, _batch_directions(problem, mult, x, law, True))
-
-
-def law_class_probs(law) -> np.ndarray:
-    """The sample classes' probabilities p_c (the expected class frequencies of a minibatch)."""
-    return law.weight @ law.freq
 
 
 class PerSampleSDE:
@@ -262,7 +257,7 @@ class PerSampleSDE:
         self.problem, self.mult, self.eta, self.normalize = problem, mult, eta, normalize
         self.law = law or batch_law(problem)
         self.dim = problem.dim
-        self._p = law_class_probs(self.law)
+        self._p = problem.sample_groups()[1]                              # the classes' probabilities p_c
         self.noise_dim = self.law.n_batches if normalize else self._p.size
         self.x0 = problem.theta0
         self._scale = math.sqrt(eta) if normalize else math.sqrt(eta / problem.batch_size)
@@ -314,4 +309,4 @@ def smoothed_flow(problem: Problem, rule: StepRule, tau: float, t_end: float) ->
 
 
 __all__ = ["VARIANTS", "SmoothedDiscrete", "paired_difference_mc", "SmoothedSDE", "PerSampleDiscrete", "PerSampleSDE", "per_sample_drift",
-           "per_sample_flow", "smoothed_flow", "law_class_probs"]
+           "per_sample_flow", "smoothed_flow"]

@@ -10,14 +10,13 @@ SCENARIO
 TRAINER  pgpo (default) or trl (TRL's own SDPOTrainer, to reproduce its hang; never used by the tests)
 """
 
-import hashlib
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from distributed_utils import finish_process_group  # noqa: E402
-from trainer_helpers import make_trainer  # noqa: E402
+from trainer_helpers import make_trainer, param_digest  # noqa: E402
 
 SCENARIOS = {
     "rank_without_success": (["training.per_device_train_batch_size=1", "training.questions_per_step=2",
@@ -56,17 +55,9 @@ def main(out_dir, result_path, scenario, alpha, trainer_kind="pgpo"):
     trainer = make_trainer(out_dir, overrides + ["data.feedback=none", f"pgpo.alpha={alpha}"], max_steps=2,
                            trainer_cls=MaskRecorder, reward_funcs=[scripted_reward])
     trainer.train()
-    h = hashlib.sha256()
-    for name, p in sorted(trainer.model.named_parameters()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().numpy().tobytes())
-    th = hashlib.sha256()
-    for name, p in sorted(trainer.teacher_model.named_parameters()):
-        th.update(name.encode())
-        th.update(p.detach().cpu().numpy().tobytes())
     hist = trainer.pgpo_controller().modulator.history if trainer_kind == "pgpo" else []
     with open(result_path.replace("RANK", str(dist.get_rank())), "w") as f:
-        json.dump({"digest": h.hexdigest(), "teacher_digest": th.hexdigest(),
+        json.dump({"digest": param_digest(trainer.model), "teacher_digest": param_digest(trainer.teacher_model),
                    "multipliers": [r.multiplier for r in hist], "infos": [r.info for r in hist],
                    "fallbacks": [r.fallback for r in hist], "mask_sums": MaskRecorder.mask_sums,
                    "accumulation": trainer.args.gradient_accumulation_steps,

@@ -22,9 +22,20 @@ def params(trainer):
     return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
 
 
+def param_digest(model) -> str:
+    """SHA-256 of a model's parameter names and bytes (the multi-process workers compare ranks with it)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def recording_trainer_cls():
     """PGPOTrainer that keeps, per training micro-batch, what the loss saw and returned (for independent
-    recomputation in tests): student/teacher logits, masks, completion ids, rollout log-probs, loss."""
+    recomputation in tests): student/teacher logits, masks, completion ids, rollout log-probs, loss, and the
+    sample / token weights' (normaliser, local sum, local count) when the loss was re-weighted with normalize."""
     from pgpo.trainer import PGPOTrainer
 
     class RecordingTrainer(PGPOTrainer):
@@ -43,7 +54,9 @@ def recording_trainer_cls():
                                      "loss_mask": dl.loss_mask.detach().clone(),
                                      "completion_ids": dl.completion_ids.detach().clone(),
                                      "rollout_logps": None if old is None else old.detach().clone(),
-                                     "loss": loss.detach().clone()})
+                                     "loss": loss.detach().clone(),
+                                     "normaliser": list(self._pgpo.normalisers[-1])
+                                     if self._pgpo is not None and self._pgpo.normalisers else None})
             return loss
 
     return RecordingTrainer
