@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.integrate import cumulative_trapezoid
+from scipy.integrate import cumulative_trapezoid, trapezoid
 
 from sde.problems import DoubleWell
 
@@ -68,7 +68,7 @@ def exact_mfpt_1d(mu: Callable, s2: Callable, x0: float, a: float, x_hi: float, 
     inner = cumulative_trapezoid(w[::-1], -y[::-1], initial=0.0)[::-1]       # int_y^x_hi
     j = int(np.searchsorted(y, x0, side="right"))           # y[:j] <= x0 < y[j]
     outer = np.exp(u[:j + 1] - u_min) * inner[:j + 1]
-    total = float(np.trapezoid(outer[:j], y[:j]))
+    total = float(trapezoid(outer[:j], y[:j]))
     if y[j - 1] < x0:                                       # the last partial cell up to x0, linearly interpolated
         frac = (x0 - y[j - 1]) / (y[j] - y[j - 1])
         total += 0.5 * (2.0 * outer[j - 1] + frac * (outer[j] - outer[j - 1])) * (x0 - y[j - 1])

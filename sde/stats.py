@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from scipy.linalg import solve_triangular
 
 Z95 = 1.959963984540054
 
@@ -162,17 +163,14 @@ def fit_slope(eta, err, stderr, min_snr: float = 3.0, rel_floor: float = 1e-3) -
     # sd of log|err| by the delta method; exact points (no Monte Carlo) are weighted equally
     sig = np.ones(k) if exact else np.maximum(se[use] / aerr[use], rel_floor)
     w = 1.0 / sig ** 2
-    design = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(design.T @ (design * w[:, None]))
-    beta = cov @ (design.T @ (w * y))
-    resid = y - design @ beta
+    beta, cov, chi2 = weighted_polyfit(x, y, w, 1)
     dof = k - 2
     quantile = Z95
     if exact:  # only the residual scatter (higher-order terms) is uncertain
-        cov = cov * (float((resid ** 2).sum()) / dof if dof > 0 else 0.0)
+        cov = cov * (chi2 / dof if dof > 0 else 0.0)      # w = 1: chi2 is the residual sum of squares
         quantile = float(sps.t.ppf(0.975, dof)) if dof > 0 else 0.0
     elif dof > 0:
-        chi2_red = float((w * resid ** 2).sum() / dof)
+        chi2_red = chi2 / dof
         result["chi2_red"] = chi2_red
         if chi2_red > 1.0:
             cov = cov * chi2_red
@@ -208,11 +206,25 @@ NONZERO_Z = 3.0
 MATERIAL_FRACTION = 0.05
 
 
-def _weighted_fit(x, y, w):
-    design = np.stack([np.ones_like(x), x, x * x], axis=1)
-    cov = np.linalg.inv(design.T @ (design * w[:, None]))
-    beta = cov @ (design.T @ (w * y))
-    chi2 = float((w * (y - design @ beta) ** 2).sum())
+def weighted_polyfit(x, y, w, degree: int):
+    """Weighted least squares of y on 1, x, ..., x^degree: (coefficients, their covariance (X^T W X)^-1, chi^2).
+
+    Solved by QR of the weighted design with each column scaled to unit maximum (x^j / max|x|^j), never through the
+    normal equations, whose condition number is the square of the design's (1e16 and more for eta grids spanning two
+    decades): the digits of the fit then do not depend on the machine's BLAS path. A fit with as many points as
+    coefficients interpolates: its chi^2 is exactly 0."""
+    x, y, w = (np.asarray(a, float) for a in (x, y, w))
+    scale = float(np.abs(x).max()) or 1.0
+    powers = np.arange(degree + 1)
+    design = (x[:, None] / scale) ** powers                        # columns in [-1, 1]
+    root_w = np.sqrt(w)
+    q, r = np.linalg.qr(design * root_w[:, None])
+    z = solve_triangular(r, q.T @ (root_w * y))
+    r_inv = solve_triangular(r, np.eye(degree + 1))
+    unscale = scale ** -powers
+    beta = z * unscale
+    cov = (r_inv @ r_inv.T) * np.outer(unscale, unscale)
+    chi2 = 0.0 if x.size <= degree + 1 else float((w * (y - design @ z) ** 2).sum())
     return beta, cov, chi2
 
 
@@ -248,7 +260,7 @@ def fit_error_model(eta, err, stderr, min_snr: float = 3.0) -> dict:
     while True:
         x, y = eta[use], err[use]
         w = 1.0 / (np.abs(y) if exact else se[use]) ** 2
-        beta, cov, chi2 = _weighted_fit(x, y, w)
+        beta, cov, chi2 = weighted_polyfit(x, y, w, 2)
         dof = int(use.sum()) - 3
         p = None if (exact or dof == 0) else float(sps.chi2.sf(chi2, dof))
         if p is None or p >= MISFIT_P or int((use & above).sum()) <= 3 or use.sum() <= 3:

@@ -229,3 +229,48 @@ def test_running_moments_merge_of_two_sets(a, b):
     assert x.n == allv.size
     assert x.mean == pytest.approx(allv.mean(), abs=1e-9)
     assert x.var == pytest.approx(allv.var(ddof=1), rel=1e-7, abs=1e-7)
+
+
+def _exact_wls(x, y, w, degree):
+    """Weighted least squares in exact rational arithmetic (normal equations over Fractions, Gauss-Jordan)."""
+    from fractions import Fraction as F
+    xs, ys, ws = ([F(float(v)) for v in a] for a in (x, y, w))
+    n = degree + 1
+    a = [[sum(wi * xi ** (i + j) for xi, wi in zip(xs, ws)) for j in range(n)] for i in range(n)]
+    b = [sum(wi * yi * xi ** i for xi, yi, wi in zip(xs, ys, ws)) for i in range(n)]
+    m = [row + [bi] for row, bi in zip(a, b)]
+    for c in range(n):
+        p = next(r for r in range(c, n) if m[r][c] != 0)
+        m[c], m[p] = m[p], m[c]
+        m[c] = [v / m[c][c] for v in m[c]]
+        for r in range(n):
+            if r != c:
+                m[r] = [vr - m[r][c] * vc for vr, vc in zip(m[r], m[c])]
+    return [float(row[-1]) for row in m]
+
+
+@given(st.integers(0, 2**32 - 1))
+@settings(max_examples=25, deadline=None)
+def test_the_weighted_fit_matches_exact_rational_arithmetic_on_ill_conditioned_grids(seed):
+    """eta over two decades with relative weights 1/e^2 (the normal equations' condition number is about 1e9): the
+    QR fit keeps the coefficients to 1e-9 of the exact least-squares solution (in the columns' own units)."""
+    from sde.stats import weighted_polyfit
+    rng = np.random.default_rng(seed)
+    eta = 0.1 * 0.5 ** np.arange(8)
+    e = 0.3 * eta + 2.0 * eta ** 2 + 5.0 * eta ** 3 + 1e-4 * rng.standard_normal(8) * eta
+    w = 1.0 / e ** 2
+    beta, cov, chi2 = weighted_polyfit(eta, e, w, 2)
+    exact = _exact_wls(eta, e, w, 2)
+    scale = [1.0, 1.0 / eta.max(), 1.0 / eta.max() ** 2]          # compare in the columns' own units
+    for b, ex, s in zip(beta, exact, scale):
+        assert abs(b - ex) <= 1e-9 * s * max(abs(v) / t for v, t in zip(exact, scale))
+    design = np.vander(eta, 3, increasing=True)
+    assert chi2 == pytest.approx(float((w * (e - design @ np.array(exact)) ** 2).sum()), rel=1e-6)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_an_interpolating_fit_has_chi2_exactly_zero():
+    from sde.stats import weighted_polyfit
+    beta, _, chi2 = weighted_polyfit([0.1, 0.05, 0.025], [3.0, 1.0, 2.0], [1.0, 2.0, 3.0], 2)
+    assert chi2 == 0.0
+    assert np.polyval(beta[::-1], 0.05) == pytest.approx(1.0, rel=1e-12)
