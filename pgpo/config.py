@@ -52,6 +52,7 @@ class ModelSection:
 
 @dataclass
 class DataSection:
+    task: Literal["sciknoweval", "arithmetic"] = "sciknoweval"   # arithmetic: pgpo.data.arithmetic (domain unused)
     domain: str = "chemistry"
     source: Literal["packaged", "hub", "dir"] = "packaged"
     path: Optional[str] = None
@@ -74,6 +75,13 @@ class DataSection:
             if v is not None:
                 positive(where, name, v)
         assert self.on_malformed in ON_MALFORMED
+        if self.task == "arithmetic" and self.source != "packaged":
+            raise ConfigError(f"{where}.source: the arithmetic task is generated; source must be 'packaged'")
+
+    @property
+    def subject(self) -> str:
+        """What a run is about, for tables and figures: the Science-QA domain, or the task's name."""
+        return self.domain if self.task == "sciknoweval" else self.task
 
 
 @dataclass

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pgpo.data import Question
 from pgpo.progress import Progress
 from pgpo.prompts import conversation
-from pgpo.rewards import extract_choice
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +49,21 @@ def score(questions: list[Question], completions: list[list[str]]) -> EvalResult
     """Grade k completions per question."""
     correct, answered, total = [], 0, 0
     for q, comps in zip(questions, completions, strict=True):
-        letters = [extract_choice(c, q.labels, q.texts) for c in comps]
-        answered += sum(x is not None for x in letters)
-        total += len(letters)
-        correct.append(sum(x == q.answer for x in letters))
+        answers = [q.read(c) for c in comps]              # an option letter, or a number (word problems)
+        answered += sum(x is not None for x in answers)
+        total += len(answers)
+        correct.append(sum(x == q.answer for x in answers))
     k = len(completions[0]) if completions else 0
     mean = sum(correct) / (k * len(questions)) if questions and k else float("nan")
     return EvalResult(mean, k, len(questions), correct, answered / total if total else 0.0)
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """The ids that end a completion: the tokenizer's end-of-sequence token and the model's generation config's
+    (Qwen3 ends a turn with <|im_end|>, Gemma with <end_of_turn>: each model says which of its own)."""
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [tokenizer.eos_token_id] + (own if isinstance(own, (list, tuple)) else [own])
+    return sorted({int(t) for t in ids if t is not None})
 
 
 def generate_transformers(model, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
@@ -65,7 +72,7 @@ def generate_transformers(model, tokenizer, questions: list[Question], style: st
     import torch
     from transformers import GenerationConfig
 
-    eos = [t for t in {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id} if t is not None]
+    eos = stop_token_ids(model, tokenizer)
     cfg = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
                            max_new_tokens=max_new_tokens, num_return_sequences=k, eos_token_id=eos,
                            pad_token_id=tokenizer.pad_token_id)

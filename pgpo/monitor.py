@@ -84,6 +84,19 @@ class StabilityMonitor:
         if self.s.stop:
             self._stop = True
 
+    # -- checkpointed state (a resumed run continues the same decisions) --------------------------------------
+    def export(self) -> dict:
+        """What the decisions depend on, as JSON: the best so far, the bad-observation counters, the series."""
+        return {"best": self.best, "best_step": self.best_step, "flagged": self.flagged, "bad_acc": self._bad_acc,
+                "series": self._series, "bad": self._bad, "stop": self._stop}
+
+    def restore(self, saved: dict) -> None:
+        self.best, self.best_step = saved["best"], saved["best_step"]
+        self.flagged, self._bad_acc = list(saved["flagged"]), int(saved["bad_acc"])
+        self._series = {k: list(v) for k, v in saved["series"].items()}
+        self._recent = {k: deque(v[-self.s.window:], maxlen=self.s.window) for k, v in self._series.items()}
+        self._bad, self._stop = dict(saved["bad"]), bool(saved["stop"])
+
     def _is_main(self) -> bool:
         return self.trainer is None or self.trainer.accelerator.is_main_process
 

@@ -9,14 +9,20 @@ style "reference"  a system prompt asking for a reasoning block and only the opt
 
 Choices are listed as "A: text" lines in both styles. The chat template is applied by the trainer with
 thinking off (`enable_thinking=False`).
+
+Word problems (pgpo.data.arithmetic, `data.task: arithmetic`): the user turn is the problem and NUMBER_INSTRUCTION,
+with no system prompt of ours (the model's chat template adds its own default); the style chooses only the
+teacher's reprompt template.
 """
 
 from __future__ import annotations
 
 from pgpo.data import Question
+from pgpo.data.arithmetic import WordProblem
 
 STYLES = ("paper", "reference")
 
+NUMBER_INSTRUCTION = "Answer with the number."
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 REFERENCE_SYSTEM_PROMPT = (
     "You answer multiple-choice science questions. Think the problem through inside "
@@ -57,8 +63,11 @@ def user_prompt(q: Question, style: str) -> str:
     return f"{body}\nPlease reason step by step."
 
 
-def conversation(q: Question, style: str) -> list[dict]:
+def conversation(q: Question | WordProblem, style: str) -> list[dict]:
     """The student's prompt as chat messages (the last one is the user turn TRL reprompts)."""
+    if isinstance(q, WordProblem):
+        _check(style)
+        return [{"role": "user", "content": f"{q.question}\n{NUMBER_INSTRUCTION}"}]
     msgs = [{"role": "user", "content": user_prompt(q, style)}]
     if style == "reference":
         msgs.insert(0, {"role": "system", "content": REFERENCE_SYSTEM_PROMPT})
@@ -70,19 +79,22 @@ def teacher_templates(style: str) -> dict:
     return dict(TEACHER_TEMPLATES[style])
 
 
-def answer_key_feedback(q: Question) -> str:
-    """Privileged feedback naming the right option (used only when `data.feedback: answer_key`)."""
+def answer_key_feedback(q: Question | WordProblem) -> str:
+    """Privileged feedback naming the right answer (used only when `data.feedback: answer_key`)."""
+    if isinstance(q, WordProblem):
+        return f"The correct answer is {q.answer}."
     return f"The correct answer is {q.answer}: {q.answer_text}."
 
 
-def to_rows(questions: list[Question], style: str, feedback: str = "none") -> list[dict]:
+def to_rows(questions: list[Question] | list[WordProblem], style: str, feedback: str = "none") -> list[dict]:
     """Dataset rows for TRL: prompt (chat messages), the answer key and what the reward needs."""
     if feedback not in ("none", "answer_key"):
         raise ValueError(f"feedback must be 'none' or 'answer_key', got {feedback!r}")
     rows = []
     for q in questions:
-        row = {"prompt": conversation(q, style), "answerKey": q.answer, "labels": list(q.labels),
-               "choice_texts": list(q.texts), "question_id": q.id}
+        row = {"prompt": conversation(q, style), "answerKey": str(q.answer), "question_id": q.id}
+        if isinstance(q, Question):
+            row.update(labels=list(q.labels), choice_texts=list(q.texts))
         if feedback == "answer_key":
             row["privileged_context"] = answer_key_feedback(q)
         rows.append(row)

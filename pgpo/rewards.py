@@ -125,3 +125,12 @@ def mcq_reward(prompts=None, completions=None, answerKey=None, labels=None, choi
         txts = choice_texts[i] if choice_texts is not None else None
         out.append(1.0 if extract_choice(_completion_text(comp), labs, txts) == key else 0.0)
     return out
+
+
+def number_reward(prompts=None, completions=None, answerKey=None, **kwargs) -> list[float]:
+    """TRL reward function for word problems (pgpo.data.arithmetic): 1.0 when the completion's last integer equals
+    the answer, else 0.0."""
+    from pgpo.data.arithmetic import read_number
+    if completions is None or answerKey is None:
+        raise ValueError("number_reward needs `completions` and the dataset column `answerKey`")
+    return [1.0 if read_number(_completion_text(c)) == int(k) else 0.0 for c, k in zip(completions, answerKey)]

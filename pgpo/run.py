@@ -107,9 +107,9 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     from transformers import AutoTokenizer
 
     from pgpo.callbacks import EvalCallback, MonitorCallback, SaveAtEnd, StepLog
-    from pgpo.data import load_questions
+    from pgpo.data import load_task
     from pgpo.prompts import to_rows
-    from pgpo.rewards import mcq_reward
+    from pgpo.rewards import mcq_reward, number_reward
     from pgpo.runlog import LOG_NAME
     from pgpo.trainer import PGPOTrainer
     from pgpo.trainer_config import PGPOConfig
@@ -146,14 +146,14 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     tokenizer = AutoTokenizer.from_pretrained(tok_path, padding_side="left")
 
     d = cfg.data
-    train = load_questions(d.domain, "train", d.source, d.path, d.on_malformed, limit=d.max_train_questions)
+    train = load_task(d.task, d.domain, "train", d.source, d.path, d.on_malformed, limit=d.max_train_questions)
     if len(train) < cfg.training.questions_per_step:
         raise ValueError(f"data: only {len(train)} training questions but training.questions_per_step is "
                          f"{cfg.training.questions_per_step}")
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
     args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)), use_cpu=use_cpu)
     steplog = StepLog(os.path.join(cfg.training.output_dir, LOG_NAME))
-    trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [mcq_reward]), args=args,
+    trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [number_reward if d.task == "arithmetic" else mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,
                                            callbacks=[steplog, SaveAtEnd(), *extra_callbacks])
     # the console gets StepLog's one line per step, not transformers' metrics dict
@@ -163,26 +163,29 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     monitor = MonitorCallback(cfg.monitor, steplog, trainer) if cfg.monitor.enabled else None
     if cfg.eval.every_steps > 0 or cfg.eval.at_start:
         limit = cfg.eval.max_questions or d.max_eval_questions
-        test = load_questions(d.domain, "test", d.source, d.path, d.on_malformed, limit=limit)
+        test = load_task(d.task, d.domain, "test", d.source, d.path, d.on_malformed, limit=limit)
         trainer.add_callback(EvalCallback(trainer, test.questions, cfg, steplog,
                                           listeners=[monitor] if monitor else []))
     if monitor is not None:
         trainer.add_callback(monitor)          # after the evaluation callback: sees this step's result
     if state.is_main_process:
         with open(os.path.join(cfg.training.output_dir, "data_report.json"), "w") as f:
-            json.dump({"domain": d.domain, "train_questions": len(train),
+            json.dump({"task": d.task, "domain": d.domain, "train_questions": len(train),
                        "malformed": [str(p) for p in train.problems], "duplicates": train.duplicates}, f, indent=1)
     return trainer
 
 
 def run_training(cfg: RunConfig, resume: str | bool | None = None, overwrite: bool = False):
     trainer = build_trainer(cfg, overwrite=overwrite)
-    if resume == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
-        resume = get_last_checkpoint(cfg.training.output_dir) if os.path.isdir(cfg.training.output_dir) else None
-        if resume is None:
+    if resume == "auto":                       # the newest complete checkpoint (pgpo.checkpoints)
+        from pgpo.checkpoints import last_complete_checkpoint
+        last = last_complete_checkpoint(cfg.training.output_dir)
+        if last is None:
             logger.info("no checkpoint in %s: starting from scratch", cfg.training.output_dir)
-    if resume and trainer.accelerator.is_main_process:
+        elif trainer.accelerator.is_main_process:
+            print(f"resuming from {last}", flush=True)
+        resume = True if last is not None else None
+    elif resume and trainer.accelerator.is_main_process:
         print(f"resuming from {resume}", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=resume or None)

@@ -20,8 +20,9 @@ used here are guarded by tests/test_trl_hooks.py):
   no-grad forward of the generating weights). TRL 1.16.0 drops vLLM's log-probs, so its clip never acts.
 - a step whose gradient norm is not finite is skipped (pgpo.optim.NonFiniteStepGuard): no update, no
   moment, EMA or PGPO-history change; the lr scheduler still advances, as in the SDPO reference.
-- checkpoints are written to a hidden staging directory and renamed into place (atomic), and carry the
-  EMA teacher's fp32 average and the PGPO state; resuming restores both.
+- checkpoints are Hugging Face's own (its best-checkpoint path and rotation stay true) and also carry the EMA
+  teacher's fp32 average and the PGPO state, written with the optimizer, before `trainer_state.json`; resume takes
+  the newest complete checkpoint (pgpo.checkpoints: a save killed half-way is never used) and restores both.
 - the variants (pgpo.modulation): Ibar_k kept by the controller (in checkpoints); with granularity sample / token
   the per-token loss is multiplied by detached weights m(I_i) / m(I_t) from the same per-token divergences that
   give I_k, normalised by the loss's own average of the weights over all ranks (pgpo.token_weights); the logged
@@ -38,13 +39,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")   # TRL is pinned (pyproject.toml): its experimental warning is noise
 
 import torch
 from transformers import TrainerCallback
-from transformers.trainer_utils import rotate_checkpoints
 from trl.experimental.sdpo import SDPOTrainer
 from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping,
                                               compute_full_logit_self_distillation_loss,
@@ -52,6 +51,7 @@ from trl.experimental.sdpo.loss_utils import (apply_importance_sampling_clipping
 from trl.experimental.sdpo.teacher_sync import SyncTeacherModelCallback
 from trl.trainer.utils import selective_log_softmax
 
+from pgpo.checkpoints import PGPO_STATE_NAME, discard_incomplete, last_complete_checkpoint
 from pgpo.controller import PGPOController, check_resumable
 from pgpo.distill import topk_distillation
 from pgpo.ema_teacher import FP32EMATeacher
@@ -59,7 +59,6 @@ from pgpo.optim import innermost_optimizer, optimizer_chain
 from pgpo.information import InfoStats, per_token_from_logits, per_token_from_topk
 from pgpo.trainer_config import PGPOConfig
 
-PGPO_STATE_NAME = "pgpo_state.json"
 TEACHER_DIR = "teacher"
 TEACHER_FP32 = "ema_fp32{shard}.safetensors"     # the fp32 EMA; per rank (".rank{r}-of-{w}") when sharded
 
@@ -272,34 +271,32 @@ class PGPOTrainer(SDPOTrainer):
             return
         super()._issue_warnings_after_load(load_result)
 
-    def _save_checkpoint(self, model, trial):
-        run_dir = self._get_output_dir(trial=trial)
-        name = f"checkpoint-{self.state.global_step}"
-        staging_root = os.path.join(run_dir, f".staging-{name}")
-        final = os.path.join(run_dir, name)
-        if self.args.should_save and os.path.exists(staging_root):
-            shutil.rmtree(staging_root)                   # left over by a crash: never trusted
-        self.accelerator.wait_for_everyone()
-        self._get_output_dir = lambda trial=None: staging_root    # HF writes into staging_root/name
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            del self._get_output_dir
-        staged = os.path.join(staging_root, name)
-        self._save_teacher(os.path.join(staged, TEACHER_DIR))
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """Trainer.train; `resume_from_checkpoint=True` takes the newest *complete* checkpoint of output_dir
+        (pgpo.checkpoints), and folders of a save that was killed are removed before training continues."""
+        if resume_from_checkpoint is True:
+            run_dir = self.args.output_dir
+            if self.args.should_save:
+                for path in discard_incomplete(run_dir):
+                    print(f"removed {path}: its save did not finish", flush=True)
+            self.accelerator.wait_for_everyone()
+            resume_from_checkpoint = last_complete_checkpoint(run_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint found in output directory ({run_dir})")
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        """Trainer's optimizer and scheduler save, plus the fp32 EMA teacher and the PGPO state. Trainer calls it
+        inside `_save_checkpoint` before writing `trainer_state.json` and rotating old checkpoints, so a checkpoint
+        is complete (pgpo.checkpoints.is_complete) only with both, and rotation never runs before they exist.
+        The mirror of `_load_optimizer_and_scheduler` below."""
+        super()._save_optimizer_and_scheduler(output_dir)
+        self._save_teacher(os.path.join(output_dir, TEACHER_DIR))
         if self.args.should_save:
-            with open(os.path.join(staged, PGPO_STATE_NAME), "w") as f:
-                json.dump({"controller": self.pgpo_controller().state_dict() if self.optimizer is not None else None,
-                           "global_step": self.state.global_step}, f)
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            if os.path.exists(final):
-                shutil.rmtree(final)
-            os.replace(staged, final)                      # the checkpoint appears complete or not at all
-            shutil.rmtree(staging_root, ignore_errors=True)
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
-        self.accelerator.wait_for_everyone()
+            from pgpo.fileio import atomic_write_json
+            atomic_write_json(os.path.join(output_dir, PGPO_STATE_NAME),
+                              {"controller": self.pgpo_controller().state_dict() if self.optimizer is not None else None,
+                               "global_step": self.state.global_step})
 
     def _teacher_is_separate(self) -> bool:
         return self.teacher_model is not None and self.teacher_model is not self.model

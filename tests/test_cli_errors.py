@@ -51,11 +51,11 @@ def test_unknown_domain_is_one_line_and_aliases_are_canonical(capsys, tmp_path, 
     assert "unknown domain" in _fails(capsys, ["eval", "--model", str(tmp_path / "ck"), "--domain", "chemystry"])
     seen = {}
 
-    def fake_load(domain, split, limit=None):                       # stop right after the argument checks
+    def fake_load(task, domain, split, limit=None):                 # stop right after the argument checks
         seen["domain"] = domain
         raise SystemExit(0)
     import pgpo.data
-    monkeypatch.setattr(pgpo.data, "load_questions", fake_load)
+    monkeypatch.setattr(pgpo.data, "load_task", fake_load)
     with pytest.raises(SystemExit):
         cli.main(["eval", "--model", str(tmp_path / "ck"), "--domain", "chem", "--out", str(tmp_path / "new" / "r.json")])
     assert seen["domain"] == "chemistry" and (tmp_path / "new").is_dir()

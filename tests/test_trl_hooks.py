@@ -46,8 +46,7 @@ def test_training_loop_sets_sync_gradients_before_each_micro_batch():
 
 
 def test_checkpoint_hooks_exist():
-    assert list(inspect.signature(Trainer._save_checkpoint).parameters) == ["self", "model", "trial"]
-    assert "self._get_output_dir(trial=trial)" in inspect.getsource(Trainer._save_checkpoint)
+    assert list(inspect.signature(Trainer._save_optimizer_and_scheduler).parameters) == ["self", "output_dir"]
     assert list(inspect.signature(Trainer._load_optimizer_and_scheduler).parameters) == ["self", "checkpoint"]
 
 

@@ -57,6 +57,11 @@ class Question:
     def choices(self) -> list[tuple[str, str]]:
         return list(zip(self.labels, self.texts))
 
+    def read(self, text: str) -> str | None:
+        """The option letter the completion commits to (pgpo.rewards.extract_choice), or None."""
+        from pgpo.rewards import extract_choice
+        return extract_choice(text, self.labels, self.texts)
+
 
 @dataclass(frozen=True)
 class RecordProblem:
@@ -207,6 +212,21 @@ def _hub_record(row: dict, domain: str, idx: int, split: str) -> dict:
             "level": details.get("level", row.get("level")), "type": row.get("type"),
             "task": details.get("task", row.get("task", "")), "subtask": details.get("subtask", ""),
             "question": row.get("question"), "choices": row.get("choices"), "answerKey": row.get("answerKey")}
+
+
+def load_task(task: str, domain: str, split: str, source: str = "packaged", path: str | None = None,
+              on_malformed: str = "report", limit: int | None = None) -> LoadResult:
+    """The questions of a run's task: Science-QA (load_questions) or the generated word problems
+    (pgpo.data.arithmetic; `domain`, `source` and `path` do not apply)."""
+    if task == "arithmetic":
+        from pgpo.data.arithmetic import load_word_problems
+        try:
+            return LoadResult(load_word_problems(split, limit), source="generated")
+        except ValueError as e:
+            raise DataError(str(e)) from None
+    if task != "sciknoweval":
+        raise DataError(f"unknown task {task!r}; choose sciknoweval or arithmetic")
+    return load_questions(domain, split, source, path, on_malformed, limit=limit)
 
 
 def load_questions(domain: str, split: str, source: str = "packaged", path: str | None = None,

