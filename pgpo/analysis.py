@@ -36,6 +36,8 @@ from pgpo.runlog import LOG_NAME, of_kind, read_log
 DOMAIN_ORDER = ["chemistry", "physics", "biology", "material", "arithmetic"]
 DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials",
                 "arithmetic": "Word problems"}
+# The alpha grid of experiments/science_qa/grid.yaml (m_max 2), for the I_k distribution figure.
+PAPER_ALPHAS = (2.5, 10.0, 40.0)
 # Reported avg@16 (Qwen3-8B), for comparing shapes; not produced by this code.
 PAPER_TABLE1 = {"SDPO": {"chemistry": 72.57, "physics": 77.05, "biology": 61.62, "material": 74.14},
                 "PGPO (best alpha)": {"chemistry": 76.02, "physics": 77.56, "biology": 61.25, "material": 78.65}}
@@ -375,7 +377,48 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
             axes[i][j].legend(fontsize=7)
         axes[-1][j].set_xlabel("optimizer step")
     save(fig, "information_traces")
+    information_distribution(runs, domains, save)
     return written
+
+
+def information_distribution(runs: list[Run], subjects: list[str], save) -> None:
+    """Per subject: the histogram of the SDPO runs' I_k (every step with distilled tokens), and m(I) for the paper's
+    alpha grid (PAPER_ALPHAS) and for the alphas of this set of runs, with the fraction of those steps each alpha
+    would put at the cap."""
+    import matplotlib.pyplot as plt
+
+    from pgpo.multiplier import Multiplier
+
+    sdpo = {d: sorted(t["info"] for r in runs if r.domain == d and r.method == "SDPO" for t in r.train
+                      if t.get("info")) for d in subjects}
+    subjects = [d for d in subjects if sdpo[d]]
+    if not subjects:
+        return
+    ran = sorted({float(r.method.split("=")[1]) for r in runs if is_paper_rule(r.method)})
+    fig, axes = plt.subplots(1, len(subjects), figsize=(5.2 * len(subjects), 3.9), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, d in zip(axes[0], subjects):
+        infos = sdpo[d]
+        m_max = 2.0
+        ax.hist(infos, bins=30, color="0.75", label=f"SDPO I_k ({len(infos)} steps)")
+        ax.set_xlabel(r"$I_k$ (nats per distilled token)")
+        ax.set_ylabel("steps")
+        ax.set_title(DOMAIN_TITLE.get(d, d))
+        twin = ax.twinx()
+        grid = [(a, "paper grid", "tab:blue", styles[i % 4]) for i, a in enumerate(PAPER_ALPHAS)]
+        grid += [(a, "this experiment", "tab:red", styles[i % 4]) for i, a in enumerate(ran)]
+        xs = [max(infos) * 1.05 * i / 200 for i in range(201)]
+        for a, kind, col, ls in grid:
+            m = Multiplier(a, m_max)
+            at_cap = sum(float(m(x)) >= m_max - 1e-12 for x in infos) / len(infos)
+            twin.plot(xs, [float(m(x)) for x in xs], color=col, ls=ls,
+                      label=f"m(I), $\\alpha$ = {a:g} ({kind}): {at_cap:.0%} of steps at the cap")
+        twin.set_ylabel(r"$m(I)$, $m_{max}$ = 2")
+        twin.set_ylim(0.95, m_max + 0.05)
+        lines = ax.get_legend_handles_labels()
+        tl = twin.get_legend_handles_labels()
+        twin.legend(lines[0] + tl[0], lines[1] + tl[1], fontsize=7, loc="lower right")
+    save(fig, "information_distribution")
 
 
 def main(argv=None):

