@@ -1,7 +1,8 @@
-"""Command line: `python -m sde verify ...` and `python -m sde plot ...`.
+"""Command line: `python -m sde verify ...`, `python -m sde plot ...` and `python -m sde calibrate ...`.
 
     python -m sde verify --problem quadratic --quick --out runs/quadratic
     python -m sde plot --results runs/quadratic/results.json
+    python -m sde calibrate --results results/weak_convergence [--reps 500]    # the verdict rule's error rates
 
 Bad arguments end the program with exit status 2 and a one-line message on stderr, before any work.
 """
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw weak_error.png from a results.json")
     pl.add_argument("--results", required=True)
     pl.add_argument("--out", help="figure path (default: weak_error.png beside the results)")
+    c = sub.add_parser("calibrate", help="measure the verdict rule's error rates on a study's curves (parametric "
+                                         "bootstrap; sde.calibration), written to <results>/calibration.json")
+    c.add_argument("--results", required=True, help="folder of study results (e.g. results/weak_convergence)")
+    c.add_argument("--reps", type=int_at_least(10), default=500, help="bootstrap replicates of the whole table")
+    c.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "verify":
         return _verify(parser, args)
+    if args.command == "calibrate":
+        return _calibrate(parser, args)
     return _plot(parser, args)
 
 
@@ -64,7 +72,7 @@ def _verify(parser, args) -> int:
     from pgpo.fileio import OutputFolderError, prepare_output_folder
     from pgpo.schema import ConfigError
     from sde.plotting import fit_text, plot_weak_error
-    from sde.stats import VERDICT_RULE
+    from sde.verdicts import VERDICT_RULE
     from sde.study import run_study
     from sde.results import study_curves
     from sde.verify import verification_study
@@ -89,6 +97,27 @@ def _verify(parser, args) -> int:
         slope = "n/a" if c["slope"] is None else f"{c['slope']:.2f} [{c['slope_ci'][0]:.2f}, {c['slope_ci'][1]:.2f}]"
         print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:15s} {c['noise']:9s} "
               f"{c['info']:17s} {fit_text(c)}  (slope {slope})")
+    return 0
+
+
+def _calibrate(parser, args) -> int:
+    from pgpo.progress import Progress
+    from sde.calibration import CALIBRATION_NAME, calibrate, stress, summary_line
+    from sde.report import load, table_curves
+    from sde.results import write_json
+
+    try:
+        curves = table_curves(load(args.results))
+    except (OSError, json.JSONDecodeError) as e:
+        parser.error(f"cannot read results in {args.results!r}: {e}")
+    prog = Progress(args.reps, label="calibrate", unit="replicates", stream=sys.stdout)
+    t0 = time.perf_counter()
+    doc = calibrate(curves, reps=args.reps, seed=args.seed, progress=lambda i, n, _t: prog.update(i))
+    doc["stress"] = stress()
+    doc["wall_s"] = time.perf_counter() - t0
+    path = write_json(os.path.join(args.results, CALIBRATION_NAME), doc)
+    print(f"wrote {path} ({doc['wall_s']:.0f} s)")
+    print(summary_line(doc))
     return 0
 
 

@@ -18,14 +18,14 @@ Both the full and the quick version of every panel are built (and so checked) wh
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 import numpy as np
-import yaml
 
 from pgpo.multiplier import DEFAULT_M_MAX, Multiplier
-from pgpo.schema import ConfigError, build
+from pgpo.schema import ConfigError, build, read_yaml
 from sde.problems import PROBLEMS, Problem, get_problem
 from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, ConstantMultiplier, n_steps_for
 from sde.weak_error import TEST_FUNCTIONS
@@ -180,7 +180,7 @@ class StationaryPanel:
     constants: list[float] = field(default_factory=list)
     multipliers: list[MultiplierSpec] = field(default_factory=list)
     tests: list[str] = field(default_factory=lambda: ["loss", "sq_norm"])
-    burn_in: float = 10.0
+    burn_in: Optional[float] = None               # SDE time; default: sde.stationary.burn_in_for each multiplier
     window: float = 20.0
     paths: int = 10_000
     floor_eta: Optional[float] = None             # the eta of the floor-vs-c figure (default: the smallest)
@@ -190,7 +190,8 @@ class StationaryPanel:
 
     @property
     def T(self) -> float:
-        return self.burn_in + self.window
+        """The averaging window plus the burn-in when the panel fixes it (a sized burn-in adds to it per multiplier)."""
+        return (self.burn_in or 0.0) + self.window
 
 
 @dataclass
@@ -272,6 +273,9 @@ def check_panel(p, where: str) -> None:
         return
     if isinstance(p, VariantPanel):
         check_variant(p, where)
+    if isinstance(p, SweepPanel) and (len(p.etas) != 2 or not math.isclose(max(p.etas), 2 * min(p.etas))):
+        raise ConfigError(f"{where}.etas: a sweep takes two step sizes, eta and eta / 2 (its limit is extrapolated "
+                          f"from them), got {p.etas}")
     if isinstance(p, StationaryPanel):
         check_stationary(p, where)
         if p.method == "closed_form":               # no time grid: the Lyapunov equations are solved directly
@@ -384,15 +388,17 @@ def check_stationary(p: StationaryPanel, where: str) -> None:
         if worst >= 2.0:
             raise ConfigError(f"{where}.etas: eta c a_max = {worst:.3g} >= 2 makes the discrete process unstable")
     else:
-        if p.burn_in <= 0 or p.window <= 0:
+        if (p.burn_in is not None and p.burn_in <= 0) or p.window <= 0:
             raise ConfigError(f"{where}.window: burn_in and window must be positive, got {p.burn_in}, {p.window}")
         if p.paths < 2:
             raise ConfigError(f"{where}.paths: must be at least 2, got {p.paths}")
         for i, eta in enumerate(p.etas):
             try:
-                n_steps_for(p.burn_in, eta)
+                n_steps_for(p.window, eta)
+                if p.burn_in is not None:
+                    n_steps_for(p.burn_in, eta)
             except ValueError as e:
-                raise ConfigError(f"{where}.etas[{i}]: {e} (burn_in)") from None
+                raise ConfigError(f"{where}.etas[{i}]: {e} (burn_in / window)") from None
     if p.floor_eta is not None and p.floor_eta not in p.etas:
         raise ConfigError(f"{where}.floor_eta: {p.floor_eta} is not in etas {p.etas}")
 
@@ -503,9 +509,4 @@ def study_from_dict(doc: dict, source: str, quick: bool = False) -> Study:
 
 
 def load_study(path: str, quick: bool = False) -> Study:
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read study {path!r}: {e}") from None
-    return study_from_dict(doc, path, quick)
+    return study_from_dict(read_yaml(path, "study"), path, quick)

@@ -21,11 +21,12 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from pgpo.fileio import save_figure
+from pgpo.fileio import atomic_write_text, save_figure
 from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, fit_text, fmt_ci, fmt_num,
                            plot_curve, slope_guide)
-from sde.results import refit
-from sde.stats import VERDICT_RULE, Z95
+from sde.results import refit, study_curves, write_json
+from sde.stats import Z95
+from sde.verdicts import VERDICT_RULE, assign
 
 STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
            "escape", "variants")
@@ -45,7 +46,18 @@ def load(results_dir: str) -> dict:
                 docs[name] = refit(json.load(f))
     if not docs:
         raise FileNotFoundError(f"no study results in {results_dir}")
+    assign([c for doc in docs.values() for c in study_curves(doc)])     # one family: the whole table (Holm)
     return docs
+
+
+def load_calibration(results_dir: str) -> dict | None:
+    """The verdict rule's measured error rates for these results (sde.calibration), when measured."""
+    from sde.calibration import CALIBRATION_NAME
+    path = os.path.join(results_dir, CALIBRATION_NAME)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def _at_T(items):
@@ -384,8 +396,9 @@ def fig_stationary(doc, out_dir, written):
             plot_curve(ax, c, style={"color": cmap(i / max(len(curves) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
                                      "ls": "-" if c["sde"] == "matched" else "--"},
                        label=f"{_mult_text(c)}, {c['sde']}: {fit_text(c)}")
+        burns = sorted({round(c["burn_in"], 1) for c in curves})
         _finish(ax, curves, f"{p['spec']['problem']}: floor difference (coupled MC, time average over "
-                            f"{p['spec']['window']:g} after {p['spec']['burn_in']:g})")
+                            f"{p['spec']['window']:g} after a burn-in of {'/'.join(f'{b:g}' for b in burns)})")
         ax.set_ylabel("|floor difference|")
     allc = [c for p in doc["panels"] for c in p["items"] if c["g"] == "loss" and (c.get("constant") or 0) != 1]
 
@@ -563,8 +576,9 @@ def escape_rows(doc) -> list[dict]:
     return out
 
 
-def table_rows(docs: dict) -> list[dict]:
-    rows = []
+def table_curves(docs: dict) -> list[dict]:
+    """The curves of the verdict table, in table order, each with its study's name under "study"."""
+    out = []
     for name in STUDIES:
         doc = docs.get(name)
         if doc is None:
@@ -573,23 +587,31 @@ def table_rows(docs: dict) -> list[dict]:
             if p["kind"] not in ("weak_error", "minibatch", "stationary", "variant"):
                 continue
             for c in p["items"]:
-                if not isinstance(c.get("eta"), list):          # a variant panel's distribution record
-                    continue
-                f = c.get("fit") or {}
-                rows.append({"study": name, "panel": p["id"], "problem": c["problem"], "discrete": c["discrete"],
-                             "sde": c["sde"], "g": c["g"], "noise": c["noise"], "info": c["info"],
-                             "error_at": c.get("error_at", "T"), "T": c.get("T"), "multiplier": _mult_text(c),
-                             "method": c["method"], "verdict": c["verdict"], "verdict_reason": c.get("verdict_reason"),
-                             "B": f.get("B"), "B_ci": f.get("B_ci"), "C1": f.get("C1"), "C1_ci": f.get("C1_ci"),
-                             "C2": f.get("C2"), "C2_ci": f.get("C2_ci"), "chi2": f.get("chi2"), "dof": f.get("dof"),
-                             "error_at_min_eta": f.get("error_at_min_eta"),
-                             "fit_eta_min": min((e for e, u in zip(c["eta"], f.get("used") or []) if u), default=None),
-                             "used": f.get("used"),
-                             "prediction": c.get("prediction"), "prediction_method": c.get("prediction_method"),
-                             "slope": c["slope"], "slope_ci": c["slope_ci"], "n_paths": c["n_paths"],
-                             "n_paths_max": max(c["n_paths_per_eta"]) if c["n_paths_per_eta"] else 0,
-                             "eta_min": min(c["eta"]), "eta_max": max(c["eta"]),
-                             "wall_time_s": c.get("wall_time_s")})
+                if isinstance(c.get("eta"), list):              # not a variant panel's distribution record
+                    c["study"] = name
+                    out.append(c)
+    return out
+
+
+def table_rows(docs: dict) -> list[dict]:
+    rows = []
+    for c in table_curves(docs):
+        f = c.get("fit") or {}
+        rows.append({"study": c["study"], "panel": c["panel"], "problem": c["problem"], "discrete": c["discrete"],
+                     "sde": c["sde"], "g": c["g"], "noise": c["noise"], "info": c["info"],
+                     "error_at": c.get("error_at", "T"), "T": c.get("T"), "multiplier": _mult_text(c),
+                     "method": c["method"], "verdict": c["verdict"], "verdict_reason": c.get("verdict_reason"),
+                     "B": f.get("B"), "B_ci": f.get("B_ci"), "C1": f.get("C1"), "C1_ci": f.get("C1_ci"),
+                     "C2": f.get("C2"), "C2_ci": f.get("C2_ci"), "B_bound": (f.get("bound") or {}).get("B"),
+                     "exact": bool(f.get("exact")), "status": f.get("status"), "trimmed": f.get("trimmed", 0),
+                     "share": f.get("share"), "stable": f.get("stable"), "chi2": f.get("chi2"), "dof": f.get("dof"),
+                     "error_at_min_eta": f.get("error_at_min_eta"), "fit_eta_min": f.get("fit_eta_min"),
+                     "used": f.get("used"),
+                     "prediction": c.get("prediction"), "prediction_method": c.get("prediction_method"),
+                     "slope": c["slope"], "slope_ci": c["slope_ci"], "n_paths": c["n_paths"],
+                     "n_paths_max": max(c["n_paths_per_eta"]) if c["n_paths_per_eta"] else 0,
+                     "eta_min": min(c["eta"]), "eta_max": max(c["eta"]),
+                     "wall_time_s": c.get("wall_time_s")})
     return rows
 
 
@@ -618,35 +640,59 @@ TABLE_NOTES = [
 ]
 
 
-def write_table(docs: dict, out_dir: str, written: list) -> None:
+def _coef(r: dict, name: str) -> str:
+    """A coefficient as the table prints it: exact value +- its extrapolation tolerance, or value [95 % CI]."""
+    v, ci = r[name], r[name + "_ci"]
+    if v is None:
+        return "n/a"
+    if r["exact"]:
+        return f"{fmt_num(v)} ± {(ci[1] - ci[0]) / 2:.1g}"
+    return fmt_ci(v, ci)
+
+
+def calibration_header(calib: dict | None, rows: list[dict]) -> str:
+    """The table header's sentence on the rule's measured error rates (or why there is none)."""
+    from sde.calibration import summary_line
+    if calib is None:
+        return ("Error rates: not measured for these results (run `python -m sde calibrate --results <results "
+                "folder>`).")
+    if calib.get("rule") != VERDICT_RULE:
+        return "Error rates: the calibration on file was measured for another verdict rule; re-run sde calibrate."
+    observed = {"false_plateau": sum(r["verdict"] == "converges elsewhere" and r["prediction"] == 0
+                                     and not r["exact"] for r in rows)}
+    return summary_line(calib, observed)
+
+
+def write_table(docs: dict, out_dir: str, written: list, calib: dict | None = None) -> None:
     rows = table_rows(docs)
-    with open(os.path.join(out_dir, "weak_convergence_table.json"), "w") as f:
-        json.dump(rows, f, indent=1)
+    write_json(os.path.join(out_dir, "weak_convergence_table.json"), rows)
     lines = ["# Weak-convergence verdicts",
              "",
              "Generated by `paper_figures/weak_convergence.py` from the study results; do not edit by hand.",
              "",
-             f"**Verdict rule** (sde.stats.VERDICT_RULE): {VERDICT_RULE}",
+             f"**Verdict rule** (sde.verdicts.VERDICT_RULE): {VERDICT_RULE}",
+             "",
+             f"**{calibration_header(calib, rows)}**",
              "",
              *TABLE_NOTES,
              "",
-             "| study | problem | m | SDE | g | error at | noise / I | verdict | B [95 % CI] | predicted B | C1 [95 % CI] | "
-             "chi2 / dof | slope [95 % CI] | paths | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| study | problem | m | SDE | g | error at | noise / I | verdict | B [95 % CI] | |B| < (95 %) | "
+             "predicted B | C1 [95 % CI] | C2 [95 % CI] | chi2 / dof | slope [95 % CI] | paths | time s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         noise = r["noise"] if r["info"] == "exact" else f"{r['noise']} / {r['info'].replace('_batch', ' batch')}"
-        paths = "exact" if r["method"] == "closed_form" else (
+        paths = "exact" if r["exact"] else (
             f"{r['n_paths']}" if r["n_paths"] == r["n_paths_max"] else f"{r['n_paths']}-{r['n_paths_max']}")
         t = "" if r["wall_time_s"] is None else f"{r['wall_time_s']:.1f}"
-        chi = "n/a" if r["chi2"] is None else (f"{r['chi2']:.1f} / {r['dof']}" if r["method"] != "closed_form"
-                                               else f"(exact) / {r['dof']}")
+        chi = "exact" if r["exact"] else ("n/a" if r["chi2"] is None else f"{r['chi2']:.1f} / {r['dof']}")
         slope = "n/a" if r["slope"] is None else f"{r['slope']:.2f} [{r['slope_ci'][0]:.2f}, {r['slope_ci'][1]:.2f}]"
         at = "stationary" if r["error_at"] == "stationary" else (
             f"T={r['T']:g}" if r["error_at"] == "T" else f"max k, T={r['T']:g}")
         m = "SGD" if r["discrete"] == "sgd" else r["multiplier"]
+        bound = fmt_num(r["B_bound"]) if r["B_bound"] is not None else "n/a"
         lines.append(f"| {r['study']} | {r['problem']} | {m} | {r['sde']} | {r['g']} | {at} | {noise} | "
-                     f"{r['verdict']} | {fmt_ci(r['B'], r['B_ci'])} | {fmt_num(r['prediction'])} | "
-                     f"{fmt_ci(r['C1'], r['C1_ci'])} | {chi} | {slope} | {paths} | {t} |")
+                     f"{r['verdict']} | {_coef(r, 'B')} | {bound} | {fmt_num(r['prediction'])} | "
+                     f"{_coef(r, 'C1')} | {_coef(r, 'C2')} | {chi} | {slope} | {paths} | {t} |")
     if "escape" in docs:
         erows = escape_rows(docs["escape"])
         factors = sorted({r["horizon_factor"] for r in erows if r["horizon_factor"] is not None})
@@ -664,10 +710,41 @@ def write_table(docs: dict, out_dir: str, written: list) -> None:
                          f"{r['censored']} / {r['n_paths']} | {r['matched']:.4g} | {r['paper']:.4g} | "
                          f"{fmt_num(r['kramers_matched'])} | {fmt_num(r['kramers_paper'])} | "
                          f"{r['ratio_matched']:.3f} | {r['ratio_paper']:.3g} |")
+    sweep = sweep_rows(docs.get("multiplier"))
+    if sweep:
+        inside = sum(r["inside"] for r in sweep if r["inside"] is not None)
+        tested = sum(r["inside"] is not None for r in sweep)
+        lines += ["", "## The alpha / m_max sweep (study `multiplier`): limits against predictions", "",
+                  "Each point's limit B is extrapolated from its two step sizes (Richardson, 2 e(eta/2) - e(eta): the "
+                  "O(eta) term removed, an O(eta^2) one left) with a 95 % CI, beside sde.theory's prediction (0 on "
+                  "sq_norm and on the matched SDE's fluctuation; the Lyapunov ODE's plateau on the paper SDE's "
+                  f"fluctuation). {inside} of {tested} predictions lie inside their intervals.", "",
+                  "| shape | alpha I(theta_0) | m_max | SDE | g | steps at cap | limit B [95 % CI] | predicted B | inside |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in sweep:
+            lines.append(f"| {r['shape']} | {r['alpha_times_I0']:g} | {r['m_max']:g} | {r['sde']} | {r['g']} | "
+                         f"{r['cap_fraction']:.2f} | {fmt_ci(r['B'], r['ci95'])} | {fmt_num(r['prediction'])} | "
+                         f"{'n/a' if r['inside'] is None else ('yes' if r['inside'] else 'no')} |")
     path = os.path.join(out_dir, "weak_convergence_table.md")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     written += [path, os.path.join(out_dir, "weak_convergence_table.json")]
+
+
+def sweep_rows(doc: dict | None) -> list[dict]:
+    """One row per (sweep point, SDE, test function): the extrapolated limit and its prediction."""
+    out = []
+    for p in (doc or {}).get("panels", []):
+        if p["kind"] != "sweep":
+            continue
+        for pt in p["items"]:
+            for key, lim in (pt.get("limit") or {}).items():
+                sde, g = key.split("|")
+                pred = lim.get("prediction")
+                out.append({"shape": pt["shape"], "alpha_times_I0": pt["alpha_times_I0"], "m_max": pt["m_max"],
+                            "sde": sde, "g": g, "cap_fraction": pt["cap_fraction"], "B": lim["B"], "ci95": lim["ci95"],
+                            "stderr": lim["stderr"], "prediction": pred,
+                            "inside": None if pred is None else bool(lim["ci95"][0] <= pred <= lim["ci95"][1])})
+    return out
 
 
 def make_all(results_dir: str, out_dir: str) -> list[str]:
@@ -684,7 +761,7 @@ def make_all(results_dir: str, out_dir: str) -> list[str]:
     for study, draw in figures:                      # fig1 ... fig10, each from the results present
         if study in docs:
             draw(docs[study], out_dir, written)
-    write_table(docs, out_dir, written)
+    write_table(docs, out_dir, written, load_calibration(results_dir))
     return written
 
 

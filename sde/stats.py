@@ -6,9 +6,7 @@
   95 % interval comes from the delta-method variances of log|error|, inflated by the reduced chi-square
   when the points scatter more than their error bars (curvature, higher-order terms); exact points
   (zero standard error) therefore get an interval from their residual scatter alone.
-- `fit_error_model` and `VERDICT_RULE`: the verdict. The error is fitted as B + C1 eta + C2 eta^2 and the verdict
-  read from which coefficients are non-zero, zero or undetermined (VERDICT_RULE; the slope is reported beside it,
-  never decides).
+- `weighted_polyfit`: weighted least squares by QR (the verdict's fit, sde.verdicts, and the slope fit use it).
 - `paths_for_precision`: the path count that makes the 95 % half-width a fraction rho of the error.
 """
 
@@ -115,6 +113,28 @@ class SeriesMoments:
         return [float(np.maximum(a - z * se, 0.0).max()), float((a + z * se).max())]
 
 
+def weighted_polyfit(x, y, w, degree: int):
+    """Weighted least squares of y on 1, x, ..., x^degree: (coefficients, their covariance (X^T W X)^-1, chi^2).
+
+    Solved by QR of the weighted design with each column scaled to unit maximum (x^j / max|x|^j), never through the
+    normal equations, whose condition number is the square of the design's (1e16 and more for eta grids spanning two
+    decades): the digits of the fit then do not depend on the machine's BLAS path. A fit with as many points as
+    coefficients interpolates: its chi^2 is exactly 0."""
+    x, y, w = (np.asarray(a, float) for a in (x, y, w))
+    scale = float(np.abs(x).max()) or 1.0
+    powers = np.arange(degree + 1)
+    design = (x[:, None] / scale) ** powers                        # columns in [-1, 1]
+    root_w = np.sqrt(w)
+    q, r = np.linalg.qr(design * root_w[:, None])
+    z = solve_triangular(r, q.T @ (root_w * y))
+    r_inv = solve_triangular(r, np.eye(degree + 1))
+    unscale = scale ** -powers
+    beta = z * unscale
+    cov = (r_inv @ r_inv.T) * np.outer(unscale, unscale)
+    chi2 = 0.0 if x.size <= degree + 1 else float((w * (y - design @ z) ** 2).sum())
+    return beta, cov, chi2
+
+
 def local_slopes(eta, err) -> list[float | None]:
     """Slopes between consecutive points, log|e_{i+1}/e_i| / log(eta_{i+1}/eta_i) (None where undefined)."""
     eta, err = np.abs(np.asarray(eta, float)), np.abs(np.asarray(err, float))
@@ -188,134 +208,3 @@ def paths_for_precision(sigma: float, error: float, rho: float = 0.2, z: float =
     if error == 0:
         raise ValueError("cannot size a run for a zero error")
     return max(2, int(math.ceil((z * sigma / (rho * abs(error))) ** 2)))
-
-
-VERDICT_RULE = (
-    "Fit e(eta) = B + C1 eta + C2 eta^2 by weighted least squares (weights 1 / s.e.^2; closed-form curves: relative "
-    "weights, s.e. from the residual scatter); while the chi^2 misfit has p < 0.05 the largest eta is dropped, and a "
-    "fit trimmed to 3 points (no degree of freedom left to check it) gives no verdict. Each coefficient is read from "
-    "its 95 % interval and its share of the fitted error at the smallest eta (B; C1 eta; C2 always counts): non-zero "
-    "when it exceeds 3 s.e. and its share is at least 5 %; zero when its interval contains 0 or its share is under "
-    "5 % (smaller terms cannot be told from the higher orders the model leaves out); undetermined otherwise. "
-    "*order 1*: B zero, C1 non-zero; *order 2*: B and C1 zero, C2 non-zero; *converges elsewhere*: B non-zero (B is "
-    "the limit of the error as eta -> 0, the plateau); *inconclusive*: anything else (an undetermined coefficient "
-    "on the way), or fewer than 3 points above 3 s.e. (no fit).")
-VERDICTS = ("order 1", "order 2", "converges elsewhere", "inconclusive")
-MISFIT_P = 0.05
-NONZERO_Z = 3.0
-MATERIAL_FRACTION = 0.05
-
-
-def weighted_polyfit(x, y, w, degree: int):
-    """Weighted least squares of y on 1, x, ..., x^degree: (coefficients, their covariance (X^T W X)^-1, chi^2).
-
-    Solved by QR of the weighted design with each column scaled to unit maximum (x^j / max|x|^j), never through the
-    normal equations, whose condition number is the square of the design's (1e16 and more for eta grids spanning two
-    decades): the digits of the fit then do not depend on the machine's BLAS path. A fit with as many points as
-    coefficients interpolates: its chi^2 is exactly 0."""
-    x, y, w = (np.asarray(a, float) for a in (x, y, w))
-    scale = float(np.abs(x).max()) or 1.0
-    powers = np.arange(degree + 1)
-    design = (x[:, None] / scale) ** powers                        # columns in [-1, 1]
-    root_w = np.sqrt(w)
-    q, r = np.linalg.qr(design * root_w[:, None])
-    z = solve_triangular(r, q.T @ (root_w * y))
-    r_inv = solve_triangular(r, np.eye(degree + 1))
-    unscale = scale ** -powers
-    beta = z * unscale
-    cov = (r_inv @ r_inv.T) * np.outer(unscale, unscale)
-    chi2 = 0.0 if x.size <= degree + 1 else float((w * (y - design @ z) ** 2).sum())
-    return beta, cov, chi2
-
-
-def fit_error_model(eta, err, stderr, min_snr: float = 3.0) -> dict:
-    """Fit e(eta) = B + C1 eta + C2 eta^2 and decide the verdict by VERDICT_RULE.
-
-    Monte Carlo points are weighted by 1 / s.e.^2 with known-variance intervals (z quantile). Closed-form points
-    (all s.e. 0) have no sampling error: they are weighted by 1 / e^2 and the standard errors come from the residual
-    scatter (t quantile for the intervals), i.e. from the truncated higher-order terms. While the chi^2 misfit has
-    p-value < MISFIT_P the largest eta is dropped (the expansion is asymptotic), keeping at least 3 points above
-    noise; closed forms are never trimmed.
-    With fewer than 3 points whose |error| exceeds min_snr s.e. (non-zero, for closed forms) there is no fit.
-
-    Returns {"B", "B_se", "B_ci", "C1", ..., "C2", ..., "chi2", "dof", "p_value", "used", "n_above_noise",
-    "verdict", "reason"}; coefficients are None without a fit.
-    """
-    eta = np.asarray(eta, float)
-    err = np.asarray(err, float)
-    se = np.nan_to_num(np.asarray(stderr, float), nan=np.inf)
-    ok = np.isfinite(err) & np.isfinite(eta)
-    exact = bool(ok.any() and (se[ok] == 0).all())
-    above = ok & (np.abs(err) > 0) & (np.abs(err) > min_snr * se)
-    out = {"B": None, "B_se": None, "B_ci": [None, None], "C1": None, "C1_se": None, "C1_ci": [None, None],
-           "C2": None, "C2_se": None, "C2_ci": [None, None], "chi2": None, "dof": None, "p_value": None,
-           "used": [False] * len(eta), "n_above_noise": int(above.sum()), "exact": exact, "min_snr": min_snr,
-           "error_at_min_eta": None,
-           "verdict": "inconclusive", "reason": ""}
-    use = ok & (above if exact else (np.isfinite(se) & (se > 0)))       # a Monte Carlo point needs an error bar
-    if out["n_above_noise"] < 3 or use.sum() < 3:
-        out["reason"] = f"{out['n_above_noise']} point(s) above {min_snr:g} s.e.: no fit"
-        return out
-    trimmed = 0
-    while True:
-        x, y = eta[use], err[use]
-        w = 1.0 / (np.abs(y) if exact else se[use]) ** 2
-        beta, cov, chi2 = weighted_polyfit(x, y, w, 2)
-        dof = int(use.sum()) - 3
-        p = None if (exact or dof == 0) else float(sps.chi2.sf(chi2, dof))
-        if p is None or p >= MISFIT_P or int((use & above).sum()) <= 3 or use.sum() <= 3:
-            break
-        use[np.flatnonzero(use)[np.argmax(x)]] = False           # drop the largest eta and refit
-        trimmed += 1
-    out.update(chi2=chi2, dof=dof, p_value=p, used=use.tolist(), n_above_noise=int((use & above).sum()))
-    if out["n_above_noise"] < 3:
-        out["reason"] = f"{out['n_above_noise']} point(s) above {min_snr:g} s.e. in the fitted range: no fit"
-        return out
-    if exact:
-        if dof == 0:
-            out["reason"] = "3 closed-form points: no residual to size the intervals"
-            return out
-        cov = cov * chi2 / dof
-        q = float(sps.t.ppf(0.975, dof))
-    else:
-        q = Z95
-    sd = np.sqrt(np.diag(cov))
-    for name, b, s in zip(("B", "C1", "C2"), beta, sd):
-        out[name], out[name + "_se"] = float(b), float(s)
-        out[name + "_ci"] = [float(b - q * s), float(b + q * s)]
-    # each coefficient: non-zero (beyond 3 s.e. and beyond rounding - a closed form the model fits exactly has s.e.
-    # ~ 1e-17 - with a share of at least MATERIAL_FRACTION of the fitted error at the smallest eta), zero (interval
-    # contains 0, or share under MATERIAL_FRACTION: what the left-out higher orders, or a non-smooth m's eta^1.5
-    # terms, leave behind on a finite grid), or undetermined
-    note = f" (largest {trimmed} eta dropped for misfit)" if trimmed else ""
-    eta_min = float(x.min())
-    e_fit = out["B"] + out["C1"] * eta_min + out["C2"] * eta_min ** 2
-    out["error_at_min_eta"] = e_fit
-    scale = 1e-10 * float(np.abs(y).max())
-    reach = {"B": 1.0, "C1": float(x.max()), "C2": float(x.max()) ** 2}
-    share = {"B": abs(out["B"]), "C1": abs(out["C1"]) * eta_min, "C2": np.inf}
-    state = {}
-    for name in ("B", "C1", "C2"):
-        v, lo, hi = out[name], *out[name + "_ci"]
-        significant = abs(v) > NONZERO_Z * out[name + "_se"] and abs(v) * reach[name] > scale
-        material = share[name] >= MATERIAL_FRACTION * abs(e_fit)
-        state[name] = ("non-zero" if significant and material else
-                       "zero" if (lo <= 0 <= hi) or not material else "undetermined")
-    out["coefficients"] = state
-    if p is not None and p < MISFIT_P:
-        out["reason"] = f"misfit: chi^2 = {chi2:.1f} on {dof} dof (p = {p:.2g})"
-    elif trimmed and dof == 0:
-        out["reason"] = f"misfit trimmed the fit to 3 points: no degree of freedom left to check it{note}"
-    elif state["B"] == "non-zero":
-        out["verdict"], out["reason"] = "converges elsewhere", "B non-zero" + note
-    elif state["B"] == "undetermined":
-        out["reason"] = "B undetermined (interval excludes 0, under 3 s.e.)" + note
-    elif state["C1"] == "non-zero":
-        out["verdict"], out["reason"] = "order 1", "B zero, C1 non-zero" + note
-    elif state["C1"] == "undetermined":
-        out["reason"] = "B zero, C1 undetermined (interval excludes 0, under 3 s.e.)" + note
-    elif state["C2"] == "non-zero":
-        out["verdict"], out["reason"] = "order 2", "B and C1 zero, C2 non-zero" + note
-    else:
-        out["reason"] = "B and C1 zero, C2 not non-zero" + note
-    return out

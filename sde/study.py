@@ -44,9 +44,10 @@ from sde.panels import (BatchGapPanel, EscapePanel, MinibatchPanel, StationaryPa
                         VariantPanel, WeakErrorPanel, load_study, multiplier_for, panel_multipliers)
 from sde.parallel import map_tasks, workers
 from sde.problems import Quadratic, TeacherStudentSoftmax, get_problem
-from sde.results import curve_record, multiplier_record, write_json
+from sde.results import curve_record, multiplier_record, study_curves, write_json
 from sde.simulate import DiscreteProcess, n_steps_for
-from sde.stats import VERDICT_RULE, Z95, fit_slope, paths_for_precision
+from sde.stats import Z95, fit_slope, paths_for_precision
+from sde.verdicts import VERDICT_RULE, assign
 from sde.weak_error import discrete_moments_mc, estimate_weak_errors, mean_paths, sde_moments_mc
 
 __all__ = ["load_study", "run_study", "sized_estimate", "cap_fraction"]
@@ -87,17 +88,21 @@ def weak_error_panel(p: WeakErrorPanel, prog) -> list[dict]:
     pred = {(s, g): prediction_for(plateaus, s, g) for s in p.sdes for g in p.tests}
     curves = []
     if p.method == "closed_form":
-        from sde.exact import exact_weak_error
+        from sde.asymptotics import exact_coefficients
+        from sde.exact import exact_endpoint_error, exact_weak_error
         c = getattr(mult, "c", 1.0)
+        eta0 = max(p.etas) / 2              # extrapolated from eta_max / 2 down by 2^8 (sde.asymptotics)
         for s in p.sdes:
             for g in p.tests:
                 ex = [exact_weak_error(problem, e, p.T, s, g, c=c) for e in p.etas]
                 zeros = [0.0] * len(p.etas)
+                coef = exact_coefficients(lambda e: exact_endpoint_error(problem, e, p.T, s, g, c=c), eta0)
                 curves.append(curve_record(p.etas, [x["error"] for x in ex], zeros, [0] * len(p.etas), **common,
-                                           sde=s, g=g, **extra, reference="closed_form", **pred[(s, g)]))
+                                           sde=s, g=g, **extra, reference="closed_form", exact=coef, **pred[(s, g)]))
                 if p.over_time and g != "fluctuation":
+                    coef = exact_coefficients(lambda e: exact_weak_error(problem, e, p.T, s, g, c=c)["max_error"], eta0)
                     curves.append(curve_record(p.etas, [x["max_error"] for x in ex], zeros, [0] * len(p.etas),
-                                               **common, sde=s, g=g, **{**extra, "error_at": "max_k"},
+                                               exact=coef, **common, sde=s, g=g, **{**extra, "error_at": "max_k"},
                                                argmax_t=[x["argmax"] * e for x, e in zip(ex, p.etas)],
                                                reference="closed_form", **pred[(s, g)]))
         prog.advance(p.id, 1.0)
@@ -287,9 +292,14 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
     """Stationary floors of discrete PGPO and each SDE over the eta grid (sde.stationary): one curve per (multiplier,
     SDE, test function) with error(eta) = floor_discrete - floor_SDE, fitted by the same rule as every curve; the
     floors themselves (with standard errors) ride along for the floor-vs-c figure."""
-    from sde.stationary import closed_form_floors, leading_floor
+    from sde.asymptotics import exact_coefficients
+    from sde.stationary import burn_in_for, closed_form_floors, leading_floor
     problem = get_problem(p.problem)
     mults = [m for _, m in panel_multipliers(p, problem)]
+    burn = [(p.burn_in, None) if p.burn_in is not None or p.method == "closed_form" else burn_in_for(problem, m)
+            for m in mults]                      # (burn-in, slowest rate) per multiplier
+    step = max(p.etas)                           # a whole number of the largest step (every eta divides it)
+    burn = [(b if rate is None else math.ceil(b / step - 1e-9) * step, rate) for b, rate in burn]
     jobs = [(i, eta) for i in range(len(mults)) for eta in p.etas]
     loss_min = problem.loss_min
 
@@ -299,8 +309,8 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
         if p.method == "closed_form":
             f = closed_form_floors(problem, eta, mult.c, p.sdes)
             return {(name, g): (f[name][g], 0.0) for name in f for g in p.tests}, {n: f[n]["covariance"] for n in f}
-        est = estimate_weak_errors(problem, mult, eta, p.T, p.sdes, p.tests, p.paths, r=p.r, seed=_seed(p, i, eta),
-                                   average_from=n_steps_for(p.burn_in, eta))
+        est = estimate_weak_errors(problem, mult, eta, burn[i][0] + p.window, p.sdes, p.tests, p.paths, r=p.r,
+                                   seed=_seed(p, i, eta), average_from=n_steps_for(burn[i][0], eta))
         out = {}
         for g in p.tests:
             shift = loss_min if g == "loss" else 0.0
@@ -320,8 +330,10 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
         for k in p.sdes:
             for g in p.tests:
                 rows = [res[(i, eta)][0] for eta in p.etas]
+                coef = None
                 if p.method == "closed_form":
                     errs, ses = [r[("discrete", g)][0] - r[(k, g)][0] for r in rows], [0.0] * len(p.etas)
+                    coef = exact_coefficients(lambda e: _floor_gap(problem, e, mult.c, k, g), max(p.etas) / 2)
                 else:
                     errs, ses = [r[("diff", k, g)][0] for r in rows], [r[("diff", k, g)][1] for r in rows]
                 c = getattr(mult, "c", None)
@@ -330,16 +342,24 @@ def stationary_panel(p: StationaryPanel, prog) -> list[dict]:
                     # the discrete floor's leading order is the matched SDE's: C1 = its leading floor - the SDE's
                     c1 = leading_floor(problem, 1.0, c, "matched") - leading_floor(problem, 1.0, c, k)
                 curves.append(curve_record(
-                    p.etas, errs, ses, [0 if p.method == "closed_form" else p.paths] * len(p.etas),
+                    p.etas, errs, ses, [0 if p.method == "closed_form" else p.paths] * len(p.etas), exact=coef,
                     panel=p.id, problem=p.problem, discrete="pgpo", sde=k, g=g, T=None, error_at="stationary",
                     coupled=p.method != "closed_form", noise="gaussian", info="exact", method=p.method, r=p.r,
                     label=p.label, multiplier_spec=multiplier_record(mult), constant=c,
                     reference="closed_form" if p.method == "closed_form" else "richardson",
-                    burn_in=p.burn_in, window=p.window,
+                    burn_in=burn[i][0], window=p.window, slowest_rate=burn[i][1],
+                    transient=None if burn[i][1] is None else math.exp(-burn[i][1] * burn[i][0]),
                     floor_discrete=[r[("discrete", g)][0] for r in rows], floor_sde=[r[(k, g)][0] for r in rows],
                     prediction=0.0, prediction_method="0: both floors are O(eta)", predicted_C1=c1,
                     covariance=[res[(i, eta)][1] for eta in p.etas] if p.method == "closed_form" else None))
     return curves
+
+
+def _floor_gap(problem, eta: float, c: float, sde: str, g: str) -> float:
+    """floor(discrete) - floor(sde) of test function g, closed form (sde.stationary)."""
+    from sde.stationary import closed_form_floors
+    f = closed_form_floors(problem, eta, c, [sde])
+    return f["discrete"][g] - f[sde][g]
 
 
 def escape_panel(p: EscapePanel, prog) -> list[dict]:
@@ -397,6 +417,11 @@ def cap_fraction(problem, mult: Multiplier, eta: float, T: float, n_paths: int, 
 
 
 def sweep_panel(p: SweepPanel, prog) -> list[dict]:
+    """Each (shape, alpha, m_max) point: the weak errors at the panel's two step sizes (eta and eta / 2), the limit
+    B they extrapolate to (Richardson: 2 e(eta/2) - e(eta), which removes the O(eta) term) with its s.e., and the
+    limit sde.theory predicts for it (`predicted`, as for every curve of the table: 0 on sq_norm, the Lyapunov ODE's
+    plateau on the paper SDE's fluctuation)."""
+    from sde.theory import Plateaus
     problem = get_problem(p.problem)
     i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
     grid = [(shape, f, mm) for shape in p.shapes for f in p.alpha_times_I0 for mm in p.m_max]
@@ -405,7 +430,7 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
         shape, f, mm = point
         mult = Multiplier(alpha=f / i0, m_max=mm, shape=shape)
         row = {"panel": p.id, "problem": p.problem, "shape": shape, "alpha": mult.alpha,
-               "alpha_times_I0": f, "m_max": mm, "T": p.T, "r": p.r, "errors": {},
+               "alpha_times_I0": f, "m_max": mm, "T": p.T, "r": p.r, "errors": {}, "limit": {},
                "cap_fraction": cap_fraction(problem, mult, p.etas[-1], p.T, p.cap_paths,
                                             _seed(p, shape, f, mm, "cap"))}
         for eta in p.etas:
@@ -414,6 +439,13 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
             for (s, g), pe in est.items():
                 row["errors"].setdefault(f"{s}|{g}", []).append(
                     {"eta": eta, "error": pe.error, "stderr": pe.stderr, "constant": pe.error / eta})
+        plateaus = Plateaus(problem, mult, p.T)
+        for key, pts in row["errors"].items():
+            s, g = key.split("|")
+            (e1, s1), (e2, s2) = ((x["error"], x["stderr"]) for x in sorted(pts, key=lambda x: -x["eta"]))
+            b, se = 2.0 * e2 - e1, math.sqrt(4.0 * s2 ** 2 + s1 ** 2)
+            row["limit"][key] = {"B": b, "stderr": se, "ci95": [b - Z95 * se, b + Z95 * se],
+                                 **prediction_for(plateaus, s, g)}
         return row
 
     return map_tasks(one_point, grid, lambda i, _r: prog.advance(
@@ -635,4 +667,5 @@ def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | N
                         "wall_time_s": wall})
     doc = {"study": study.name, "title": study.title, "quick": quick, "error_at": "T", "verdict_rule": VERDICT_RULE,
            "panels": results, "wall_time_s": time.perf_counter() - t0}
+    assign(study_curves(doc))                 # the study's curves as one family (the table re-assigns over all)
     return write_json(os.path.join(out_dir, filename or f"{study.name}.json"), doc)

@@ -18,7 +18,7 @@ STUDY = {
         {"id": "mb", "kind": "minibatch", "problem": "softmax", "infos": ["same_batch"], "tests": ["sq_norm"],
          "etas": [0.1, 0.05], "coupled_paths": 2000, "discrete_paths": 120_000, "averaged_paths": 2000, "r": 2},
         {"id": "sweep", "kind": "sweep", "problem": "quadratic", "sdes": ["matched"], "tests": ["sq_norm"],
-         "etas": [0.1], "alpha_times_I0": [1.0, 2.0], "m_max": [2.0], "paths": 1000, "cap_paths": 200},
+         "etas": [0.1, 0.05], "alpha_times_I0": [1.0, 2.0], "m_max": [2.0], "paths": 1000, "cap_paths": 200},
     ],
 }
 
