@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from the last checkpoint in output_dir (or the given checkpoint)")
     t.add_argument("--overwrite", action="store_true",
-                   help="delete what training.output_dir already holds and start afresh (without it, a non-empty "
-                        "output folder is refused unless --resume)")
+                   help="delete the previous run's outputs in training.output_dir (checkpoints, logs, run record; "
+                        "other files are left alone) and start afresh; without it, a folder holding a run's outputs "
+                        "is refused unless --resume")
     t.add_argument("--dry-run", action="store_true", help="validate the config, print it, and stop")
 
     e = sub.add_parser("eval", help="mean@k accuracy of a saved model on Science-QA",
@@ -183,6 +184,9 @@ def _train(parser, args) -> int:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         parser.error(f"config error: {e}")
+    problem = _model_source_problem(cfg)
+    if problem:
+        parser.error(problem)
     if args.dry_run:
         import yaml
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -190,12 +194,34 @@ def _train(parser, args) -> int:
     resume = args.resume
     if resume not in (None, "auto") and not os.path.isdir(resume):
         parser.error(f"--resume: no checkpoint directory {resume!r}")
-    if int(os.environ.get("RANK", "0")) == 0:           # one process checks the shared folder (the run clears it
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if resume is not None and args.overwrite:
+        parser.error(f"training.output_dir: --resume continues the run in {os.path.abspath(cfg.training.output_dir)} "
+                     "and --overwrite deletes it: choose one")
+    if resume is not None:                              # what is resumed, checked before anything loads
+        from pgpo.resume import ResumeError, checkpoint_step, plan, record
+        out = cfg.training.output_dir
+        try:
+            ckpt, step, changes = plan(out, cfg.to_dict())
+            if resume != "auto":
+                ckpt, step = resume, checkpoint_step(resume)
+        except (ResumeError, OSError, ValueError, KeyError) as e:
+            parser.error(str(e) if isinstance(e, ResumeError) else f"--resume: cannot read {resume}: {e}")
+        if step >= cfg.training.max_steps:
+            print(f"{out}: already finished at step {step} (training.max_steps = {cfg.training.max_steps}): nothing "
+                  "to resume; raise training.max_steps to train further")
+            return 0
+        if changes:
+            shown = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+            print(f"resuming from step {step} with changes (recorded in resumes.jsonl): {shown}", flush=True)
+        if main_rank:
+            record(out, step, changes)
+    if main_rank:                                       # one process checks the shared folder (the run clears it
         from pgpo.fileio import OutputFolderError, prepare_output_folder   # after its own checks: run_training)
         from pgpo.runlog import RUN_OUTPUTS
         try:
             prepare_output_folder(cfg.training.output_dir, resume=resume is not None, overwrite=args.overwrite,
-                                  holds=RUN_OUTPUTS, clear=False)
+                                  holds=RUN_OUTPUTS, clear=False, create=False)
         except OutputFolderError as e:
             parser.error(f"training.output_dir: {e}")
     from pgpo.run import run_training
@@ -205,6 +231,30 @@ def _train(parser, args) -> int:
     except ConfigError as e:               # launch-dependent checks (e.g. master weights), before any model loads
         parser.error(f"config error: {e}")
     return 0
+
+
+def _model_source_problem(cfg) -> str | None:
+    """Why the run's model cannot be loaded (one line, before anything is written), or None: a local path that is
+    not a model folder, or a hub name with the hub switched off and nothing cached."""
+    if cfg.model.tiny:
+        return None
+    name = cfg.model.name_or_path
+    if os.path.isdir(name):
+        return None if os.path.exists(os.path.join(name, "config.json")) else \
+            f"model.name_or_path: {name} is not a model folder (no config.json in it; `pgpo import-model` makes one)"
+    problem = _model_folder_problem(name)
+    if problem:
+        return "model.name_or_path: " + problem.split(": ", 1)[-1] if problem.startswith("--model") else problem
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:                  # noqa: BLE001 - no hub library or a bad name: let the loader say
+            return None
+        if not isinstance(cached, str):
+            return (f"model.name_or_path: {name!r} is a hub name, the hub is off (HF_HUB_OFFLINE) and it is not in the "
+                    "local cache: give a model folder (`pgpo import-model` turns a GGUF file into one)")
+    return None
 
 
 def _model_folder_problem(model: str) -> str | None:

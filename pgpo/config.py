@@ -25,7 +25,7 @@ import yaml
 
 from pgpo.data import DOMAINS, ON_MALFORMED, DataError, canonical_domain
 from pgpo.fileio import atomic_write_text
-from pgpo.schema import ConfigError, build, positive, unit
+from pgpo.schema import ConfigError, build, positive, read_yaml, unit
 from pgpo.settings import PGPOSettings
 
 
@@ -330,13 +330,10 @@ def _merge(base: dict, top: dict) -> dict:
 def read_config_file(path: str, _seen: tuple = ()) -> dict:
     """The raw mapping of a config file; `base: other.yaml` (relative to the file) is read first and this
     file's keys are merged over it, section by section."""
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path!r}: {e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path, "config")
+    if not data:
+        raise ConfigError(f"{path}: the config is empty (give at least the model and training sections; see "
+                          "experiments/science_qa/smoke-cpu.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     base = data.pop("base", None)

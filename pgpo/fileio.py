@@ -50,9 +50,14 @@ def _matches(name: str, holds: tuple[str, ...]) -> bool:
     return any(name.startswith(h[:-1]) if h.endswith("*") else name == h for h in holds)
 
 
+def holds(path: str, names: tuple[str, ...]) -> bool:
+    """True when folder `path` has an entry matching `names` (exact names, or prefixes ending in `*`)."""
+    return os.path.isdir(path) and any(_matches(e, names) for e in os.listdir(path))
+
+
 def prepare_output_folder(path: str, *, resume: bool = False, overwrite: bool = False,
                           holds: tuple[str, ...] | None = None, resume_flag: str | None = "--resume",
-                          clear: bool = True) -> str:
+                          clear: bool = True, create: bool = True) -> str:
     """Check (before any work) that `path` can receive a run's output, and clear it when asked.
 
     - an existing file at `path`, or a folder that cannot be written: OutputFolderError;
@@ -61,7 +66,9 @@ def prepare_output_folder(path: str, *, resume: bool = False, overwrite: bool = 
       `overwrite`; with `overwrite` and `clear`, that output (only the `holds` entries when given) is deleted now,
       with `clear=False` the caller replaces it later (atomic writes, or after its own checks);
     - `overwrite` never deletes the current folder, one of its parents or the home folder.
-    Otherwise the folder is created. Returns the absolute path. OS errors become OutputFolderError.
+    Otherwise the folder is created (unless `create` is False: the caller creates it once its own checks have
+    passed, so that a refused run leaves nothing behind). Returns the absolute path. OS errors become
+    OutputFolderError.
     """
     path = os.path.abspath(path)
     if resume and overwrite:
@@ -94,7 +101,8 @@ def prepare_output_folder(path: str, *, resume: bool = False, overwrite: bool = 
                     shutil.rmtree(full)
                 else:
                     os.remove(full)
-        os.makedirs(path, exist_ok=True)
+        if create:
+            os.makedirs(path, exist_ok=True)
     except OSError as e:
         raise OutputFolderError(f"output folder {path}: {e.strerror or e}") from None
     return path

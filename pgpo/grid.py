@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import yaml
 
 from pgpo.config import ConfigError, load_config
+from pgpo.schema import read_yaml
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,7 @@ class GridRun:
 
 
 def load_grid(path: str, validate: bool = True) -> list[GridRun]:
-    try:
-        with open(path) as f:
-            g = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read grid {path!r}: {e}") from None
+    g = read_yaml(path, "grid")
     allowed = {"base", "output_root", "domains", "seeds", "methods", "ablations"}
     if not isinstance(g, dict) or set(g) - allowed or not {"base", "domains", "seeds", "methods"} <= set(g):
         raise ConfigError(f"{path}: a grid needs keys base, domains, seeds, methods (optional output_root, "

@@ -7,7 +7,8 @@ Collapse signals, each checked over `patience` consecutive observations:
   entropy   the same for the student's token entropy (top-k + tail support, `pgpo/entropy` metric)
 On a collapse the monitor writes {"kind": "collapse", ...} to the step log, warns, and with `stop: true`
 ends training. Whenever validation reaches a new best, a checkpoint is forced at that step and recorded as
-the trainer's best checkpoint, which checkpoint rotation never deletes.
+the trainer's best checkpoint, which checkpoint rotation never deletes; a best at step 0 (the initial model,
+`eval.at_start`) is recorded as the best step with no checkpoint folder (the initial model is the model path).
 
 Plain Python (no transformers): the decisions are testable on the core install; the Trainer callback is
 `pgpo.callbacks.MonitorCallback`, which adds only the base class.
@@ -110,11 +111,13 @@ class StabilityMonitor:
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._pending_save:
-            control.should_save = True
             self._pending_save = False
-            state.best_global_step = self.best_step
-            state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{self.best_step}")
-            state.best_metric = self.best
+            state.best_global_step, state.best_metric = self.best_step, self.best
+            if self.best_step:                   # a checkpoint at the best step, forced now, protected from rotation
+                control.should_save = True
+                state.best_model_checkpoint = os.path.join(args.output_dir, f"checkpoint-{self.best_step}")
+            else:                                # the initial model (eval.at_start) is model.name_or_path: no folder
+                state.best_model_checkpoint = None
         if self._stop:
             control.should_training_stop = True
             control.should_save = True

@@ -9,6 +9,7 @@ import time
 
 from pgpo.config import ConfigError, RunConfig, dump_config, master_weights_problem
 from pgpo.fileio import atomic_write_json, prepare_output_folder
+from pgpo.resume import RUN_CONFIG_NAME
 from pgpo.runlog import DONE_NAME, RUN_OUTPUTS
 
 logger = logging.getLogger(__name__)
@@ -92,12 +93,14 @@ def engine_dtype(cfg: RunConfig) -> str | None:
     return cfg.model.dtype
 
 
-def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None, overwrite: bool = False):
+def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None, overwrite: bool = False,
+                  resuming: bool = False):
     """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks.
 
     `reward_funcs` replaces the multiple-choice reward (tests use it to script which rollouts succeed).
     Raises ConfigError before any model is loaded when the weights would train without fp32 master weights.
     `overwrite`: delete the previous run's outputs (RUN_OUTPUTS) from output_dir once those checks have passed.
+    `resuming`: the run folder's run_config.yaml is kept as the record of the run (pgpo.resume).
     """
     import torch
     if not torch.cuda.is_available():          # DeepSpeed (when installed) would warn that it falls back to CPU
@@ -140,8 +143,9 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
         prepare_output_folder(cfg.training.output_dir, overwrite=True, holds=RUN_OUTPUTS)
     state.wait_for_everyone()
     os.makedirs(cfg.training.output_dir, exist_ok=True)
-    if state.is_main_process:
-        dump_config(cfg, os.path.join(cfg.training.output_dir, "run_config.yaml"))
+    config_path = os.path.join(cfg.training.output_dir, RUN_CONFIG_NAME)
+    if state.is_main_process and not (resuming and os.path.exists(config_path)):
+        dump_config(cfg, config_path)           # a resume never rewrites the run's record (pgpo.resume)
     model_path, tok_path = model_and_tokenizer_paths(cfg, state.is_main_process, state.wait_for_everyone)
     tokenizer = AutoTokenizer.from_pretrained(tok_path, padding_side="left")
 
@@ -176,7 +180,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
 
 
 def run_training(cfg: RunConfig, resume: str | bool | None = None, overwrite: bool = False):
-    trainer = build_trainer(cfg, overwrite=overwrite)
+    trainer = build_trainer(cfg, overwrite=overwrite, resuming=resume is not None)
     if resume == "auto":                       # the newest complete checkpoint (pgpo.checkpoints)
         from pgpo.checkpoints import last_complete_checkpoint
         last = last_complete_checkpoint(cfg.training.output_dir)

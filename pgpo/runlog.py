@@ -15,13 +15,14 @@ import json
 import os
 
 from pgpo.fileio import atomic_write_text
+from pgpo.resume import RESUMES_NAME, RUN_CONFIG_NAME
 
 LOG_NAME = "log.jsonl"
 DONE_NAME = "DONE.json"          # written when a run reaches its end: launchers skip such runs
 # what a run writes into training.output_dir: a folder holding any of these holds a run (`pgpo train --overwrite`
 # deletes exactly these - `*` ends a prefix - and leaves anything else in the folder alone)
-RUN_OUTPUTS = ("checkpoint-*", ".staging-*", LOG_NAME, "run_config.yaml", "init_model", "data_report.json",
-               DONE_NAME, "runs")
+RUN_OUTPUTS = ("checkpoint-*", ".staging-*", LOG_NAME, RUN_CONFIG_NAME, "init_model", "data_report.json",
+               DONE_NAME, RESUMES_NAME, "runs")
 
 # train-record field -> the trainer's metric it is read from
 TRAIN_FIELDS = {
@@ -35,6 +36,21 @@ TRAIN_FIELDS = {
     "skipped": "pgpo/skipped", "skipped_total": "pgpo/skipped_total",
     "info_ema": "pgpo/info_ema", "weight_mean": "pgpo/weight_mean", "weight_max": "pgpo/weight_max",
 }
+
+
+def holds_run_outputs(out_dir: str) -> bool:
+    """True when out_dir holds any of a run's outputs (RUN_OUTPUTS), e.g. a run killed before its first checkpoint."""
+    from pgpo.fileio import holds
+    return holds(out_dir, RUN_OUTPUTS)
+
+
+def launch_flags(out_dir: str) -> list[str]:
+    """How a launcher continues a run folder: --resume from a complete checkpoint; --overwrite when it holds only
+    what a run killed before its first checkpoint wrote (nothing to resume); nothing for a new folder."""
+    from pgpo.checkpoints import last_complete_checkpoint
+    if last_complete_checkpoint(out_dir) is not None:
+        return ["--resume"]
+    return ["--overwrite"] if holds_run_outputs(out_dir) else []
 
 
 def read_log(path: str) -> list[dict]:

@@ -104,6 +104,23 @@ def build(cls, data, where: str):
     return cls(**kwargs)
 
 
+def read_yaml(path: str, what: str = "config"):
+    """The document of a YAML file; ConfigError in one line: the file cannot be read, or `path:line:column: what is
+    wrong` for a syntax error (PyYAML's own message spans several lines)."""
+    import yaml
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path!r}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        raise ConfigError(f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")) from None
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (`prog: error: message`), not the whole usage; pass
     `parser_class=OneLineParser` to add_subparsers so that sub-commands behave the same."""

@@ -75,6 +75,28 @@ def test_rotation_keeps_the_monitors_best_checkpoint_and_resume_keeps_it_best(tm
         assert monitor["best_step"] == 2 and monitor["best"] == 1.0 and st["global_step"] == 7
 
 
+@pytest.mark.slow
+def test_a_best_initial_model_records_no_checkpoint_folder(tmp_path, monkeypatch, caplog):
+    """Evaluation at start scores best (the trained steps do worse): the best step is 0, which has no checkpoint, so
+    trainer_state.json names no best folder (a path to a checkpoint-0 that never exists would be dropped with a
+    warning on resume) and no extra checkpoint is forced; a resume keeps step 0 as the best."""
+    from trainer_helpers import make_trainer
+
+    _scripted_eval(monkeypatch, right_at={0})
+    run = tmp_path / "run"
+    ov = EVAL[:-1] + ["eval.at_start=true", "training.save_steps=2", "eval.every_steps=2"]
+    make_trainer(run, ov, max_steps=2).train()
+    st = _state(run, 2)
+    assert _checkpoints(run) == [2]
+    assert st["best_global_step"] == 0 and st["best_metric"] == 1.0 and st["best_model_checkpoint"] is None
+    import logging
+    with caplog.at_level(logging.WARNING):
+        make_trainer(run, ov, max_steps=4).train(resume_from_checkpoint=True)
+    assert "does not exist anymore" not in caplog.text
+    st = _state(run, 4)
+    assert st["best_global_step"] == 0 and st["best_model_checkpoint"] is None
+
+
 def test_a_killed_save_is_never_resumed_from(tmp_path):
     """The newest folder of a save that did not finish (no trainer_state.json, a torn one, or no PGPO state) is
     skipped by resume and removed before training continues; the run then ends as an uninterrupted one would."""

@@ -66,3 +66,26 @@ def test_eval_help_shows_defaults(capsys):
         cli.main(["eval", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 16)" in out and "512 on CPU" in out and "(default: 0.6)" in out
+
+
+@pytest.mark.train
+def test_import_model_refuses_what_is_not_a_model_in_one_line(capsys, tmp_path):
+    """A non-GGUF file, a missing source, a folder without config.json, a file that only claims to be GGUF: one line
+    each, and --out is never created."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    out = tmp_path / "model"
+    assert "not a .gguf file" in _fails(capsys, ["import-model", str(notes), "--out", str(out)])
+    assert "no such file, folder or installed distribution" in _fails(
+        capsys, ["import-model", str(tmp_path / "nothing"), "--out", str(out)])
+    (tmp_path / "empty").mkdir()
+    assert "no config.json" in _fails(capsys, ["import-model", str(tmp_path / "empty"), "--out", str(out)])
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a gguf file at all")
+    line = _fails(capsys, ["import-model", str(fake), "--out", str(out)])
+    import importlib.util
+    if importlib.util.find_spec("gguf") is None:
+        assert "needs the `gguf` package" in line
+    else:
+        assert "is not a loadable model" in line and "fake.gguf" in line
+    assert not out.exists()

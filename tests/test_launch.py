@@ -22,11 +22,12 @@ def _launch(*args):
     return subprocess.run([sys.executable, LAUNCH, *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
-def test_dry_run_lists_every_run_with_resume():
+def test_dry_run_lists_every_run_starting_fresh():
+    """Runs without a folder start (no --resume, which would refuse a folder with nothing to resume)."""
     res = _launch("--dry-run", "--match", "chemistry/pgpo-a10")
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("accelerate launch")]
-    assert len(lines) == 3 and all("--resume" in ln and "pgpo.alpha=10.0" in ln for ln in lines)
+    assert len(lines) == 3 and all("--resume" not in ln and "pgpo.alpha=10.0" in ln for ln in lines)
     assert "zero3-8gpu.yaml" in lines[0]
 
 

@@ -36,7 +36,8 @@ def _old_run(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoint-6").mkdir(parents=True)
     (run / "log.jsonl").write_text('{"kind": "train", "step": 6}\n')
-    (run / "checkpoint-6" / "state.json").write_text("{}")
+    (run / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": 6}')   # a complete checkpoint
+    (run / "checkpoint-6" / "pgpo_state.json").write_text("{}")
     return run
 
 
@@ -99,10 +100,11 @@ def test_train_resume_keeps_and_overwrite_clears(tmp_path, monkeypatch):
         run_training=lambda cfg, resume=None, overwrite=False: seen.append(
             (resume, overwrite, sorted(os.listdir(cfg.training.output_dir))))))
     run = _old_run(tmp_path)
-    assert cli.main(["train", "--config", SMOKE, f"training.output_dir={run}", "--resume"]) == 0
-    assert seen[-1] == ("auto", False, ["checkpoint-6", "log.jsonl"])
+    assert cli.main(["train", "--config", SMOKE, f"training.output_dir={run}", "training.max_steps=10",
+                     "--resume"]) == 0
+    assert seen[-1] == ("auto", False, ["checkpoint-6", "log.jsonl", "resumes.jsonl"])
     assert cli.main(["train", "--config", SMOKE, f"training.output_dir={run}", "--overwrite"]) == 0
-    assert seen[-1] == (None, True, ["checkpoint-6", "log.jsonl"])
+    assert seen[-1] == (None, True, ["checkpoint-6", "log.jsonl", "resumes.jsonl"])
 
 
 def test_overwrite_deletes_only_run_outputs_and_never_the_working_folder(tmp_path, monkeypatch):

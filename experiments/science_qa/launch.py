@@ -7,9 +7,10 @@
     python experiments/science_qa/launch.py --accelerate experiments/accelerate/fsdp2-8gpu.yaml \
         --set model.dtype=float32
 
-Each run's command is `accelerate launch --config_file <accelerate> -m pgpo train --config ... --resume`: a run
-with DONE.json in its output directory is skipped, an unfinished one resumes from its last checkpoint, a new
-one starts. Output of each run goes to <output_dir>/launch.log. Failing runs are reported at the end (and stop
+Each run's command is `accelerate launch --config_file <accelerate> -m pgpo train --config ...` (pgpo.runlog.launch_flags:
+--resume when the run's folder holds a complete checkpoint, --overwrite when it holds only what a run killed before
+its first checkpoint wrote): a run with DONE.json in its output directory is skipped, an unfinished one resumes from
+its last checkpoint, a new one starts. Output of each run goes to <output_dir>/launch.log. Failing runs are reported at the end (and stop
 the sweep unless --keep-going).
 """
 
@@ -26,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main(argv=None):
     from pgpo.config import ConfigError
     from pgpo.grid import load_grid
-    from pgpo.runlog import DONE_NAME
+    from pgpo.runlog import DONE_NAME, launch_flags
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", default=os.path.join(HERE, "grid.yaml"))
@@ -53,13 +54,14 @@ def main(argv=None):
         for o in args.set:
             if o.startswith("training.output_dir="):
                 ap.exit(2, "launch: --set cannot move output directories\n")
-        cmd = prefix + ["train", "--config", r.config, *r.overrides, *args.set, "--resume"]
+        flags = launch_flags(out)
+        cmd = prefix + ["train", "--config", r.config, *r.overrides, *args.set, *flags]
         if os.path.exists(os.path.join(out, DONE_NAME)):
             print(f"[{i}/{len(runs)}] {r.name}: done, skipped")
             done += 1
             continue
-        state = "resuming" if os.path.isdir(out) and any(n.startswith("checkpoint-") for n in os.listdir(out)) \
-            else "starting"
+        state = {"--resume": "resuming", "--overwrite": "restarting (killed before its first checkpoint)"}.get(
+            (flags or [""])[0], "starting")
         print(f"[{i}/{len(runs)}] {r.name}: {state}\n  {shlex.join(cmd)}", flush=True)
         if args.dry_run:
             continue

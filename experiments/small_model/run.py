@@ -74,8 +74,9 @@ class Plan:
         return min(self.steps, self.kill_at + 10)
 
     def train_cmd(self, out_dir: str, seed: int, steps: int, overrides: list[str]) -> list[str]:
+        from pgpo.runlog import launch_flags
         return [sys.executable, "-m", "pgpo", "train", "--config", CONFIG, f"training.output_dir={out_dir}",
-                f"training.seed={seed}", f"training.max_steps={steps}", *self.extra, *overrides, "--resume"]
+                f"training.seed={seed}", f"training.max_steps={steps}", *self.extra, *overrides, *launch_flags(out_dir)]
 
 
 def train_records(out_dir: str) -> list[dict]:
