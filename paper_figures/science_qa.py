@@ -1,6 +1,6 @@
 """Science-QA figures and the paper's Tables 1 and 3 from a directory of run logs (the logic: pgpo/analysis.py).
 
-    python paper_figures/science_qa.py --runs runs/science_qa --out paper_figures/science_qa \
+    python paper_figures/science_qa.py --runs runs/science_qa [--out runs/science_qa/figures] \
         [--step-budget 200] [--time-budget-h 5]
 """
 

@@ -1,6 +1,6 @@
 """Science-QA run analysis: figures and the paper's Table 1 / Table 3 from a directory of run logs.
 
-    python paper_figures/science_qa.py --runs runs/science_qa --out paper_figures/science_qa \
+    python paper_figures/science_qa.py --runs runs/science_qa [--out runs/science_qa/figures] \
         [--step-budget 200] [--time-budget-h 5]
 
 A run is a directory holding `run_config.yaml` and `log.jsonl` (as written by `python -m pgpo train`). Runs are
@@ -422,13 +422,20 @@ def information_distribution(runs: list[Run], subjects: list[str], save) -> None
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", default="runs/science_qa")
-    ap.add_argument("--out", default="paper_figures/science_qa")
+    from pgpo.schema import OneLineParser
+    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs/science_qa", help="folder of runs (each: run_config.yaml + log.jsonl)")
+    ap.add_argument("--out", help="figures and tables (default: <runs>/figures, beside the runs it describes)")
     ap.add_argument("--step-budget", type=float, default=math.inf)
     ap.add_argument("--time-budget-h", type=float, default=math.inf)
     args = ap.parse_args(argv)
-    files = make_all(args.runs, args.out, args.step_budget, args.time_budget_h)
+    if not os.path.isdir(args.runs):
+        ap.error(f"--runs {args.runs}: no such folder")
+    args.out = args.out or os.path.join(args.runs, "figures")
+    try:
+        files = make_all(args.runs, args.out, args.step_budget, args.time_budget_h)
+    except FileNotFoundError as e:
+        ap.error(str(e))
     print(f"wrote {len(files)} files to {args.out}")
     print(open(os.path.join(args.out, "table1.md")).read())
     return 0

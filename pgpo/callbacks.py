@@ -187,7 +187,7 @@ class EvalCallback(TrainerCallback):
                    "eval_time_s": time.perf_counter() - t0, "backend": self.backend}
             self.steplog.write(rec)
             print(f"[eval] step {state.global_step}: mean@{res.k} = {res.mean_at_k:.4f} "
-                  f"(+- {res.stderr:.4f}, {res.n_questions} questions)", flush=True)
+                  f"(+- {'n/a' if res.stderr is None else f'{res.stderr:.4f}'}, {res.n_questions} questions)", flush=True)
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.cfg.eval.at_start and state.global_step == 0:

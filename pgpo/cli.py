@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from pgpo.schema import OneLineParser
+from pgpo.schema import OneLineParser, one_line_endings
 
 EVAL_MAX_NEW_TOKENS_GPU, EVAL_MAX_NEW_TOKENS_CPU = 8192, 512   # the paper's budget; CPU: seconds per sample
 
@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generation backend (auto: vLLM when installed and a GPU is present)")
     e.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (transformers)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed")
-    e.add_argument("--out", help="write the result as JSON here (its folder is created)")
+    e.add_argument("--out", help="write the result as JSON here (its folder is created; an existing file is refused "
+                                 "unless --overwrite)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     a = sub.add_parser("alpha-grid", help="sensitivities alpha that spread m over [1, m_max] for measured I_k")
     a.add_argument("--log", required=True, nargs="+",
@@ -98,6 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with one_line_endings(f"pgpo {args.command}", interrupted=lambda: _interrupted(args)):
+        return _dispatch(parser, args)
+
+
+def _interrupted(args) -> str:
+    """The line printed for Ctrl-C: where a training run stopped and how to continue it."""
+    if args.command != "train":
+        return f"pgpo {args.command}: interrupted"
+    from pgpo.checkpoints import last_complete_checkpoint
+    from pgpo.config import load_config
+    try:
+        out = load_config(args.config, args.overrides).training.output_dir
+    except Exception:                                   # noqa: BLE001 - the config was valid when training began
+        return "pgpo train: interrupted"
+    ckpt = last_complete_checkpoint(out)
+    if ckpt is None:
+        return f"pgpo train: interrupted before the first checkpoint in {out}: start it again (with --overwrite)"
+    cmd = " ".join(["python -m pgpo train --config", args.config, *args.overrides, "--resume"])
+    return f"pgpo train: interrupted; the newest checkpoint is {ckpt}: continue with `{cmd}`"
+
+
+def _dispatch(parser, args) -> int:
     import warnings
     # deprecation notices about third-party internals (e.g. transformers' `gradient_checkpointing` rename) that a
     # user of this CLI cannot act on; the libraries are pinned (pyproject.toml)
@@ -133,11 +157,13 @@ def _plan(parser, args) -> int:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         parser.error(f"config error: {e}")
+    if args.gpus is not None and args.gpus < 1:
+        parser.error(f"--gpus must be >= 1, got {args.gpus}")
     strategy, gpus = args.strategy or "ddp", args.gpus or 1
     if args.accelerate:
         try:
             strategy, procs = strategy_from_accelerate(args.accelerate)
-        except OSError as e:
+        except (OSError, ValueError) as e:
             parser.error(f"--accelerate: {e}")
         strategy, gpus = args.strategy or strategy, args.gpus or procs
     if gpus < 1 or not args.gpu_mem > 0 or not 0 <= args.headroom < 1:
@@ -298,6 +324,8 @@ def _eval(parser, args) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if os.path.isdir(args.out):
             parser.error(f"--out {args.out} is a folder: give a file name, e.g. {os.path.join(args.out, 'eval.json')}")
+        if os.path.exists(args.out) and not args.overwrite:
+            parser.error(f"--out {args.out} already exists: pass --overwrite to replace it, or give another file")
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as e:
@@ -331,7 +359,8 @@ def _eval(parser, args) -> int:
                         seed=args.seed)
     subject = args.domain if args.task == "sciknoweval" else args.task
     out = {"model": args.model, "task": args.task, "domain": args.domain, "split": args.split, **res.to_dict()}
-    print(f"{subject} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {res.stderr:.4f} "
+    se = "n/a (one question)" if res.stderr is None else f"{res.stderr:.4f}"
+    print(f"{subject} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {se} "
           f"({res.n_questions} questions, {res.answered:.0%} of samples answered, {res.backend}, {res.wall_s:.0f}s)")
     if args.out:
         from pgpo.fileio import atomic_write_json

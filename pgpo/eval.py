@@ -37,10 +37,10 @@ class EvalResult:
                 "stderr": self.stderr, "correct": self.correct}
 
     @property
-    def stderr(self) -> float:
-        """Standard error of mean@k over questions (questions are the independent unit)."""
+    def stderr(self) -> float | None:
+        """Standard error of mean@k over questions (questions are the independent unit); None with one question."""
         if self.n_questions < 2:
-            return float("nan")
+            return None
         acc = [c / self.k for c in self.correct]
         return statistics.stdev(acc) / math.sqrt(len(acc))
 

@@ -236,11 +236,19 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
 
 def strategy_from_accelerate(path: str) -> tuple[str, int]:
     """(strategy, processes) read from an accelerate config file."""
-    import yaml
+    from pgpo.schema import ConfigError, read_yaml
 
-    with open(path) as f:
-        c = yaml.safe_load(f) or {}
-    dt = str(c.get("distributed_type", "NO")).upper()
+    try:
+        c = read_yaml(path, "accelerate config")
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    if not isinstance(c, dict) or "distributed_type" not in c:
+        raise ValueError(f"{path} is not an accelerate config (no distributed_type; `accelerate config` writes one, "
+                         "see experiments/accelerate/)")
+    dt = str(c["distributed_type"]).upper()
+    if dt not in ("NO", "MULTI_GPU", "MULTI_CPU", "DEEPSPEED", "FSDP"):
+        raise ValueError(f"{path}: distributed_type {c['distributed_type']!r} is not one the planner knows "
+                         "(NO, MULTI_GPU, MULTI_CPU, DEEPSPEED, FSDP)")
     procs = int(c.get("num_processes", 1))
     if dt == "DEEPSPEED":
         stage = int((c.get("deepspeed_config") or {}).get("zero_stage", 2))

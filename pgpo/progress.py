@@ -31,7 +31,7 @@ class Progress:
               f"  {note}".rstrip(), file=self.stream, flush=True)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -47,7 +47,7 @@ def step_line(rec: dict, max_steps: int) -> str:
         return "n/a" if v is None else format(v, fmt)
     step = rec["step"]
     per_step = rec["elapsed_s"] / step if rec.get("elapsed_s") and step else None
-    eta = "n/a" if per_step is None else _duration(per_step * max(max_steps - step, 0))
+    eta = "n/a" if per_step is None else duration(per_step * max(max_steps - step, 0))
     dt = rec.get("step_time_s")
     extra = "".join(f"  {label} {num(key, '.3g')}" for key, label in (("info_ema", "Ibar"), ("weight_mean", "w"))
                     if rec.get(key) is not None)          # the variants' moving average / mean loss weight

@@ -198,4 +198,25 @@ def run_training(cfg: RunConfig, resume: str | bool | None = None, overwrite: bo
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s_this_launch": time.time() - t0,
                 "stopped_early": trainer.state.global_step < trainer.state.max_steps}
         atomic_write_json(os.path.join(cfg.training.output_dir, DONE_NAME), done)
+        print(summary_line(trainer, cfg.training.output_dir, time.time() - t0), flush=True)
     return trainer
+
+
+def summary_line(trainer, out_dir: str, wall_s: float) -> str:
+    """The run's last console line: steps, the best evaluation and its checkpoint, time, where everything is."""
+    from pgpo.progress import duration
+    from pgpo.runlog import LOG_NAME, of_kind, read_log
+    st = trainer.state
+    log = os.path.join(out_dir, LOG_NAME)
+    evals = of_kind(read_log(log), "eval") if os.path.exists(log) else []
+    parts = [f"done: step {st.global_step}/{st.max_steps}" + (" (stopped early)" if st.global_step < st.max_steps
+                                                               else ""),
+             f"{duration(wall_s)} this launch"]
+    if evals:
+        best = max(evals, key=lambda e: e["mean_at_k"])
+        where = st.best_model_checkpoint or ("the initial model" if best["step"] == 0 else "not kept")
+        parts.append(f"best mean@{best['k']} {best['mean_at_k']:.4f} at step {best['step']} ({where})")
+    ckpts = sorted((n for n in os.listdir(out_dir) if n.startswith("checkpoint-")),
+                   key=lambda n: int(n.split("-")[1]) if n.split("-")[1].isdigit() else -1)
+    parts.append(f"in {out_dir}: {LOG_NAME}, {', '.join(ckpts) or 'no checkpoint'}")
+    return "; ".join(parts)

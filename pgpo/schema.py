@@ -13,9 +13,12 @@ Float fields accept every float literal a Python user writes, including the ones
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import math
+import os
+import sys
 import typing
 from typing import Any, Literal
 
@@ -119,6 +122,22 @@ def read_yaml(path: str, what: str = "config"):
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         context = getattr(e, "context", None)
         raise ConfigError(f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")) from None
+
+
+@contextlib.contextmanager
+def one_line_endings(name: str, interrupted=None):
+    """A command's endings as one line: Ctrl-C prints `interrupted()` (or "<name>: interrupted") and exits 130, as
+    shells expect; a closed output pipe (`... | head`) ends quietly with the status a SIGPIPE death would give."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        line = interrupted() if interrupted is not None else f"{name}: interrupted"
+        print(line, file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)          # Python would complain again flushing stdout at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(141) from None
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -59,8 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pgpo.schema import one_line_endings
     parser = build_parser()
     args = parser.parse_args(argv)
+    with one_line_endings(f"python -m sde {args.command}"):
+        return _dispatch(parser, args)
+
+
+def _dispatch(parser, args) -> int:
     if args.command == "verify":
         return _verify(parser, args)
     if args.command == "calibrate":
@@ -128,9 +134,12 @@ def _plot(parser, args) -> int:
 
     try:
         with open(args.results) as f:
-            results = refit(json.load(f))
+            doc = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         parser.error(f"cannot read results {args.results!r}: {e}")
+    if not isinstance(doc, dict) or not ("curves" in doc or "panels" in doc):
+        parser.error(f"{args.results} is not a results file of sde verify or of a study (no curves or panels in it)")
+    results = refit(doc)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.results)), "weak_error.png")
     print(plot_weak_error(results, out))
     return 0

@@ -243,6 +243,10 @@ class VariantPanel:
     seed: int = 0
 
 
+# the weak-convergence study: one YAML file each in experiments/weak_convergence/, in the order of the figures
+STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
+           "escape", "variants")
+
 PANEL_TYPES = {"weak_error": WeakErrorPanel, "minibatch": MinibatchPanel, "sweep": SweepPanel,
                "trajectory": TrajectoryPanel, "batch_gap": BatchGapPanel, "stationary": StationaryPanel,
                "escape": EscapePanel, "variant": VariantPanel}

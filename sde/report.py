@@ -26,10 +26,9 @@ from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_styl
                            plot_curve, slope_guide)
 from sde.results import refit, study_curves, write_json
 from sde.stats import Z95
+from sde.panels import STUDIES
 from sde.verdicts import VERDICT_RULE, assign
 
-STUDIES = ("theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
-           "escape", "variants")
 G_ORDER = ["sq_norm", "loss", "cross", "linear", "fluctuation"]
 NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
                ("minibatch", "exact"): "minibatch, exact I",

@@ -30,6 +30,7 @@ dictionaries (curve records: sde.results); `run_study` writes them to <out>/<stu
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import threading
@@ -44,7 +45,7 @@ from sde.panels import (BatchGapPanel, EscapePanel, MinibatchPanel, StationaryPa
                         VariantPanel, WeakErrorPanel, load_study, multiplier_for, panel_multipliers)
 from sde.parallel import map_tasks, workers
 from sde.problems import Quadratic, TeacherStudentSoftmax, get_problem
-from sde.results import curve_record, multiplier_record, study_curves, write_json
+from sde.results import curve_record, finite_or_none, multiplier_record, study_curves, write_json
 from sde.simulate import DiscreteProcess, n_steps_for
 from sde.stats import Z95, fit_slope, paths_for_precision
 from sde.verdicts import VERDICT_RULE, assign
@@ -648,14 +649,34 @@ class StudyProgress:
             self.p.update(self.done, note=text)
 
 
+PARTIAL = ".partial-{name}.json"        # finished panels of an unfinished study, beside its results
+
+
 def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | None = None,
               n_workers: int | None = None) -> str:
     """Run every panel of `study` (sde.panels.load_study) on `n_workers` threads (default: all cores; the results
-    do not depend on it) and write <out_dir>/<name>.json (or `filename`); returns its path."""
+    do not depend on it) and write <out_dir>/<name>.json (or `filename`); returns its path.
+
+    After each panel the finished panels are saved (atomically) to <out_dir>/.partial-<name>.json; a run that was
+    interrupted continues from there: a finished panel whose spec is unchanged is taken as it is (every panel seeds
+    itself from its own identity, so the result is bit-identical to an uninterrupted run), the others are run. The
+    partial file is removed once the study's results are written."""
     prog = StudyProgress(study.name, len(study.panels))
     t0 = time.perf_counter()
+    partial_path = os.path.join(out_dir, PARTIAL.format(name=filename or study.name))
+    done = {}
+    if os.path.exists(partial_path):
+        with open(partial_path) as f:
+            prev = json.load(f)
+        if prev.get("quick") == quick:
+            done = {p["id"]: p for p in prev.get("panels", [])}
     results = []
     for p in study.panels:
+        spec = json.loads(json.dumps(finite_or_none(dataclasses.asdict(p))))
+        if p.id in done and done[p.id]["spec"] == spec:
+            results.append(done[p.id])
+            prog.advance(p.id, 1.0, "kept from the interrupted run")
+            continue
         tp = time.perf_counter()
         with workers(n_workers):
             items = PANELS[p.kind](p, prog)
@@ -665,7 +686,11 @@ def run_study(study: Study, out_dir: str, quick: bool = False, filename: str | N
             it["panel_wall_time_s"] = wall
         results.append({"id": p.id, "kind": p.kind, "spec": dataclasses.asdict(p), "items": items,
                         "wall_time_s": wall})
+        write_json(partial_path, {"study": study.name, "quick": quick, "panels": results})
     doc = {"study": study.name, "title": study.title, "quick": quick, "error_at": "T", "verdict_rule": VERDICT_RULE,
            "panels": results, "wall_time_s": time.perf_counter() - t0}
     assign(study_curves(doc))                 # the study's curves as one family (the table re-assigns over all)
-    return write_json(os.path.join(out_dir, filename or f"{study.name}.json"), doc)
+    path = write_json(os.path.join(out_dir, filename or f"{study.name}.json"), doc)
+    if os.path.exists(partial_path):
+        os.remove(partial_path)
+    return path

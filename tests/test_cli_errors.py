@@ -89,3 +89,30 @@ def test_import_model_refuses_what_is_not_a_model_in_one_line(capsys, tmp_path):
     else:
         assert "is not a loadable model" in line and "fake.gguf" in line
     assert not out.exists()
+
+
+def test_eval_refuses_an_existing_out_file_unless_overwrite(capsys, tmp_path):
+    _ckpt(str(tmp_path / "ck"))
+    out = tmp_path / "r.json"
+    out.write_text('{"mine": true}')
+    line = _fails(capsys, ["eval", "--model", str(tmp_path / "ck"), "--domain", "chem", "--out", str(out)])
+    assert "already exists" in line and "--overwrite" in line and out.read_text() == '{"mine": true}'
+
+
+def test_plan_refuses_zero_gpus_and_a_file_that_is_not_an_accelerate_config(capsys, tmp_path):
+    smoke = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "science_qa",
+                         "smoke-cpu.yaml")
+    assert "--gpus must be >= 1" in _fails(capsys, ["plan", "--config", smoke, "--gpus", "0", "--gpu-mem", "80"])
+    line = _fails(capsys, ["plan", "--config", smoke, "--accelerate", smoke, "--gpu-mem", "80"])
+    assert "is not an accelerate config" in line
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_position(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  tiny: true\n training: [\n")
+    line = _fails(capsys, ["train", "--config", str(bad)])
+    assert f"{bad}:3:2: not valid YAML" in line
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert "the config is empty" in _fails(capsys, ["train", "--config", str(empty)])
+    assert not (tmp_path / "runs").exists()

@@ -42,4 +42,6 @@ def test_runs_once_then_skips(tmp_path):
     again = _launch("--grid", grid, "--accelerate", "none", "--match", "pgpo-a2", *extra)
     assert "done, skipped" in again.stdout and "0 launched" in again.stdout
     bad = _launch("--grid", grid, "--match", "nothing-like-this")
-    assert bad.returncode == 2 and "no run matches" in bad.stderr
+    assert bad.returncode == 2 and "matches --match" in bad.stderr
+    bad = _launch("--grid", grid, "--block", "nosuch")
+    assert bad.returncode == 2 and "has blocks main (or all)" in bad.stderr

@@ -40,12 +40,15 @@ def main(argv=None):
     ap.add_argument("--keep-going", action="store_true", help="continue after a failing run")
     args = ap.parse_args(argv)
     try:
-        runs = [r for r in load_grid(args.grid) if (not args.match or args.match in r.name)
-                and args.block in ("all", r.block)]
+        grid = load_grid(args.grid)
     except ConfigError as e:
         ap.exit(2, f"launch: {e}\n")
+    blocks = list(dict.fromkeys(r.block for r in grid))
+    if args.block not in ("all", *blocks):
+        ap.exit(2, f"launch: --block {args.block!r}: {args.grid} has blocks {', '.join(blocks)} (or all)\n")
+    runs = [r for r in grid if (not args.match or args.match in r.name) and args.block in ("all", r.block)]
     if not runs:
-        ap.exit(2, f"launch: no run matches {args.match!r} in block {args.block!r}\n")
+        ap.exit(2, f"launch: no run of block {args.block!r} matches --match {args.match!r}\n")
     prefix = [sys.executable, "-m", "pgpo"] if args.accelerate == "none" else \
         ["accelerate", "launch", "--config_file", args.accelerate, "-m", "pgpo"]
     failed, done, started = [], 0, 0

@@ -8,7 +8,10 @@
     python paper_figures/weak_convergence.py --results results/weak_convergence   # figures only (seconds)
 
 Each study writes <out>/<study>.json; figures and the verdict table go to <out>/figures (or --figures), redrawn
-from every result present. Results already in <out> are never replaced silently: --overwrite replaces them.
+from every result present. Results already in <out> are never replaced silently: a rerun keeps a finished study
+(its results made with the same panels), continues an interrupted one from its finished panels
+(<out>/.partial-<study>.json; bit-identical to an uninterrupted run), and refuses results of other settings;
+--overwrite redoes them. Ctrl-C stops with one line saying how to continue.
 """
 
 import argparse
@@ -17,8 +20,27 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STUDIES = ["theorem_sgd", "theorem_pgpo", "noise", "multiplier", "trajectories", "modified_equation", "stationary",
-           "escape", "variants"]
+from sde.panels import STUDIES  # noqa: E402 - the studies, in order (one YAML file each beside this script)
+
+
+def finished(out: str, study, quick: bool) -> bool:
+    """True when out/<study>.json holds this study's results with the same panels (a rerun keeps it); ConfigError
+    when it holds results of other settings (only --overwrite replaces those)."""
+    import dataclasses
+    import json
+
+    from pgpo.schema import ConfigError
+    from sde.results import finite_or_none
+    path = os.path.join(out, f"{study.name}.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        doc = json.load(f)
+    specs = [json.loads(json.dumps(finite_or_none(dataclasses.asdict(p)))) for p in study.panels]
+    if doc.get("quick") != quick or [p.get("spec") for p in doc.get("panels", [])] != specs:
+        raise ConfigError(f"{path} holds results of other settings than {study.name}.yaml: pass --overwrite to redo "
+                          f"the study (or choose another --out)")
+    return True
 
 
 def main(argv=None):
@@ -31,7 +53,8 @@ def main(argv=None):
     ap.add_argument("--only", nargs="+", choices=STUDIES, help="run only these studies")
     ap.add_argument("--out", help="results directory (default results/weak_convergence_quick with --quick, else "
                                   "runs/weak_convergence)")
-    ap.add_argument("--overwrite", action="store_true", help="replace results of the same studies already in --out")
+    ap.add_argument("--overwrite", action="store_true", help="redo studies whose results are already in --out (without "
+                    "it a rerun keeps finished studies and continues an interrupted one from its finished panels)")
     ap.add_argument("--figures", help="figure directory (default <out>/figures)")
     ap.add_argument("--no-figures", action="store_true")
     ap.add_argument("--workers", type=int_at_least(1), default=None,
@@ -40,27 +63,36 @@ def main(argv=None):
     out = args.out or (os.path.join("results", "weak_convergence_quick") if args.quick
                        else os.path.join("runs", "weak_convergence"))
     names = args.only or STUDIES
+    figures = args.figures or os.path.join(out, "figures")
     try:                                                                    # validate every study first
         studies = [load_study(os.path.join(HERE, f"{n}.yaml"), quick=args.quick) for n in names]
-        prepare_output_folder(out, overwrite=args.overwrite, holds=tuple(f"{n}.json" for n in names),
-                              resume_flag=None, clear=False)      # the atomic writes replace them at the end
-        if not args.no_figures:
-            # figures are derived from the results and redrawn in place (documented): only check the folder
-            prepare_output_folder(args.figures or os.path.join(out, "figures"), resume=True)
+        if args.figures and os.path.exists(args.figures) and not os.path.isdir(args.figures):
+            raise OutputFolderError(f"--figures {args.figures} is a file, not a folder")
+        prepare_output_folder(out, overwrite=args.overwrite, resume=not args.overwrite, resume_flag=None,
+                              clear=False, create=False)          # the atomic writes replace results at the end
+        kept = {st.name for st in studies if not args.overwrite and finished(out, st, args.quick)}
     except (ConfigError, OutputFolderError) as e:
         ap.error(str(e))
+    os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
     for st in studies:
+        if st.name in kept:
+            print(f"{st.name}: kept ({os.path.join(out, st.name + '.json')} holds it; --overwrite redoes it)", flush=True)
+            continue
         ts = time.perf_counter()
         path = run_study(st, out, quick=args.quick, n_workers=args.workers)
         print(f"{st.name}: {time.perf_counter() - ts:.0f} s -> {path}", flush=True)
     print(f"all studies: {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_figures:
         from sde.report import make_all
-        figs = make_all(out, args.figures or os.path.join(out, "figures"))
+        figs = make_all(out, figures)
         print("figures:", ", ".join(sorted(os.path.basename(f) for f in figs)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pgpo.schema import one_line_endings
+    with one_line_endings("weak_convergence/run.py", interrupted=lambda: (
+            "weak_convergence/run.py: interrupted; finished studies and panels are kept: run the same command again "
+            "to continue")):
+        sys.exit(main())
