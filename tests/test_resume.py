@@ -93,3 +93,30 @@ def test_check_rules():
         check({**new, "training": {"max_steps": 3}}, old, step=4)
     with pytest.raises(ResumeError, match="pgpo.beta None -> 0.5"):
         check({**new, "pgpo": {"alpha": 2.0, "beta": 0.5}}, old, step=4)
+
+
+@pytest.mark.train
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_during_training_is_one_line_naming_how_to_continue(tmp_path):
+    """SIGINT after the first checkpoint: exit 130, one line on stderr naming the checkpoint and the command; the
+    named command then finishes the run."""
+    import signal
+    import subprocess
+    import time
+    run = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "pgpo", "train", "--config", SMOKE, f"training.output_dir={run}",
+           "training.max_steps=30"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 400
+    while time.time() < deadline and not (run / "checkpoint-1" / "trainer_state.json").exists():
+        time.sleep(0.5)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    lines = [ln for ln in err.splitlines() if ln.strip() and "WARNING" not in ln and "INFO" not in ln]
+    assert len(lines) == 1, lines
+    assert "interrupted; the newest checkpoint is" in lines[0] and "--resume" in lines[0]
+    assert "Traceback" not in err
