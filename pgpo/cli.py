@@ -131,13 +131,14 @@ def _dispatch(parser, args) -> int:
     # at INFO); this project's own loggers at INFO
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgpo").setLevel(logging.INFO)
+    from pgpo.eval import BackendError
     from pgpo.vllm_support import VLLMVersionError
     try:
         if args.command == "train":
             return _train(parser, args)
         if args.command == "eval":
             return _eval(parser, args)
-    except VLLMVersionError as e:               # a mismatched vLLM install: one line, before anything loads
+    except (VLLMVersionError, BackendError) as e:    # a mismatched or broken vLLM: one line, before anything loads
         print(f"pgpo {args.command}: error: {e}", file=sys.stderr)
         return 2
     if args.command == "grid":

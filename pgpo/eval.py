@@ -118,15 +118,29 @@ def generate_vllm(model_path: str, tokenizer, questions: list[Question], style: 
     return [[c.text for c in o.outputs] for o in outs]
 
 
+class BackendError(RuntimeError):
+    """The chosen generation backend cannot run (the message is one line naming the cause)."""
+
+
 def choose_backend(backend: str) -> str:
+    """`auto`: vLLM on a CUDA machine where vLLM is installed, else transformers. A vLLM that is installed but does
+    not import is an error (one line with vLLM's own), never a silent switch to a 10-50x slower backend."""
     if backend != "auto":
         return backend
-    try:
-        import torch
-        import vllm  # noqa: F401
-        return "vllm" if torch.cuda.is_available() else "transformers"
-    except Exception:
+    import torch
+    if not torch.cuda.is_available():
         return "transformers"
+    try:
+        import vllm  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != "vllm":
+            raise BackendError(f"vLLM is installed but does not import (missing {e.name!r}): fix the install, or "
+                               "pass --backend transformers") from None
+        return "transformers"
+    except Exception as e:                 # noqa: BLE001 - a broken vLLM raises anything at import
+        raise BackendError(f"vLLM is installed but does not import ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:200]}): fix the install, or pass --backend transformers") from None
+    return "vllm"
 
 
 def evaluate_path(model_path: str, questions: list[Question], style: str, k: int = 16, temperature: float = 0.6,

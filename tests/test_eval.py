@@ -111,3 +111,34 @@ def test_in_training_eval_does_not_change_training(tmp_path):
     evald.train()
     a, b = params(plain), params(evald)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_auto_backend_never_falls_back_silently_from_a_broken_vllm(monkeypatch):
+    """On a CUDA machine: vLLM not installed -> transformers; installed but failing to import -> one-line error."""
+    import sys
+
+    import torch
+
+    from pgpo.eval import BackendError, choose_backend
+    assert choose_backend("transformers") == "transformers" and choose_backend("vllm") == "vllm"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_backend("auto") == "transformers"                   # CPU: transformers, whatever is installed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+    class Broken:
+        def find_spec(self, name, path=None, target=None):
+            if name == "vllm":
+                raise RuntimeError("CUDA driver version is insufficient")
+            return None
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    with pytest.raises(BackendError, match="CUDA driver version is insufficient"):
+        choose_backend("auto")
+
+    class Missing:
+        def find_spec(self, name, path=None, target=None):
+            if name == "vllm":
+                raise ModuleNotFoundError("No module named 'vllm'", name="vllm")
+            return None
+    monkeypatch.setattr(sys, "meta_path", [Missing(), *sys.meta_path[1:]])
+    assert choose_backend("auto") == "transformers"
