@@ -4,8 +4,9 @@
         [--step-budget 200] [--time-budget-h 5]
 
 A run is a directory holding `run_config.yaml` and `log.jsonl` (as written by `python -m pgpo train`). Runs are
-grouped by domain and method (pgpo.settings.PGPOSettings.label: "SDPO", "PGPO a=<alpha>", or a variant's name such as
-"PGPO b=0.5 (scale-free, Ibar 10 steps)"); seeds are averaged.
+grouped by domain and method (pgpo.settings.PGPOSettings.label: "SDPO", "PGPO α=<alpha>", or a variant's name such as
+"PGPO β=0.5 (scale-free, Ibar 10 steps)", with every other `pgpo:` setting that differs between runs of the same
+name appended, e.g. "PGPO α=2 (m_max=1.5)"); seeds are averaged.
 
 Outputs (PNG + PDF, Markdown + JSON):
   accuracy_vs_step, accuracy_vs_time   mean@k per domain, mean over seeds with a min-max band
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pgpo.fileio import save_figure
+from pgpo.fileio import save_figure, series_colors
 from pgpo.runlog import LOG_NAME, of_kind, read_log
 
 DOMAIN_ORDER = ["chemistry", "physics", "biology", "material", "arithmetic"]
@@ -51,6 +52,7 @@ class Run:
     order: tuple                # sort key: SDPO, the paper's rule by alpha, then the variants by name
     seed: int
     m_max: float = 2.0
+    pgpo: dict = field(default_factory=dict)      # the run's `pgpo:` section as written
     train: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
 
@@ -83,8 +85,10 @@ def method_of(pgpo_section: dict) -> tuple[str, tuple]:
 
 
 def is_paper_rule(label: str) -> bool:
-    """True for the paper's batch rule m(I_k) with an alpha ("PGPO a=10"), False for SDPO and the variants."""
-    return label.startswith("PGPO a=") and "(" not in label
+    """True for the paper's batch rule m(I_k) with an alpha ("PGPO α=10", also with its own m_max / shape / estimator),
+    False for SDPO and the variants."""
+    head, _, extra = label.partition(" (")
+    return head.startswith("PGPO α=") and not any(v in extra for v in ("scale-free", "smoothed", "per "))
 
 
 def find_runs(root: str, exclude: tuple[str, ...] = ()) -> list[Run]:
@@ -99,13 +103,30 @@ def find_runs(root: str, exclude: tuple[str, ...] = ()) -> list[Run]:
         data = cfg["data"]
         subject = data["domain"] if data.get("task", "sciknoweval") == "sciknoweval" else data["task"]
         run = Run(d, subject, *method_of(cfg.get("pgpo")), int(cfg["training"]["seed"]),
-                  m_max=float((cfg.get("pgpo") or {}).get("m_max", 2.0)))
+                  m_max=float((cfg.get("pgpo") or {}).get("m_max", 2.0)), pgpo=dict(cfg.get("pgpo") or {}))
         recs = read_log(os.path.join(d, LOG_NAME))
         run.evals, run.train = of_kind(recs, "eval"), of_kind(recs, "train")
         runs.append(run)
     if not runs:
         raise FileNotFoundError(f"no runs (run_config.yaml + log.jsonl) under {root}")
+    distinguish(runs)
     return sorted(runs, key=lambda r: (r.domain, r.order, r.seed))
+
+
+def distinguish(runs: list[Run]) -> None:
+    """Runs that share a method name but differ in another `pgpo:` setting (m_max, shape, estimator, ...) get the
+    settings that differ appended to their name, so that a table or legend never pools them."""
+    by_label: dict[str, list[Run]] = {}
+    for r in runs:
+        by_label.setdefault(r.method, []).append(r)
+    for label, group in by_label.items():
+        keys = sorted({k for r in group for k in r.pgpo})
+        differ = [k for k in keys if len({repr(r.pgpo.get(k)) for r in group}) > 1 and k not in ("alpha", "beta")]
+        if not differ:
+            continue
+        for r in group:
+            extra = ", ".join(f"{k}={r.pgpo.get(k)}" for k in differ)
+            r.method = f"{label[:-1]}; {extra})" if label.endswith(")") else f"{label} ({extra})"
 
 
 def _groups(runs):
@@ -144,7 +165,7 @@ def tables(runs: list[Run], step_budget: float = math.inf, time_budget_h: float 
         cands = [(v[d]["mean"], name, v[d]) for name, v in t3.items() if is_paper_rule(name) and v.get(d)]
         if cands:
             _, name, cell = max(cands, key=lambda c: c[0])
-            t1["PGPO (best alpha)"][d] = {**cell, "alpha": name.split("=")[1]}
+            t1["PGPO (best alpha)"][d] = {**cell, "alpha": name.partition(" (")[0].split("=")[1]}
         else:
             t1["PGPO (best alpha)"][d] = None
         s, p = t1["SDPO"].get(d), t1["PGPO (best alpha)"][d]
@@ -161,7 +182,7 @@ def _cell(c, sign=False):
     if c.get("seeds", 0) > 1:
         s += f" ± {c['sd']:.2f}"
     if c.get("alpha"):
-        s += f" (a={c['alpha']})"
+        s += f" (α={c['alpha']})"
     return s
 
 
@@ -324,8 +345,11 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
     groups = _groups(runs)
     domains = t["domains"]
     alphas = _methods(runs)                       # method labels, table order
-    cmap = plt.get_cmap("viridis")
-    color = {a: ("#d62728" if a == "SDPO" else cmap(i / max(len(alphas) - 1, 1))) for i, a in enumerate(alphas)}
+    from matplotlib.ticker import MaxNLocator
+
+    palette = series_colors(max(len(alphas) - 1, 1))
+    others = [a for a in alphas if a != "SDPO"]
+    color = {a: ("#d62728" if a == "SDPO" else palette[others.index(a)]) for a in alphas}
 
     def save(fig, name):
         save_figure(fig, out_dir, name, written, dpi=130)
@@ -353,6 +377,8 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
                                 label=a if i == 0 else None)
             ax.set_title(DOMAIN_TITLE[d])
             ax.set_xlabel(xlabel)
+            if x == "step":
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("mean@k (%)")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
@@ -376,6 +402,8 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
             axes[i][j].grid(True, alpha=0.3)
             axes[i][j].legend(fontsize=7)
         axes[-1][j].set_xlabel("optimizer step")
+        for i in range(len(rows)):
+            axes[i][j].xaxis.set_major_locator(MaxNLocator(integer=True))
     save(fig, "information_traces")
     information_distribution(runs, domains, save)
     return written
@@ -394,7 +422,7 @@ def information_distribution(runs: list[Run], subjects: list[str], save) -> None
     subjects = [d for d in subjects if sdpo[d]]
     if not subjects:
         return
-    ran = sorted({float(r.method.split("=")[1]) for r in runs if is_paper_rule(r.method)})
+    ran = sorted({float(r.method.partition(" (")[0].split("=")[1]) for r in runs if is_paper_rule(r.method)})
     fig, axes = plt.subplots(1, len(subjects), figsize=(5.2 * len(subjects), 3.9), squeeze=False)
     styles = ["-", "--", ":", "-."]
     for ax, d in zip(axes[0], subjects):

@@ -22,6 +22,17 @@ def atomic_write_json(path: str, obj, **dump_kwargs) -> str:
     return atomic_write_text(path, json.dumps(obj, **dump_kwargs))
 
 
+SERIES_RANGE = (0.0, 0.8)               # viridis without its last fifth: no yellow on white
+
+
+def series_colors(n: int) -> list:
+    """n colours of one ordered series (a parameter sweep, a set of methods), readable on white."""
+    import matplotlib
+    cmap = matplotlib.colormaps["viridis"]
+    lo, hi = SERIES_RANGE
+    return [cmap(lo + (hi - lo) * i / max(n - 1, 1)) for i in range(n)]
+
+
 def save_figure(fig, out_dir: str, name: str, written: list | None = None, dpi: int = 140,
                 top_inches: float | None = None) -> list:
     """Save a matplotlib `fig` as <out_dir>/<name>.png and .pdf (deterministic bytes for the same figure), close

@@ -92,7 +92,7 @@ class PGPOSettings:
         return StepRule(self.multiplier(), signal=self.signal, scale_free=self.beta > 0)
 
     def label(self) -> str:
-        """A short name for tables and legends: SDPO, PGPO a=10, PGPO b=0.5 (scale-free, Ibar 10 steps), ..."""
+        """A short name for tables and legends: SDPO, PGPO α=10, PGPO β=0.5 (scale-free, Ibar 10 steps), ..."""
         if self.is_sdpo:
             return "SDPO"
         parts = []
@@ -102,5 +102,5 @@ class PGPOSettings:
             parts.append(f"scale-free, Ibar {self.ema_steps:g} steps")
         if self.granularity != "batch":
             parts.append(f"per {self.granularity}" + ("" if self.normalize else ", unnormalised"))
-        head = f"PGPO {'b' if self.beta > 0 else 'a'}={self.sensitivity:g}"
+        head = f"PGPO {'β' if self.beta > 0 else 'α'}={self.sensitivity:g}"
         return head + (f" ({'; '.join(parts)})" if parts else "")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pgpo.fileio import save_figure
+from pgpo.fileio import save_figure, series_colors  # noqa: F401 - series_colors: figures' sweeps
 from sde.stats import Z95
 
 SDE_STYLE = {
@@ -30,7 +30,52 @@ SDE_LABEL = {"sgd_sde": "SGD-SDE (Eq. 7)", "paper": "paper SDE", "matched": "mom
              "matched_2": "order-2 drift, matched diffusion", "paper_2": "order-2 drift, paper's diffusion",
              "augmented": "augmented SDE (Theta, Ibar)", "per_sample": "per-sample SDE",
              "exact-I process": "the same process with the exact I (paired)"}
-MARKER_NOTE = "95 % CI; filled = in the fit, hollow = dropped (misfit); dashed level = predicted plateau"
+MARKER_NOTE = ("95 % CI (a bar ending in a caret reaches 0); filled = in the fit, hollow = dropped (misfit); thin "
+               "dashed level = predicted plateau")
+LEGEND_FONTSIZE = 7.5
+PLATEAU_LS = (0, (6, 3))                # the predicted plateau: the only dashed lines in the curve panels
+SLOPE_STYLE = {1.0: dict(color="0.25", ls=(0, (1, 2)), lw=0.9), 2.0: dict(color="0.55", ls=(0, (3, 1, 1, 1)), lw=0.9)}
+def eta_label(e: float) -> str:
+    """A step size as a tick label: 2^-k for powers of two, otherwise 3 significant digits in scientific form below
+    0.01 (never 0.000244141)."""
+    k = math.log2(e)
+    if abs(k - round(k)) < 1e-9:
+        return rf"$2^{{{int(round(k))}}}$"
+    if e >= 0.01:
+        return f"{e:g}"
+    exp = math.floor(math.log10(e))
+    return rf"${e / 10 ** exp:.3g}\times10^{{{exp}}}$"
+
+
+def eta_axis(ax, etas) -> None:
+    """Log step-size axis with one labelled tick per step size of the grid."""
+    from matplotlib.ticker import NullLocator
+    grid = sorted(set(float(e) for e in etas))
+    ax.set_xscale("log")
+    ax.set_xticks(grid, [eta_label(e) for e in grid], fontsize=7.5, rotation=35 if len(grid) > 6 else 0,
+                  ha="right" if len(grid) > 6 else "center")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(r"step size $\eta$", labelpad=2)
+
+
+def wrap_label(text: str, width: int = 64) -> str:
+    """A legend label folded onto lines of about `width` characters, never inside a $...$ math span."""
+    words, lines, line, in_math = text.split(" "), [], "", False
+    for w in words:
+        if line and not in_math and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+        in_math ^= w.count("$") % 2 == 1
+    return "\n".join(lines + [line])
+
+
+def legend_below(ax, width: int = 64, **kw) -> None:
+    """The legend under the axes, clear of the x label, its labels folded to the axes' width."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [wrap_label(lab, width) for lab in labels], fontsize=LEGEND_FONTSIZE, loc="upper center",
+              bbox_to_anchor=(0.5, -0.2), frameon=False, **kw)
 
 
 def fmt_num(v: float | None) -> str:
@@ -93,10 +138,10 @@ def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None)
     se = np.asarray([0.0 if s is None else s for s in c["stderr"]], float)
     used = np.asarray((c.get("fit") or {}).get("used") or [True] * len(eta), bool)
     half = Z95 * se
-    lower = np.minimum(half, err * 0.999)          # keep bars on the log axis
-    ls = "--" if c.get("method") == "closed_form" or c.get("noise") == "minibatch" else "-"
-    if c.get("info") == "same_batch":
-        ls = ":"
+    # on a log axis a bar that reaches 0 would stretch the axis to 1e-7: it stops at |e| / 4 with a caret
+    reaches_zero = half >= err
+    lower = np.where(reaches_zero, 0.75 * err, half)
+    ls = "-." if c.get("info") == "same_batch" else "-"
     ls = style.get("ls", ls)
     color, marker = style.get("color"), style.get("marker", "o")
     ax.plot(eta, err, ls=ls, color=color, lw=1.2, label=label if label is not None else curve_label(c))
@@ -105,9 +150,11 @@ def plot_curve(ax, c: dict, style: dict | None = None, label: str | None = None)
     if (~used).any():
         ax.errorbar(eta[~used], err[~used], yerr=[lower[~used], half[~used]], fmt=marker, color=color, ms=4,
                     mfc="none", lw=0.8, capsize=2)
+    if reaches_zero.any():
+        ax.plot(eta[reaches_zero], 0.25 * err[reaches_zero], ls="none", marker="v", color=color, ms=3.5)
     pred = c.get("prediction")
     if pred:
-        ax.axhline(abs(pred), color=color, ls=(0, (5, 3)), lw=0.9, alpha=0.8)
+        ax.axhline(abs(pred), color=color, ls=PLATEAU_LS, lw=0.8, alpha=0.8)
 
 
 def slope_guide(ax, etas, errs, slope=1.0) -> None:
@@ -119,7 +166,8 @@ def slope_guide(ax, etas, errs, slope=1.0) -> None:
     e_mid = math.exp(np.log(errs).mean())
     x = np.array([etas.min(), etas.max()])
     x_mid = math.exp(np.log(x).mean())
-    ax.plot(x, e_mid * (x / x_mid) ** slope, color="k", lw=0.8, ls=(0, (1, 2)), label=rf"slope {slope:g} guide")
+    ax.plot(x, e_mid * (x / x_mid) ** slope, **SLOPE_STYLE.get(slope, SLOPE_STYLE[1.0]),
+            label=rf"slope {slope:g} guide")
 
 
 def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, title: str | None = None) -> str:
@@ -130,7 +178,7 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
         curves = study_curves(results)
     tests = [g for g in ("sq_norm", "linear", "fluctuation") if any(c["g"] == g for c in curves)]
     n_leg = max(sum(c["g"] == g for c in curves) for g in tests) + 1
-    fig, axes = plt.subplots(1, len(tests), figsize=(5.2 * len(tests), 4.2 + 0.16 * n_leg), squeeze=False)
+    fig, axes = plt.subplots(1, len(tests), figsize=(5.6 * len(tests), 4.4 + 0.19 * n_leg), squeeze=False)
     for ax, g in zip(axes[0], tests):
         sub = [c for c in curves if c["g"] == g]
         all_eta, all_err = [], []
@@ -139,17 +187,12 @@ def plot_weak_error(results: dict, path: str, curves: list[dict] | None = None, 
             all_eta += c["eta"]
             all_err += [abs(e) for e in c["error"] if e is not None]
         slope_guide(ax, all_eta, all_err)
-        ax.set_xscale("log")
+        eta_axis(ax, all_eta)
         ax.set_yscale("log")
-        from matplotlib.ticker import NullLocator
-        grid = sorted(set(all_eta))
-        ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=7, rotation=30 if len(grid) > 5 else 0)
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xlabel(r"step size $\eta$")
         ax.set_ylabel(r"weak error $|E\,g(\theta_N)-E\,g(\Theta_T)|$")
         ax.set_title(G_TITLE.get(g, g))
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        legend_below(ax)
     fig.suptitle(title or f"{curves[0]['problem']}: weak error at T={curves[0].get('T', 1.0):g} ({MARKER_NOTE})",
                  fontsize=10)
     if path.endswith(".png"):                                  # and the PDF beside it

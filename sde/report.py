@@ -22,8 +22,8 @@ import matplotlib.ticker
 import numpy as np
 
 from pgpo.fileio import atomic_write_text, save_figure
-from sde.plotting import (G_TITLE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, fit_text, fmt_ci, fmt_num,
-                           plot_curve, slope_guide)
+from sde.plotting import (G_TITLE, LEGEND_FONTSIZE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, eta_axis,
+                           fit_text, fmt_ci, fmt_num, legend_below, plot_curve, series_colors, slope_guide)
 from sde.results import refit, study_curves, write_json
 from sde.stats import Z95
 from sde.panels import STUDIES
@@ -73,20 +73,17 @@ def _panel(doc, pid):
 
 
 
-def _finish(ax, curves, title):
+def _finish(ax, curves, title, slopes=(1.0,)):
     etas = [e for c in curves for e in c["eta"]]
     errs = [abs(e) for c in curves for e in c["error"] if e is not None]
-    slope_guide(ax, etas, errs)
-    ax.set_xscale("log")
+    for slope in slopes:
+        slope_guide(ax, etas, errs, slope=slope)
+    eta_axis(ax, etas)
     ax.set_yscale("log")
-    grid = sorted(set(etas))
-    ax.set_xticks(grid, [f"{e:g}" for e in grid], fontsize=7, rotation=30 if len(grid) > 5 else 0)
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xlabel(r"step size $\eta$")
     ax.set_ylabel(r"$|E\,g(\theta_N) - E\,g(\Theta_T)|$")
     ax.set_title(title, fontsize=9.5)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=6.8, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
+    legend_below(ax)
 
 
 def fig_theorem_sgd(doc, out_dir, written):
@@ -146,7 +143,7 @@ def fig_noise(doc, out_dir, written):
                 style = {"color": col}
                 label = NOISE_LABEL[(c["noise"], c["info"])]
                 if c["sde"] == "averaged":
-                    style.update(ls="-.", marker="P")
+                    style.update(ls=":", marker="P")
                     label += ", vs averaged-drift SDE"
                 plot_curve(ax, c, style=style, label=f"{label}: {fit_text(c)}")
             disc = p["spec"].get("discrete", "pgpo").upper()
@@ -164,7 +161,7 @@ def fig_noise(doc, out_dir, written):
 
 
 def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
-    fig, axes = plt.subplots(2, 2, figsize=(11.5, 9.6))
+    fig, axes = plt.subplots(2, 2, figsize=(12.5, 11.5))
     # (a) smooth vs clipped shape on the fluctuation
     ax = axes[0][0]
     smooth = [c for c in _panel(doc, "smooth_shape")["items"] if c["g"] == "fluctuation"]
@@ -174,35 +171,33 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
     if pgpo_doc is not None:
         for c in _panel(pgpo_doc, "quadratic")["items"]:
             if c["g"] == "fluctuation" and c["sde"] in ("matched", "paper"):
-                plot_curve(ax, c, style=dict(curve_style(c), ls="--"),
+                plot_curve(ax, c, style=dict(curve_style(c), ls="-.", marker="d"),
                            label=f"clipped m, vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
                 curves.append(c)
-    _finish(ax, curves, "(a) quadratic, " + G_TITLE["fluctuation"] + ": clipped (dashed) vs smooth m(I)")
-    # (b) I and m along one path
-    ax = axes[0][1]
+    _finish(ax, curves, "(a) quadratic, " + G_TITLE["fluctuation"] + ": clipped (dash-dot) vs smooth m(I)")
+    # (b) I and m along one path, on axes of their own (m - 1 is alpha I below the cap: one axis would overlay them)
+    axes[0][1].set_visible(False)
     if traj_doc is not None:
         tr = _panel(traj_doc, "quadratic")["items"][0]
         t = np.asarray(tr["t"][:-1])
-        ax.plot(t, tr["info_path"], color="#1f77b4", label=r"$I_k$ (excess loss)")
-        ax.set_xlabel("time t = k eta")
-        ax.set_ylabel(r"$I_k$", color="#1f77b4")
-        ax2 = ax.twinx()
-        ax2.plot(t, tr["multiplier_path"], color="#d62728", label=r"$m_k$")
-        ax2.axhline(tr["multiplier_spec"]["m_max"], color="#d62728", ls=":", lw=0.8,
-                    label=f"cap m_max = {tr['multiplier_spec']['m_max']:g}")
-        ax2.set_ylabel(r"$m_k$", color="#d62728")
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
-        ax.set_title(f"(b) one PGPO path (quadratic, eta={tr['eta']:g}); steps at the cap: "
-                     f"{100 * tr['cap_fraction']:.0f} % (all paths)", fontsize=9.5)
-        ax.grid(True, alpha=0.25)
+        top, bottom = axes[0][1].get_subplotspec().subgridspec(2, 1, hspace=0.08).subplots(sharex=True)
+        top.plot(t, tr["info_path"], color="#1f77b4")
+        top.set_yscale("log")
+        top.set_ylabel(r"$I_k$ (excess loss)")
+        top.set_title(f"(b) one PGPO path (quadratic, $\\eta$ = {tr['eta']:g}); steps at the cap: "
+                      f"{100 * tr['cap_fraction']:.0f} % (all paths)", fontsize=9.5)
+        bottom.plot(t, tr["multiplier_path"], color="#d62728", label=r"$m_k$")
+        bottom.axhline(tr["multiplier_spec"]["m_max"], color="0.4", ls=":", lw=0.9,
+                       label=f"cap $m_{{max}}$ = {tr['multiplier_spec']['m_max']:g}")
+        bottom.set_ylabel(r"$m_k$")
+        bottom.set_xlabel(r"time $t = k\eta$")
+        bottom.legend(fontsize=LEGEND_FONTSIZE, loc="upper right")
+        for a in (top, bottom):
+            a.grid(True, alpha=0.25)
     # (c) weak-error constants vs alpha; (d) cap fraction vs alpha
     rows = _panel(doc, "alpha_mmax")["items"]
     mmaxes = sorted({r["m_max"] for r in rows})
-    cmap = plt.get_cmap("viridis")
-    for k, mm in enumerate(mmaxes):
-        col = cmap(k / max(len(mmaxes) - 1, 1))
+    for mm, col in zip(mmaxes, series_colors(len(mmaxes))):
         for shape, ls in (("clipped_linear", "-"), ("smooth", "--")):
             sub = sorted([r for r in rows if r["m_max"] == mm and r["shape"] == shape], key=lambda r: r["alpha_times_I0"])
             if not sub:
@@ -217,7 +212,7 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
             axes[1][1].plot(a, [r["cap_fraction"] for r in sub], ls=ls, marker="o", color=col, label=lab)
     eta_small = rows[0]["errors"]["matched|sq_norm"][-1]["eta"]
     ticks = sorted({r["alpha_times_I0"] for r in rows})
-    for ax, title, ylab in ((axes[1][0], f"(c) weak-error size at eta={eta_small:g}: constant C = error/eta "
+    for ax, title, ylab in ((axes[1][0], f"(c) weak-error size at $\\eta$ = {eta_small:g}: constant C = error/$\\eta$ "
                              "(matched) and plateau (paper)", "|C|  /  plateau"),
                             (axes[1][1], "(d) fraction of PGPO steps with m at the cap", "fraction at cap")):
         ax.set_xscale("log")
@@ -227,10 +222,10 @@ def fig_multiplier(doc, traj_doc, pgpo_doc, out_dir, written):
         ax.set_ylabel(ylab)
         ax.set_title(title, fontsize=9.5)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=6.5)
+        legend_below(ax, ncol=2)
     axes[1][0].set_yscale("log")
-    fig.suptitle(f"The multiplier: shape, cap and sensitivity (quadratic); (a): {MARKER_NOTE}", fontsize=10)
-    save_figure(fig, out_dir, "fig4_multiplier", written)
+    fig.suptitle(f"The multiplier: shape, cap and sensitivity (quadratic)\n(a): {MARKER_NOTE}", fontsize=10)
+    save_figure(fig, out_dir, "fig4_multiplier", written, top_inches=0.5)
 
 
 def fig_trajectories(doc, out_dir, written):
@@ -253,9 +248,9 @@ def fig_trajectories(doc, out_dir, written):
         ax.plot(t, gf, color="#ff7f0e", lw=0.8, label=r"$\bar\theta(t)$ (ODE)")
         ax.set_xlabel("time t = k eta")
         ax.set_ylabel(r"$\theta_1$")
-        ax.set_title(f"{tr['problem']}: eta={tr['eta']:g}, {tr['n_paths']} paths", fontsize=9.5)
+        ax.set_title(f"{tr['problem']}: $\\eta$ = {tr['eta']:g}, {tr['n_paths']} paths", fontsize=9.5)
         ax.grid(True, alpha=0.25)
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=LEGEND_FONTSIZE)
     fig.suptitle("Mean trajectories: the paper's SDE under-disperses (its sd band is too narrow where m > 1)",
                  fontsize=11)
     save_figure(fig, out_dir, "fig5_trajectories", written)
@@ -285,7 +280,7 @@ def fig_batch_gap(doc, out_dir, written):
         ax.minorticks_off()
         ax.set_xlabel("batch size B of the I estimate")
         ax.set_ylabel("gap (exact enumeration over minibatches)")
-        ax.set_title(f"{p['spec']['problem']}: at theta_bar(t={it['t_kink']:.3f}), where 1 + alpha I = m_max",
+        ax.set_title(f"{p['spec']['problem']}: at $\\bar\\theta(t$ = {it['t_kink']:.3f}), where $1 + \\alpha I = m_{{max}}$",
                      fontsize=9.5)
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7)
@@ -312,29 +307,30 @@ def fig_modified_equation(doc, out_dir, written):
     """Rows: panels; columns: the order-2 drift with the matched diffusion, and with the paper's."""
     panels = [p for p in doc["panels"] if p["kind"] == "weak_error"]
     cols = ["matched_2", "paper_2"]
-    fig, axes = plt.subplots(len(panels), 2, figsize=(12.0, 4.6 * len(panels)), squeeze=False)
+    n_rows = math.ceil(len(panels) / 2)                # two panels (four axes) per row
+    fig, grid = plt.subplots(n_rows, 4, figsize=(22.0, 6.2 * n_rows), squeeze=False)
+    pairs = [grid[i // 2][2 * (i % 2): 2 * (i % 2) + 2] for i in range(len(panels))]
+    for ax in [a for row in grid for a in row][2 * len(panels):]:
+        ax.set_visible(False)
     colors = {"sq_norm": "#1f77b4", "loss": "#ff7f0e", "cross": "#2ca02c", "linear": "#9467bd"}
-    for row, p in zip(axes, panels):
+    for row, p in zip(pairs, panels):
         for ax, sde in zip(row, cols):
             curves = [c for c in _at_T(p["items"]) if c["sde"] == sde]
             for c in sorted(curves, key=lambda c: G_ORDER.index(c["g"])):
                 plot_curve(ax, c, style={"color": colors[c["g"]]}, label=f"{G_TITLE[c['g']]}: {fit_text(c)}")
             base = [c for c in _at_T(p["items"]) if c["sde"] == "matched" and c["g"] == "sq_norm"]
             for c in base:                                  # the order-1 matched SDE, for scale
-                plot_curve(ax, c, style={"color": "#7f7f7f", "ls": ":"},
+                plot_curve(ax, c, style={"color": "#b0b0b0", "marker": "."},
                            label=f"{G_TITLE['sq_norm']} vs order-1 matched SDE: {fit_text(c)}")
             how = "exact moments" if p["spec"]["method"] == "closed_form" else "coupled Monte Carlo"
             _finish(ax, curves + base, f"{p['spec']['problem']}, {_mult_text(curves[0])} ({how})\n"
-                                       f"PGPO vs {SDE_LABEL[sde]}")
-            slope_guide(ax, [e for c in curves for e in c["eta"]],
-                        [abs(e) for c in curves for e in c["error"] if e is not None], slope=2.0)
-            ax.legend(fontsize=6.8, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
+                                       f"PGPO vs {SDE_LABEL[sde]}", slopes=(1.0, 2.0))
     tally = {s: [c["verdict"] for p in panels for c in _at_T(p["items"]) if c["sde"] == s] for s in cols}
     fig.suptitle("Order-2 modified equations on fixed test functions (Definition A.1): order 2 on "
                  f"{tally['matched_2'].count('order 2')} of {len(tally['matched_2'])} curves with the matched diffusion, "
                  f"{tally['paper_2'].count('order 2')} of {len(tally['paper_2'])} with the paper's "
                  f"(order 1 on {tally['paper_2'].count('order 1')})\n({MARKER_NOTE})", fontsize=10)
-    save_figure(fig, out_dir, "fig7_modified_equation", written, top_inches=0.9)
+    save_figure(fig, out_dir, "fig7_modified_equation", written, top_inches=0.7)
 
 
 def fig_stationary(doc, out_dir, written):
@@ -346,7 +342,7 @@ def fig_stationary(doc, out_dir, written):
     mc = [p for p in doc["panels"] if p["spec"]["method"] != "closed_form"]
     n_ax = len(mc) + (2 if exact else 0)
     n_rows = math.ceil(n_ax / 2)
-    fig, axes = plt.subplots(n_rows, 2, figsize=(13.0, 6.4 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, 2, figsize=(13.0, 6.0 * n_rows), squeeze=False)
     axes = [ax for row in axes for ax in row]
     for ax in axes[n_ax:]:
         ax.set_visible(False)
@@ -368,46 +364,48 @@ def fig_stationary(doc, out_dir, written):
         grid = np.linspace(min(cs), max(cs), 100)
         for sde in ("matched", "paper"):
             ax.plot(grid, [leading_floor(prob, eta_f, k, sde) for k in grid], color=SDE_STYLE[sde]["color"],
-                    ls=":", lw=0.9, label=f"leading order: eta {'c' if sde == 'matched' else '/ c'} tr(Sigma)/4")
+                    ls=":", lw=0.9, label=rf"leading order: $\eta\,{'c' if sde == 'matched' else '/c'}\,"
+                                          r"\mathrm{tr}(\Sigma)/4$")
         ax.set_xlabel("constant multiplier c")
         ax.set_ylabel(r"stationary floor $E_\infty L - L^*$")
         ax.set_yscale("log")
-        ax.set_title(f"(a) {p['spec']['problem']}, eta={eta_f:g}: floor vs c", fontsize=9.5)
+        ax.set_title(f"(a) {p['spec']['problem']}, $\\eta$ = {eta_f:g}: floor vs c", fontsize=9.5)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=LEGEND_FONTSIZE)
         i4 = cs.index(max(cs))
-        lines.append(f"at c={max(cs):g}, eta={eta_f:g}: discrete {disc[i4]:.3g}, matched "
+        lines.append(f"at c={max(cs):g}, $\\eta$ = {eta_f:g}: discrete {disc[i4]:.3g}, matched "
                      f"{next(c for c in loss if c['constant'] == max(cs) and c['sde'] == 'matched')['floor_sde'][j]:.3g}"
                      f", paper {next(c for c in loss if c['constant'] == max(cs) and c['sde'] == 'paper')['floor_sde'][j]:.3g}")
         ax = axes.pop(0)
-        cmap = plt.get_cmap("viridis")
+        palette = series_colors(len(cs))
         for c in loss:
-            k = cs.index(c["constant"])
-            plot_curve(ax, c, style={"color": cmap(k / max(len(cs) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
-                                     "ls": {"matched": "-", "paper": "--", "matched_2": ":"}.get(c["sde"], "-")},
+            plot_curve(ax, c, style={"color": palette[cs.index(c["constant"])], "marker": SDE_STYLE[c["sde"]]["marker"],
+                                     "ls": {"matched": "-", "paper": "-.", "matched_2": ":"}.get(c["sde"], "-")},
                        label=f"c={c['constant']:g}, {c['sde']}: {fit_text(c)}")
-        _finish(ax, loss, "(b) floor(discrete) - floor(SDE) vs eta, exact (marker = SDE, colour = c)")
+        _finish(ax, loss, "(b) floor(discrete) - floor(SDE) vs $\\eta$, exact (marker and line = SDE, colour = c)",
+                slopes=(1.0, 2.0))
         ax.set_ylabel("|floor difference|")
     for ax, p in zip(axes, mc):
         curves = [c for c in p["items"] if c["g"] == "loss"]
-        cmap = plt.get_cmap("plasma")
+        palette = series_colors(len(curves))
         for i, c in enumerate(curves):
-            plot_curve(ax, c, style={"color": cmap(i / max(len(curves) - 1, 1)), "marker": SDE_STYLE[c["sde"]]["marker"],
-                                     "ls": "-" if c["sde"] == "matched" else "--"},
+            plot_curve(ax, c, style={"color": palette[i], "marker": SDE_STYLE[c["sde"]]["marker"],
+                                     "ls": "-" if c["sde"] == "matched" else "-."},
                        label=f"{_mult_text(c)}, {c['sde']}: {fit_text(c)}")
         burns = sorted({round(c["burn_in"], 1) for c in curves})
         _finish(ax, curves, f"{p['spec']['problem']}: floor difference (coupled MC, time average over "
-                            f"{p['spec']['window']:g} after a burn-in of {'/'.join(f'{b:g}' for b in burns)})")
+                            f"{p['spec']['window']:g} after a burn-in of {'/'.join(f'{b:g}' for b in burns)})",
+                slopes=(1.0, 2.0))
         ax.set_ylabel("|floor difference|")
     allc = [c for p in doc["panels"] for c in p["items"] if c["g"] == "loss" and (c.get("constant") or 0) != 1]
 
     def tally(sde):
         vs = [c["verdict"] for c in allc if c["sde"] == sde]
         return ", ".join(f"{v} {vs.count(v)}" for v in sorted(set(vs))) + f" of {len(vs)}" if vs else "n/a"
-    fig.suptitle("Stationary floors (g = L, m != 1), verdicts on floor(discrete) - floor(SDE):\n"
+    fig.suptitle("Stationary floors ($g = L$, $m \\neq 1$), verdicts on floor(discrete) - floor(SDE):\n"
                  f"matched SDE: {tally('matched')}; paper SDE: {tally('paper')}; order-2 drift: {tally('matched_2')}\n"
                  + "; ".join(lines) + f"\n({MARKER_NOTE})", fontsize=9.5)
-    save_figure(fig, out_dir, "fig8_stationary", written, top_inches=1.0)
+    save_figure(fig, out_dir, "fig8_stationary", written, top_inches=0.9)
 
 
 def fig_escape(doc, out_dir, written):
@@ -418,21 +416,19 @@ def fig_escape(doc, out_dir, written):
         return
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.6))
     etas = sorted({r["eta"] for r in rows})
-    cmap = plt.get_cmap("viridis")
     ax = axes[0]
-    for i, eta in enumerate(etas):
-        col = cmap(i / max(len(etas) - 1, 1))
+    for eta, col in zip(etas, series_colors(len(etas))):
         sub = sorted([r for r in rows if r["eta"] == eta and r["constant"] is not None], key=lambda r: r["constant"])
         cs = [r["constant"] for r in sub]
         ax.errorbar(cs, [r["discrete"]["mean"] for r in sub], yerr=[Z95 * r["discrete"]["stderr"] for r in sub],
-                    fmt="o", color=col, ms=5, capsize=2, label=f"discrete PGPO, eta={eta:g}")
+                    fmt="o", color=col, ms=5, capsize=2, label=f"discrete PGPO, $\\eta$ = {eta:g}")
         ax.plot(cs, [r["exact"]["matched"] for r in sub], "-", color=col, lw=1.2)
         ax.plot(cs, [r["exact"]["paper"] for r in sub], "--", color=col, lw=1.2)
         for sde in ("matched", "paper"):               # NaN (not drawn) outside Kramers' range
             ax.plot(cs, [_kramers(r, sde) or np.nan for r in sub], ":", color=col, lw=0.8)
     ax.plot([], [], "k-", label="matched SDE (exact MFPT)")
     ax.plot([], [], "k--", label="paper SDE (exact MFPT)")
-    ax.plot([], [], "k:", lw=0.8, label=f"Kramers / Eyring (where dV / T_eff >= {KRAMERS_MIN:g})")
+    ax.plot([], [], "k:", lw=0.8, label=rf"Kramers / Eyring (where $\Delta V / T_{{eff}} \geq$ {KRAMERS_MIN:g})")
     ax.set_yscale("log")
     ax.set_xlabel("constant multiplier m")
     ax.set_ylabel("mean first-passage time (SDE time)")
@@ -458,7 +454,7 @@ def fig_escape(doc, out_dir, written):
     ax.set_yscale("log")
     ax.set_xlabel(r"$1/\eta$")
     ax.set_ylabel("mean first-passage time (SDE time)")
-    ax.set_title("(b) escape time vs 1/eta (solid: matched SDE, dashed: paper SDE, exact)", fontsize=9.5)
+    ax.set_title(r"(b) escape time vs $1/\eta$ (solid: matched SDE, dashed: paper SDE, exact)", fontsize=9.5)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7)
     rat_m = [r["discrete"]["mean"] / r["exact"]["matched"] for r in rows]
@@ -481,19 +477,19 @@ def _kramers(r, sde):
     return r["kramers"][sde]
 
 
-VARIANT_TITLE = {"smoothed": "smoothed I: m(Ibar_k)", "scale_free": "scale-free: m_beta(I_k / Ibar_k)",
-                 "per_sample": "per-sample weights m(I_i)"}
+VARIANT_TITLE = {"smoothed": r"smoothed I: $m(\bar I_k)$", "scale_free": r"scale-free: $m_\beta(I_k / \bar I_k)$",
+                 "per_sample": r"per-sample weights $m(I_i)$"}
 
 
 def _variant_label(c) -> str:
     info = {"independent_batch": "I from an independent batch", "exact": "exact I"}.get(c["info"], "")
     if c["sde"] == "exact-I process":
-        head = ("m(Ibar_k)" if c["variant"] != "none" else "paper's m(I_k)") + ": noisy I - exact I, paired"
+        head = (r"$m(\bar I_k)$" if c["variant"] != "none" else r"paper's $m(I_k)$") + ": noisy I - exact I, paired"
     elif c["variant"] == "per_sample":
         head = ("normalised" if c.get("normalize") else "unnormalised") + \
             (", vs batch PGPO's SDE" if c["sde"] == "matched" else ", vs per-sample SDE")
     elif c["variant"] == "none":
-        head = f"paper's m(I_k), {info}, vs exact-I matched SDE"
+        head = f"paper's $m(I_k)$, {info}, vs exact-I matched SDE"
     else:
         head = f"{info}, vs augmented SDE"
     return f"{head}: {fit_text(c)}"
@@ -504,7 +500,7 @@ def fig_variants(doc, out_dir, written):
     function. Bottom: how the variant changes the step along the run (m_k's 10-90 % band and mean, or the per-sample
     drift's relative distance from m(I) grad L along theta_bar)."""
     panels = [p for p in doc["panels"] if p["kind"] == "variant"]
-    fig, axes = plt.subplots(2, len(panels), figsize=(5.6 * len(panels), 9.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(panels), figsize=(6.4 * len(panels), 11.0), squeeze=False)
     tally = {}
     for j, p in enumerate(panels):
         ax = axes[0][j]
@@ -532,31 +528,27 @@ def fig_variants(doc, out_dir, written):
         dist = next(c for c in p["items"] if "distribution" in c)
         if p["spec"]["variant"] == "per_sample":
             for name, d in dist["distribution"].items():
-                ax.plot(d["t"], d["relative_drift_gap"], label=f"{name}: |b - m(I) grad L| / |m(I) grad L|")
-            ax.set_ylabel("relative drift gap along theta_bar(t)")
-            ax.set_title("per-sample drift vs batch PGPO's m(I) grad L", fontsize=9.5)
+                ax.plot(d["t"], d["relative_drift_gap"],
+                        label=rf"{name}: $|b - m(I)\nabla L| / |m(I)\nabla L|$")
+            ax.set_ylabel(r"relative drift gap along $\bar\theta(t)$")
+            ax.set_title(r"per-sample drift vs batch PGPO's $m(I)\nabla L$", fontsize=9.5)
         else:
             colors = {"paper": "#2ca02c", "smoothed": "#9467bd", "scale_free": "#9467bd"}
-            names = {"paper": "paper's m(I_k)", "smoothed": "m(Ibar_k)", "scale_free": "m_beta(I_k / Ibar_k)"}
+            names = {"paper": r"paper's $m(I_k)$", "smoothed": r"$m(\bar I_k)$", "scale_free": r"$m_\beta(I_k/\bar I_k)$"}
             for name, d in dist["distribution"].items():
                 ax.fill_between(d["t"], d["q10"], d["q90"], color=colors[name], alpha=0.2)
                 ax.plot(d["t"], d["mean"], color=colors[name], label=f"{names[name]}: mean, 10-90 % band")
             src = {"independent_batch": "I from an independent batch", "exact": "exact I"}[dist["info"]]
             ax.set_ylabel(r"$m_k$")
-            ax.set_title(f"m_k over {p['spec']['distribution_paths']} discrete paths, eta={dist['eta']:g}, {src}",
+            ax.set_title(f"$m_k$ over {p['spec']['distribution_paths']} discrete paths, $\\eta$ = {dist['eta']:g}, {src}",
                          fontsize=9.5)
-        ax.set_xlabel("t = k eta")
+        ax.set_xlabel(r"$t = k\eta$")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    parts = []
-    for (variant, key), verdicts in tally.items():
-        counts = ", ".join(f"{sum(v == x for v in verdicts)} {x}" for x in ("order 1", "order 2", "converges elsewhere",
-                                                                           "inconclusive") if x in verdicts)
-        parts.append(f"{variant} {key}: {counts} (of {len(verdicts)})")
-    lines = [", ".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
-    fig.suptitle("PGPO's variants against their SDEs; verdicts by the table's rule over all test functions:\n"
-                 + "\n".join(lines) + f"\n({MARKER_NOTE})", fontsize=9)
-    save_figure(fig, out_dir, "fig10_variants", written)
+        ax.legend(fontsize=LEGEND_FONTSIZE)
+    own = [v for (variant, key), vs in tally.items() if key == "vs own SDE" for v in vs]
+    fig.suptitle("PGPO's variants against their SDEs (every test function's verdict: the table): against their own SDE "
+                 f"{own.count('order 1')} of {len(own)} curves order 1\n({MARKER_NOTE})", fontsize=9.5)
+    save_figure(fig, out_dir, "fig10_variants", written, top_inches=0.45)
 
 
 def escape_rows(doc) -> list[dict]:

@@ -35,9 +35,9 @@ def test_variant_settings_name_the_method():
     assert load_config(None, ["pgpo.alpha=0", "pgpo.granularity=token"]).method == "sdpo"
     assert load_config(None, ["pgpo.alpha=0", "pgpo.beta=0.5", "pgpo.ema_steps=10"]).method == "pgpo"
     assert PGPOSettings(alpha=0.0, beta=0.5, ema_steps=10).validate().label() == \
-        "PGPO b=0.5 (scale-free, Ibar 10 steps)"
-    assert PGPOSettings(alpha=10.0, granularity="token", normalize=False).label() == "PGPO a=10 (per token, unnormalised)"
-    assert PGPOSettings(alpha=10.0).label() == "PGPO a=10" and PGPOSettings().label() == "SDPO"
+        "PGPO β=0.5 (scale-free, Ibar 10 steps)"
+    assert PGPOSettings(alpha=10.0, granularity="token", normalize=False).label() == "PGPO α=10 (per token, unnormalised)"
+    assert PGPOSettings(alpha=10.0).label() == "PGPO α=10" and PGPOSettings().label() == "SDPO"
 
 
 def _err(overrides, path=None):

@@ -26,7 +26,7 @@ def _write_run(root, domain, alpha, seed, evals, step_s=100.0, pgpo=None):
 
 @pytest.fixture
 def synthetic(tmp_path):
-    # chemistry: SDPO peaks at 0.70 (step 10) then collapses; PGPO a=10 reaches 0.80 at step 20
+    # chemistry: SDPO peaks at 0.70 (step 10) then collapses; PGPO α=10 reaches 0.80 at step 20
     for seed, bump in ((0, 0.0), (1, 0.02)):
         _write_run(tmp_path, "chemistry", 0.0, seed, [(5, 0.60 + bump), (10, 0.70 + bump), (20, 0.40)])
         _write_run(tmp_path, "chemistry", 10.0, seed, [(5, 0.62 + bump), (10, 0.66 + bump), (20, 0.80 + bump)])
@@ -48,9 +48,9 @@ def test_tables_have_the_known_answers(synthetic):
     assert t["table1"]["Improvement"]["chemistry"]["mean"] == pytest.approx(10.0)
     assert t["table1"]["PGPO (best alpha)"]["physics"]["alpha"] == "2.5"
     assert t["table1"]["Improvement"]["physics"]["mean"] == pytest.approx(-3.0)
-    variant = "PGPO b=0.5 (scale-free, Ibar 10 steps)"
-    assert list(t["table3"]) == ["SDPO", "PGPO a=2.5", "PGPO a=10", variant]
-    assert t["table3"]["PGPO a=2.5"]["chemistry"]["mean"] == pytest.approx(58.0)
+    variant = "PGPO β=0.5 (scale-free, Ibar 10 steps)"
+    assert list(t["table3"]) == ["SDPO", "PGPO α=2.5", "PGPO α=10", variant]
+    assert t["table3"]["PGPO α=2.5"]["chemistry"]["mean"] == pytest.approx(58.0)
     assert t["table3"][variant]["chemistry"]["mean"] == pytest.approx(90.0) and t["table3"][variant]["physics"] is None
 
 
@@ -60,7 +60,7 @@ def test_budgets_change_the_answer(synthetic):
     assert by_step["table1"]["Improvement"]["chemistry"]["mean"] == pytest.approx(-4.0)
     by_time = sqa.tables(sqa.find_runs(str(synthetic)), time_budget_h=1000 / 3600)   # 10 steps of 100 s
     assert by_time["table1"]["SDPO"]["chemistry"]["mean"] == pytest.approx(71.0)
-    assert by_time["table3"]["PGPO a=10"]["chemistry"]["mean"] == pytest.approx(67.0)
+    assert by_time["table3"]["PGPO α=10"]["chemistry"]["mean"] == pytest.approx(67.0)
 
 
 def test_figures_and_markdown(synthetic, tmp_path):
@@ -87,6 +87,23 @@ def test_on_the_cpu_smoke_runs_logs(tmp_path):
     sqa.make_all(str(tmp_path / "runs"), str(out))
     tab = json.loads((out / "tables.json").read_text())
     assert tab["domains"] == ["chemistry"]
-    assert set(tab["table3"]) == {"SDPO", "PGPO a=2"}
+    assert set(tab["table3"]) == {"SDPO", "PGPO α=2"}
     assert tab["table3"]["SDPO"]["chemistry"]["mean"] == pytest.approx(0.0)     # a random model answers nothing
     assert (out / "information_traces.png").stat().st_size > 5000
+
+
+def test_runs_differing_in_another_setting_are_never_pooled():
+    """Two alpha-2 runs with different m_max get the differing setting in their names (the figure and the tables
+    would otherwise average m = 1.27 out of runs that logged 1.37 and 1)."""
+    from pgpo.analysis import Run, distinguish
+    a = Run("a", "chemistry", "PGPO α=2", (1, 2.0, ""), 0, pgpo={"alpha": 2.0, "m_max": 2.0})
+    b = Run("b", "chemistry", "PGPO α=2", (1, 2.0, ""), 0, pgpo={"alpha": 2.0, "m_max": 1.5})
+    c = Run("c", "chemistry", "PGPO β=0.5 (scale-free, Ibar 10 steps)", (2, 0.5, ""), 0,
+            pgpo={"beta": 0.5, "ema_steps": 10, "shape": "smooth"})
+    d = Run("d", "chemistry", "PGPO β=0.5 (scale-free, Ibar 10 steps)", (2, 0.5, ""), 1,
+            pgpo={"beta": 0.5, "ema_steps": 10, "shape": "smooth"})
+    distinguish([a, b, c, d])
+    assert a.method == "PGPO α=2 (m_max=2.0)" and b.method == "PGPO α=2 (m_max=1.5)"
+    assert c.method == d.method == "PGPO β=0.5 (scale-free, Ibar 10 steps)"
+    from pgpo.analysis import is_paper_rule
+    assert is_paper_rule(a.method) and not is_paper_rule(c.method)

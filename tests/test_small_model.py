@@ -39,8 +39,8 @@ def test_the_experiment_runs_whole_on_the_tiny_model(tmp_path):
         assert (root / f"{name}-seed0" / "DONE.json").exists(), name
     summary = json.load(open(figs / "summary.json"))
     methods = summary["arithmetic"]
-    assert set(methods) == {"SDPO", f"PGPO a={grid['alphas']['low']:g}", f"PGPO a={grid['alphas']['high']:g}",
-                            "PGPO b=0.5 (scale-free, Ibar 10 steps)"}
+    assert set(methods) == {"SDPO", f"PGPO α={grid['alphas']['low']:g}", f"PGPO α={grid['alphas']['high']:g}",
+                            "PGPO β=0.5 (scale-free, Ibar 10 steps)"}
     assert methods["SDPO"]["m_at_1"] == 1.0 and methods["SDPO"]["steps"] == 3
     for f in ("accuracy_vs_step.png", "information_traces.png", "information_distribution.png", "table1.md",
               "table3.md", "paired.md"):
