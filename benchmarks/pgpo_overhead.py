@@ -168,9 +168,14 @@ def main(argv=None):
     if args.worker == "memory":
         print(json.dumps(memory_worker(args.variant, args.steps, args.batch, args.prompt, args.response, 0)))
         return None
+    print(f"[overhead] timing {len(args.variants)} variants x {args.steps} steps in one process ...", file=sys.stderr,
+          flush=True)
     times = _run(args, "time")
     mem_args = argparse.Namespace(**{**vars(args), "steps": args.memory_steps})
-    mem = {v: _run(mem_args, "memory", v) for v in args.variants}
+    mem = {}
+    for i, v in enumerate(args.variants):
+        print(f"[overhead] peak memory {i + 1}/{len(args.variants)}: {v} (a fresh process)", file=sys.stderr, flush=True)
+        mem[v] = _run(mem_args, "memory", v)
     base_t = statistics.median(times["sdpo"])
     print(f"tiny Qwen3 (vocab {mem['sdpo']['vocab']}), batch {args.batch} x (prompt {args.prompt} + response "
           f"{args.response}), top-100+tail JSD, AdamW, 1 thread")

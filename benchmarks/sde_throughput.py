@@ -208,11 +208,16 @@ def main(argv=None):
           f"extrapolated)")
     print(f"{'case':12s} " + " ".join(f"{c:>10s}" for c in cols) +
           f" {'best peer':>10s} {'1w/peer':>8s} {'2w/peer':>8s} {'2w/1w':>6s} {'2w/draws':>8s}")
+    from pgpo.progress import Progress
+    prog = Progress(4 * args.repeats, label="throughput", every_s=0.0, unit="repeats")
+    done = 0
     for d in (2, 10):
         for full in (False, True):
             sde = problem(d, full)
             times = {c: [] for c in cols}
             for rep in range(args.repeats):  # interleaved so that machine noise hits all alike
+                prog.update(done, note=f"d={d} {'full' if full else 'diagonal'} noise, repeat {rep + 1}", force=True)
+                done += 1
                 times["project"].append(time_project(sde, n, steps, h, rep))
                 times["project-2w"].append(time_project_2w(sde, n, steps, h, rep))
                 for name, fn in available.items():

@@ -119,6 +119,9 @@ class SDPOSection:
             raise ConfigError(f"{where}.distillation_alpha: sampled_token distillation requires 1.0 (reverse KL)")
 
 
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}     # report_to name -> the package it needs
+
+
 @dataclass
 class TrainingSection:
     output_dir: str = "runs/pgpo"
@@ -152,7 +155,7 @@ class TrainingSection:
     vllm_enable_sleep_mode: bool = False
     vllm_server_base_url: Optional[str] = None
     vllm_max_model_length: Optional[int] = None
-    report_to: Literal["auto", "none", "tensorboard"] = "auto"
+    report_to: str = "auto"                 # none, auto (TensorBoard when installed), or a list: tensorboard,wandb
     dataloader_num_workers: int = 0
 
     def validate(self, where: str) -> None:
@@ -184,8 +187,27 @@ class TrainingSection:
             raise ConfigError(f"{where}.top_p: must be in (0, 1], got {self.top_p}")
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             raise ConfigError(f"{where}.vllm_gpu_memory_utilization: must be in (0, 1]")
+        self.reporters()                        # validated here (names, installed), used by pgpo.run
         if self.logging_steps != 1:
             raise ConfigError(f"{where}.logging_steps: the per-step JSONL log needs 1, got {self.logging_steps}")
+
+    def reporters(self) -> list[str]:
+        """The logging integrations Trainer reports to (transformers' `report_to`): none, TensorBoard when installed
+        (auto), or the listed ones, each of which must be installed (W&B runs offline with WANDB_MODE=offline)."""
+        import importlib.util
+        choice = str(self.report_to).strip()
+        if choice == "none":
+            return []
+        if choice == "auto":
+            return ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
+        names = [n.strip() for n in choice.replace(" ", ",").split(",") if n.strip()]
+        for n in names:
+            if n not in REPORTERS:
+                raise ConfigError(f"training.report_to: {n!r} is not one of none, auto, {', '.join(REPORTERS)} (a "
+                                  "comma-separated list of the latter is allowed)")
+            if importlib.util.find_spec(REPORTERS[n]) is None:
+                raise ConfigError(f"training.report_to: {n} is not installed (pip install {REPORTERS[n]})")
+        return names
 
     @property
     def generation_batch_size(self) -> int:

@@ -58,18 +58,6 @@ def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_t
     return kw
 
 
-def _report_to(choice: str) -> list[str]:
-    if choice == "none":
-        return []
-    if choice == "tensorboard":
-        return ["tensorboard"]
-    try:
-        import tensorboard  # noqa: F401
-        return ["tensorboard"]
-    except ImportError:
-        return []
-
-
 def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str, str]:
     """Where the model and tokenizer come from; a tiny model is written once under output_dir."""
     if not cfg.model.tiny:
@@ -155,7 +143,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
         raise ValueError(f"data: only {len(train)} training questions but training.questions_per_step is "
                          f"{cfg.training.questions_per_step}")
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
-    args = PGPOConfig(**trainer_arguments(cfg, ga, _report_to(cfg.training.report_to)), use_cpu=use_cpu)
+    args = PGPOConfig(**trainer_arguments(cfg, ga, cfg.training.reporters()), use_cpu=use_cpu)
     steplog = StepLog(os.path.join(cfg.training.output_dir, LOG_NAME))
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [number_reward if d.task == "arithmetic" else mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,

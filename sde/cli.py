@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw weak_error.png from a results.json")
     pl.add_argument("--results", required=True)
     pl.add_argument("--out", help="figure path (default: weak_error.png beside the results)")
+    sub.add_parser("rule", help="print the verdict rule (sde.verdicts.VERDICT_RULE)")
     c = sub.add_parser("calibrate", help="measure the verdict rule's error rates on a study's curves (parametric "
                                          "bootstrap; sde.calibration), written to <results>/calibration.json")
     c.add_argument("--results", required=True, help="folder of study results (e.g. results/weak_convergence)")
@@ -71,6 +72,10 @@ def _dispatch(parser, args) -> int:
         return _verify(parser, args)
     if args.command == "calibrate":
         return _calibrate(parser, args)
+    if args.command == "rule":
+        from sde.verdicts import VERDICT_RULE
+        print(VERDICT_RULE)
+        return 0
     return _plot(parser, args)
 
 
@@ -78,7 +83,6 @@ def _verify(parser, args) -> int:
     from pgpo.fileio import OutputFolderError, prepare_output_folder
     from pgpo.schema import ConfigError
     from sde.plotting import fit_text, plot_weak_error
-    from sde.verdicts import VERDICT_RULE
     from sde.study import run_study
     from sde.results import study_curves
     from sde.verify import verification_study
@@ -98,7 +102,7 @@ def _verify(parser, args) -> int:
         doc = json.load(f)
     fig = plot_weak_error(doc, os.path.join(args.out, "weak_error.png"))
     print(f"wrote {path} and {fig} ({time.perf_counter() - t0:.1f} s)")
-    print(f"verdict rule: {VERDICT_RULE}")
+    print("verdicts: sde.verdicts.VERDICT_RULE over these curves as one family (`python -m sde rule` prints it)")
     for c in study_curves(doc):
         slope = "n/a" if c["slope"] is None else f"{c['slope']:.2f} [{c['slope_ci'][0]:.2f}, {c['slope_ci'][1]:.2f}]"
         print(f"  {c['discrete']:4s} vs {c['sde']:13s} g={c['g']:11s} {c['method']:15s} {c['noise']:9s} "

@@ -22,6 +22,7 @@ import matplotlib.ticker
 import numpy as np
 
 from pgpo.fileio import atomic_write_text, save_figure
+from pgpo.progress import Progress
 from sde.plotting import (G_TITLE, LEGEND_FONTSIZE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, eta_axis,
                            fit_text, fmt_ci, fmt_num, legend_below, plot_curve, series_colors, slope_guide)
 from sde.results import refit, study_curves, write_json
@@ -763,7 +764,7 @@ def sweep_rows(doc: dict | None) -> list[dict]:
     return out
 
 
-def make_all(results_dir: str, out_dir: str) -> list[str]:
+def make_all(results_dir: str, out_dir: str, progress_stream=None) -> list[str]:
     matplotlib.use("Agg", force=True)
     docs = load(results_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -774,9 +775,16 @@ def make_all(results_dir: str, out_dir: str) -> list[str]:
                                                                  out, w)),
                ("trajectories", fig_trajectories), ("modified_equation", fig_modified_equation),
                ("stationary", fig_stationary), ("escape", fig_escape), ("variants", fig_variants))
-    for study, draw in figures:                      # fig1 ... fig10, each from the results present
-        if study in docs:
-            draw(docs[study], out_dir, written)
+    todo = [(study, draw) for study, draw in figures if study in docs]
+    # the ETA weighs each figure by the curves it draws (fig7 draws six times as many as fig6)
+    weight = {study: 1 + len(study_curves(docs[study])) for study, _ in todo}
+    prog = Progress(sum(weight[s] for s, _ in todo) + 1, label="figures", every_s=0.0, stream=progress_stream)
+    done = 0
+    for study, draw in todo:                         # fig1 ... fig10, each from the results present
+        draw(docs[study], out_dir, written)
+        done += weight[study]
+        if progress_stream is not None:
+            prog.update(done, note=os.path.basename(written[-1]).rsplit(".", 1)[0], force=True)
     write_table(docs, out_dir, written, load_calibration(results_dir))
     return written
 
@@ -786,7 +794,7 @@ def main(argv=None):
     ap.add_argument("--results", default="results/weak_convergence")
     ap.add_argument("--out", default="paper_figures/weak_convergence")
     args = ap.parse_args(argv)
-    files = make_all(args.results, args.out)
+    files = make_all(args.results, args.out, progress_stream=sys.stderr)
     print(f"wrote {len(files)} files to {args.out}")
     return 0
 

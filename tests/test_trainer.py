@@ -165,3 +165,31 @@ def test_two_process_ddp_ends_with_identical_parameters(tmp_path):
     assert all(1.0 < m <= 2.0 for m in r0["multipliers"])
     assert r0["infos"] == r1["infos"]
     assert r0["digest"] == r1["digest"]
+
+
+@pytest.mark.slow
+def test_report_to_wandb_offline_logs_every_step(tmp_path, monkeypatch):
+    """training.report_to=wandb with W&B offline: one local run whose history has the per-step metrics."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    t = make_trainer(tmp_path / "run", ["training.report_to=wandb"], max_steps=2)
+    assert "wandb" in t.args.report_to
+    t.train()
+    import glob
+
+    import wandb
+    wandb.finish()                                # flush the offline run (Trainer leaves it open for later logs)
+    runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(runs) == 1 and os.path.getsize(runs[0]) > 0
+    data = open(runs[0], "rb").read()             # the run's records: protobuf, metric names stored as bytes
+    for key in (b"train/pgpo/info", b"train/pgpo/multiplier", b"train/loss"):
+        assert key in data, key
+
+
+def test_report_to_names_must_be_known_and_installed():
+    from pgpo.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="'comet' is not one of"):
+        load_config(None, ["training.report_to=comet"])
+    assert load_config(None, ["training.report_to=none"]).training.reporters() == []

@@ -85,7 +85,7 @@ def main(argv=None):
     print(f"all studies: {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_figures:
         from sde.report import make_all
-        figs = make_all(out, figures)
+        figs = make_all(out, figures, progress_stream=sys.stderr)
         print("figures:", ", ".join(sorted(os.path.basename(f) for f in figs)))
     return 0
 
