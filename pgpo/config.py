@@ -314,9 +314,15 @@ def master_weights_problem(cfg: RunConfig, deepspeed: bool) -> str | None:
     """
     if deepspeed or cfg.model.dtype == "float32" or (cfg.model.tiny and cfg.model.dtype == "auto"):
         return None                                   # (a tiny model is written in float32)
-    return (f"model.dtype: {cfg.model.dtype} weights without fp32 master weights (torch AdamW at lr "
-            f"{cfg.training.learning_rate:g} would lose most updates); set model.dtype=float32 (training.bf16 keeps "
-            "bf16 compute) or launch with a DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
+    return master_weights_message(cfg.model.dtype, cfg.training.learning_rate)
+
+
+def master_weights_message(dtype: str, learning_rate: float) -> str:
+    """The one line that refuses low-precision weights without master weights (the CLI before loading anything,
+    PGPOTrainer for a model built in Python)."""
+    return (f"model.dtype: {dtype} weights without fp32 master weights (torch AdamW at lr {learning_rate:g} would "
+            "lose most updates); set model.dtype=float32 (training.bf16 keeps bf16 compute) or launch with a "
+            "DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

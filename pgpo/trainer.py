@@ -71,6 +71,11 @@ class PGPOTrainer(SDPOTrainer):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, PGPOConfig):
             raise TypeError("PGPOTrainer needs a PGPOConfig")
+        low = {p.dtype for p in self.model.parameters() if p.requires_grad} & {torch.bfloat16, torch.float16}
+        if low and not self.is_deepspeed_enabled:     # DeepSpeed keeps fp32 master weights; DDP / FSDP2 do not
+            from pgpo.config import master_weights_message
+            raise ValueError(master_weights_message(str(next(iter(low))).removeprefix("torch."),
+                                                    self.args.learning_rate))
         self._pgpo: PGPOController | None = None
         self._pgpo_pending_state: dict | None = None
         self._pgpo_step_tokens = 0.0
@@ -255,9 +260,24 @@ class PGPOTrainer(SDPOTrainer):
 
     def log(self, logs, start_time=None):
         if self.model.training and "loss" in logs and self._pgpo is not None:
-            logs["pgpo/skipped"] = 1.0 if self._pgpo.guard.last_skipped else 0.0
+            skipped = self._pgpo.guard.last_skipped
+            logs["pgpo/skipped"] = 1.0 if skipped else 0.0
             logs["pgpo/skipped_total"] = float(self._pgpo.guard.skipped)
         super().log(logs, start_time)
+
+    def _pgpo_mark_skipped(self) -> None:
+        """A skipped (non-finite) step applied no m_k and its Ibar update was rolled back: its metrics say so (NaN,
+        null in the run log) instead of showing values that never acted."""
+        for key in ("pgpo/multiplier", "pgpo/info_ema"):
+            vals = self._metrics["train"].get(key)
+            if vals:
+                vals[-1] = float("nan")
+
+    def _log_self_distillation_metric(self, mode, value):
+        """SDPO's metric names unchanged (`self_distillation/distillation_loss`, `sdpo/distillation_loss`): TRL would
+        name the second after this trainer (`pgpo/...`), and dashboards keyed on SDPO's names would miss it."""
+        self._metrics[mode]["self_distillation/distillation_loss"].append(value)
+        self._metrics[mode]["sdpo/distillation_loss"].append(value)
 
     # -- checkpoints: atomic, with the teacher and the PGPO state ---------------------------------------
     def _issue_warnings_after_load(self, load_result) -> None:
@@ -320,23 +340,31 @@ class PGPOTrainer(SDPOTrainer):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
+        teacher_file = os.path.join(checkpoint, TEACHER_DIR, self._teacher_file()) if self.ema_teacher else None
+        state_file = os.path.join(checkpoint, PGPO_STATE_NAME)
+        # every rank checks its own files, and all fail together (one line) if any rank lacks one: a rank that raised
+        # alone would leave the others waiting in the next collective
+        missing = [teacher_file is not None and not os.path.exists(teacher_file), not os.path.exists(state_file)]
+        anywhere = self.accelerator.gather(torch.tensor([missing], dtype=torch.float32,
+                                                        device=self.accelerator.device)).reshape(-1, 2).amax(0)
+        if float(anywhere[0]) > 0:
+            raise FileNotFoundError(f"{checkpoint}: a process has no fp32 EMA teacher ({TEACHER_DIR}/"
+                                    f"{TEACHER_FP32.format(shard='...')}); cannot resume exactly (every process needs "
+                                    "the checkpoint on its storage; a sharded run resumes with the same process count)")
+        if float(anywhere[1]) > 0:
+            raise FileNotFoundError(f"{checkpoint}: a process has no {PGPO_STATE_NAME} (every process needs the "
+                                    "checkpoint on its storage)")
         if self.ema_teacher is not None:
-            teacher_file = os.path.join(checkpoint, TEACHER_DIR, self._teacher_file())
-            if not os.path.exists(teacher_file):
-                raise FileNotFoundError(f"{checkpoint} has no fp32 EMA teacher ({teacher_file}); cannot resume "
-                                        "exactly (a sharded run resumes with the same number of processes)")
             from safetensors.torch import load_file
             self.ema_teacher.load_state_dict(load_file(teacher_file))
-        state_file = os.path.join(checkpoint, PGPO_STATE_NAME)
-        if os.path.exists(state_file):
-            with open(state_file) as f:
-                st = json.load(f).get("controller")
-            if st is not None:
-                check_resumable(self.args.pgpo, st, where=checkpoint)     # before any rollout, not at the first step
-                if self._pgpo is not None:
-                    self._pgpo.load_state_dict(st)
-                else:
-                    self._pgpo_pending_state = st
+        with open(state_file) as f:
+            st = json.load(f).get("controller")
+        if st is not None:
+            check_resumable(self.args.pgpo, st, where=checkpoint)     # before any rollout, not at the first step
+            if self._pgpo is not None:
+                self._pgpo.load_state_dict(st)
+            else:
+                self._pgpo_pending_state = st
 
 
 class _EndOfOptimizerStep(TrainerCallback):
@@ -348,4 +376,6 @@ class _EndOfOptimizerStep(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         if self.trainer._pgpo is not None:
+            if self.trainer._pgpo.guard.last_skipped:
+                self.trainer._pgpo_mark_skipped()
             self.trainer._pgpo.end_step()

@@ -193,3 +193,12 @@ def test_report_to_names_must_be_known_and_installed():
     with pytest.raises(ConfigError, match="'comet' is not one of"):
         load_config(None, ["training.report_to=comet"])
     assert load_config(None, ["training.report_to=none"]).training.reporters() == []
+
+
+def test_sdpo_metric_names_are_logged_unchanged(smoke_run):
+    """SDPO's `self_distillation/distillation_loss` and `sdpo/distillation_loss` (dashboards keyed on SDPO's names find
+    them); PGPO's additions under pgpo/ and nothing of SDPO's renamed to pgpo/."""
+    hist = json.load(open(os.path.join(smoke_run, "checkpoint-2", "trainer_state.json")))["log_history"]
+    keys = set().union(*(h.keys() for h in hist if "loss" in h))
+    assert {"self_distillation/distillation_loss", "sdpo/distillation_loss", "pgpo/info", "pgpo/multiplier"} <= keys
+    assert "pgpo/distillation_loss" not in keys

@@ -207,6 +207,9 @@ def test_nonfinite_gradient_skips_the_step(tmp_path):
     assert [r.step for r in hist] == [1, 2] and tr.pgpo_controller().guard.skipped == 1
     log = _log(tmp_path)
     assert [r["skipped"] for r in log] == [0, 1, 0] and [r["skipped_total"] for r in log] == [0, 1, 1]
+    # the skipped step applied no m_k: its row says so (null), the others show theirs
+    assert log[1]["multiplier"] is None and log[0]["multiplier"] > 1 and log[2]["multiplier"] > 1
+    assert log[1]["info"] is not None                  # I_k was measured all the same
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
     st = json.load(open(os.path.join(tmp_path, "checkpoint-3", "pgpo_state.json")))["controller"]
     assert st["guard"]["skipped"] == 1
@@ -229,3 +232,25 @@ def test_bf16_weights_without_master_weights_are_refused_before_loading(tmp_path
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "model.dtype: bfloat16" in lines[0], res.stderr[-2000:]
     assert not (tmp_path / "cli" / "init_model").exists()
+
+
+def test_the_python_api_refuses_bf16_weights_without_master_weights(tmp_path):
+    """PGPOConfig + PGPOTrainer built directly (no CLI): bf16 weights under DDP-style training are refused in one
+    line, the same as the CLI's."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from pgpo.models import write_tiny_qwen3
+    from pgpo.run import PACKAGED_TOKENIZER
+    from pgpo.trainer import PGPOTrainer
+    from pgpo.trainer_config import PGPOConfig
+
+    path = write_tiny_qwen3(str(tmp_path / "m"), PACKAGED_TOKENIZER, seed=0, hidden_size=32, num_hidden_layers=1)
+    tok = AutoTokenizer.from_pretrained(path)
+    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": "1 + 1?"}]}] * 4)
+    args = PGPOConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_generations=2, max_steps=1,
+                      max_completion_length=4, use_cpu=True, report_to=[], bf16=False,
+                      model_init_kwargs={"dtype": "bfloat16"})
+    with pytest.raises(ValueError, match=r"^model\.dtype: bfloat16 weights without fp32 master weights"):
+        PGPOTrainer(model=path, reward_funcs=[lambda completions, **k: [0.0] * len(completions)], args=args,
+                    train_dataset=ds, processing_class=tok)
