@@ -13,13 +13,14 @@ This module is pure Python + NumPy: `import pgpo.multiplier` must not pull in to
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Literal, Union
 
 import numpy as np
 
 Shape = Literal["clipped_linear", "smooth"]
-SHAPES: tuple[str, ...] = ("clipped_linear", "smooth")
+SHAPES: tuple[str, ...] = typing.get_args(Shape)       # the shapes, declared once (Shape)
 DEFAULT_M_MAX = 2.0              # the cap used wherever none is given (trainer settings, sde panels)
 
 ArrayLike = Union[float, int, np.ndarray]
@@ -97,18 +98,31 @@ class Multiplier:
         out += 1.0
         return out
 
-    def derivative(self, info: ArrayLike) -> ArrayLike:
-        """m'(I), elementwise (0 for I <= 0, where m is flat at 1). The clipped m has a kink at 1 + alpha I = m_max:
-        there the derivative of the cap side (0) is returned."""
+    def derivative(self, info: ArrayLike, below_kink: bool | None = None) -> ArrayLike:
+        """m'(I), elementwise: 0 for I <= 0 (m is flat at 1 there). The clipped m has a kink at 1 + alpha I = m_max:
+        `below_kink` picks the one-sided derivative there (True: alpha, False: 0); None decides from I itself (the
+        cap side, 0, at the kink)."""
         arr = np.asarray(info, dtype=float)
         if self.is_identity:
             d = np.zeros_like(arr)
         elif self.shape == "clipped_linear":
-            d = np.where((arr > 0) & (1.0 + self.alpha * arr < self.m_max), self.alpha, 0.0)
+            below = (1.0 + self.alpha * arr < self.m_max) if below_kink is None else np.full(arr.shape, bool(below_kink))
+            d = np.where((arr > 0) & below, self.alpha, 0.0)
         else:
             span = self.m_max - 1.0
             d = np.where(arr > 0, self.alpha / np.cosh(self.alpha * np.maximum(arr, 0.0) / span) ** 2, 0.0)
         return d if isinstance(info, np.ndarray) else float(d)
+
+    def on(self, info):
+        """m(I) elementwise on a torch tensor (float64; negative I as 0), the rule of __call__ with the tensor's own
+        operations, so that the values stay on its device. torch is imported by the caller, never here."""
+        x = info.double().clamp(min=0.0)
+        if self.is_identity:
+            return x * 0.0 + 1.0
+        if self.shape == "clipped_linear":
+            return (1.0 + self.alpha * x).clamp(max=float(self.m_max))
+        span = self.m_max - 1.0
+        return 1.0 + span * (self.alpha * x / span).tanh()
 
 
 def multiplier(info: ArrayLike, alpha: float, m_max: float, shape: Shape = "clipped_linear") -> ArrayLike:

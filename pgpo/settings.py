@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from pgpo.modulation import GRANULARITIES, SIGNALS, StepRule
-from pgpo.multiplier import DEFAULT_M_MAX, SHAPES, Multiplier
+from pgpo.multiplier import DEFAULT_M_MAX, SHAPES, Multiplier, Shape
 from pgpo.schema import ConfigError, positive
 
 ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
@@ -34,7 +34,7 @@ REDUCTIONS = ("token_mean", "sample_mean")
 class PGPOSettings:
     alpha: float = 0.0                      # sensitivity of m(I); 0 = plain SDPO
     m_max: float = DEFAULT_M_MAX            # cap of m
-    shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
+    shape: Shape = "clipped_linear"
     estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
     reduction: Literal["token_mean", "sample_mean"] = "token_mean"
     chunk_size: int = 128                   # sequence chunk for I_k from full-vocabulary logits

@@ -26,17 +26,6 @@ import torch.distributed as dist
 from pgpo.multiplier import Multiplier
 
 
-def multiplier_of(info: torch.Tensor, mult: Multiplier) -> torch.Tensor:
-    """m(I) elementwise on a tensor (float64), the same rule as pgpo.multiplier.Multiplier (negative I as 0)."""
-    x = info.double().clamp(min=0.0)
-    if mult.is_identity:
-        return torch.ones_like(x)
-    if mult.shape == "clipped_linear":
-        return (1.0 + mult.alpha * x).clamp(max=float(mult.m_max))
-    span = mult.m_max - 1.0
-    return 1.0 + span * torch.tanh(mult.alpha * x / span)
-
-
 @torch.no_grad()
 def raw_weights(per_token_info: torch.Tensor, mask: torch.Tensor, mult: Multiplier, granularity: str) -> torch.Tensor:
     """w (B, T) float64 before normalisation (module docstring)."""
@@ -45,13 +34,13 @@ def raw_weights(per_token_info: torch.Tensor, mask: torch.Tensor, mult: Multipli
     safe = torch.where(finite, per_token_info.double(), torch.zeros((), dtype=torch.float64,
                                                                     device=per_token_info.device))
     if granularity == "token":
-        w = multiplier_of(safe, mult)
+        w = mult.on(safe)
         return torch.where(finite, w, torch.ones_like(w))
     if granularity != "sample":
         raise ValueError(f"granularity must be 'sample' or 'token' for loss weights, got {granularity!r}")
     n = finite.sum(-1)
     sample_info = safe.sum(-1) / n.clamp(min=1)
-    w = torch.where(n > 0, multiplier_of(sample_info, mult), torch.ones_like(sample_info))
+    w = torch.where(n > 0, mult.on(sample_info), torch.ones_like(sample_info))
     return torch.where(mask, w[:, None].expand_as(safe), torch.ones_like(safe))
 
 

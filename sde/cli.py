@@ -16,6 +16,7 @@ import sys
 import time
 
 from pgpo.schema import OneLineParser, int_at_least
+from pgpo.multiplier import SHAPES
 from sde.problems import PROBLEMS
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "cores; results do not depend on it)")
     v.add_argument("--alpha", type=float, help="PGPO sensitivity (default: 2 / I(theta_0))")
     v.add_argument("--m-max", type=float, help="PGPO multiplier cap (default 2.5, so that m starts at the cap)")
-    v.add_argument("--shape", choices=["clipped_linear", "smooth"], help="multiplier shape")
+    v.add_argument("--shape", choices=SHAPES, help="multiplier shape")
     pl = sub.add_parser("plot", help="redraw weak_error.png from a results.json")
     pl.add_argument("--results", required=True)
     pl.add_argument("--out", help="figure path (default: weak_error.png beside the results)")

@@ -24,7 +24,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pgpo.multiplier import DEFAULT_M_MAX, Multiplier
+from pgpo.multiplier import DEFAULT_M_MAX, Multiplier, Shape
 from pgpo.schema import ConfigError, build, read_yaml
 from sde.problems import PROBLEMS, Problem, get_problem
 from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, ConstantMultiplier, n_steps_for
@@ -42,7 +42,7 @@ class MultiplierSpec:
 
     alpha: Optional[float] = None
     m_max: float = DEFAULT_M_MAX
-    shape: Literal["clipped_linear", "smooth"] = "clipped_linear"
+    shape: Shape = "clipped_linear"
     constant: Optional[float] = None
 
     def build(self, problem: Problem) -> Multiplier | ConstantMultiplier:
@@ -277,9 +277,10 @@ def check_panel(p, where: str) -> None:
         return
     if isinstance(p, VariantPanel):
         check_variant(p, where)
-    if isinstance(p, SweepPanel) and (len(p.etas) != 2 or not math.isclose(max(p.etas), 2 * min(p.etas))):
-        raise ConfigError(f"{where}.etas: a sweep takes two step sizes, eta and eta / 2 (its limit is extrapolated "
-                          f"from them), got {p.etas}")
+    if isinstance(p, SweepPanel) and (len(p.etas) not in (2, 3) or
+                                      any(not math.isclose(a, 2 * b) for a, b in zip(p.etas, p.etas[1:]))):
+        raise ConfigError(f"{where}.etas: a sweep takes two or three step sizes, each half the one before (its limit "
+                          f"is extrapolated from them), got {p.etas}")
     if isinstance(p, StationaryPanel):
         check_stationary(p, where)
         if p.method == "closed_form":               # no time grid: the Lyapunov equations are solved directly

@@ -19,13 +19,32 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
+
+
+class Scratch:
+    """Scratch arrays by (name, shape), one set per thread: an object stepped from several worker threads never
+    shares a buffer between them, and a thread's buffers are freed when the thread ends (threading.local)."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self, name: str, shape) -> np.ndarray:
+        bufs = self._local.__dict__.setdefault("bufs", {})
+        key = (name, tuple(shape))
+        buf = bufs.get(key)
+        if buf is None:
+            buf = bufs[key] = np.empty(shape)
+        return buf
 
 
 def default_workers() -> int:

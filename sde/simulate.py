@@ -33,13 +33,13 @@ Everything is vectorised over paths and written in place into preallocated buffe
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from pgpo.multiplier import Multiplier
+from sde.parallel import Scratch
 from sde.problems import Problem
 
 SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched", "matched_2", "paper_2")
@@ -80,7 +80,7 @@ class ConstantMultiplier:
             return out
         return self.c
 
-    def derivative(self, info):
+    def derivative(self, info, below_kink=None):
         return np.zeros(np.shape(info)) if isinstance(info, np.ndarray) else 0.0
 
 
@@ -183,7 +183,7 @@ class LinearSDE:
         self.minus_At = None if self.diag_drift else np.ascontiguousarray(-A.T)
         self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
         self.b = None if b is None else np.asarray(b, float)
-        self._tmp: dict = {}
+        self._scratch = Scratch()
 
     def increment(self, x, dw, h, out):
         if self.diag_drift:
@@ -194,10 +194,7 @@ class LinearSDE:
             out *= h
         if self.b is not None:
             out += h * self.b
-        key = (threading.get_ident(), x.shape[0])          # one scratch buffer per thread (sde.parallel)
-        tmp = self._tmp.get(key)
-        if tmp is None:
-            tmp = self._tmp[key] = np.empty_like(x)
+        tmp = self._scratch.get("tmp", x.shape)          # one scratch buffer per thread (sde.parallel)
         if self.diag_noise:
             np.multiply(dw, self.S, out=tmp)
         else:
@@ -214,13 +211,9 @@ class _Buffers:
     m: np.ndarray
 
 
-def _buffers(cache: dict, n: int, d: int) -> _Buffers:
+def _buffers(scratch: Scratch, n: int, d: int) -> _Buffers:
     """Scratch buffers for n paths, one set per thread (an SDE object may be stepped from several threads)."""
-    key = (threading.get_ident(), n)
-    b = cache.get(key)
-    if b is None:
-        b = cache[key] = _Buffers(np.empty((n, d)), np.empty(n), np.empty(n))
-    return b
+    return _Buffers(scratch.get("g", (n, d)), scratch.get("info", (n,)), scratch.get("m", (n,)))
 
 
 @dataclass
@@ -231,7 +224,7 @@ class ModelSDE:
     multiplier: Multiplier
     eta: float
     kind: str
-    _cache: dict = field(default_factory=dict, repr=False)
+    _scratch: Scratch = field(default_factory=Scratch, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in SDE_KINDS:
@@ -244,7 +237,7 @@ class ModelSDE:
         self._matched = ORDER2_KINDS.get(self.kind, self.kind) == "matched"
 
     def increment(self, x, dw, h, out):
-        buf = _buffers(self._cache, x.shape[0], self.dim)
+        buf = _buffers(self._scratch, x.shape[0], self.dim)
         g = self.problem.grad(x, buf.g)
         if self.kind == "gradient_flow":
             out.fill(0.0)
@@ -259,10 +252,7 @@ class ModelSDE:
                 out *= m
         if self._order2:
             # b - (eta/2)(grad b) b = -m g - (eta/2)(m^2 H g + m m' |g|^2 g)   (module docstring)
-            key = ("hvp", threading.get_ident(), x.shape[0])
-            scratch = self._cache.get(key)
-            if scratch is None:
-                scratch = self._cache[key] = np.empty_like(x)
+            scratch = self._scratch.get("hvp", x.shape)
             corr = self.problem.hvp(x, g, scratch)
             if m is not None:
                 corr *= m * m
@@ -292,7 +282,7 @@ class DiscreteProcess:
     eta: float
     noise: str = "gaussian"
     info: str = "exact"
-    _cache: dict = field(default_factory=dict, repr=False)
+    _scratch: Scratch = field(default_factory=Scratch, repr=False)
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
@@ -309,10 +299,10 @@ class DiscreteProcess:
     def step(self, x: np.ndarray, z: np.ndarray | None = None, rng: np.random.Generator | None = None) -> None:
         """Advance all paths one step in place. Gaussian noise needs z (n, noise_dim); minibatch needs rng."""
         n = x.shape[0]
-        buf = _buffers(self._cache, n, self.dim)
+        buf = _buffers(self._scratch, n, self.dim)
         g = buf.g
         if self.noise == "gaussian":
-            noise = self._cache.setdefault(("noise", threading.get_ident(), n), np.empty((n, self.dim)))
+            noise = self._scratch.get("noise", (n, self.dim))
             self.problem.grad(x, g)
             g += self.problem.noise(x, z, noise)
             info = self.problem.info(x, buf.info) if not self.multiplier.is_identity else None

@@ -417,11 +417,19 @@ def cap_fraction(problem, mult: Multiplier, eta: float, T: float, n_paths: int, 
     return at_cap / (n_paths * steps)
 
 
+def richardson_weights(etas) -> np.ndarray:
+    """w with sum_i w_i e(eta_i) = the value at eta = 0 of the polynomial of degree n - 1 through the n points: the
+    limit B with the O(eta), ..., O(eta^(n-1)) terms removed (three halving steps: (8 e(eta/4) - 6 e(eta/2) +
+    e(eta)) / 3)."""
+    x = np.asarray(etas, float)
+    return np.linalg.solve(np.vander(x, len(x), increasing=True).T, np.eye(len(x))[0])
+
+
 def sweep_panel(p: SweepPanel, prog) -> list[dict]:
-    """Each (shape, alpha, m_max) point: the weak errors at the panel's two step sizes (eta and eta / 2), the limit
-    B they extrapolate to (Richardson: 2 e(eta/2) - e(eta), which removes the O(eta) term) with its s.e., and the
-    limit sde.theory predicts for it (`predicted`, as for every curve of the table: 0 on sq_norm, the Lyapunov ODE's
-    plateau on the paper SDE's fluctuation)."""
+    """Each (shape, alpha, m_max) point: the weak errors at the panel's step sizes (successive halvings), the limit B
+    they extrapolate to (Richardson over all of them: with three, the O(eta) and O(eta^2) terms are removed) with
+    its s.e., and the limit sde.theory predicts for it (`predicted`, as for every curve of the table: 0 on sq_norm,
+    the Lyapunov ODE's plateau on the paper SDE's fluctuation)."""
     from sde.theory import Plateaus
     problem = get_problem(p.problem)
     i0 = float(problem.info(problem.theta0[None, :], np.empty(1))[0])
@@ -441,10 +449,12 @@ def sweep_panel(p: SweepPanel, prog) -> list[dict]:
                 row["errors"].setdefault(f"{s}|{g}", []).append(
                     {"eta": eta, "error": pe.error, "stderr": pe.stderr, "constant": pe.error / eta})
         plateaus = Plateaus(problem, mult, p.T)
+        w = richardson_weights(p.etas)
         for key, pts in row["errors"].items():
             s, g = key.split("|")
-            (e1, s1), (e2, s2) = ((x["error"], x["stderr"]) for x in sorted(pts, key=lambda x: -x["eta"]))
-            b, se = 2.0 * e2 - e1, math.sqrt(4.0 * s2 ** 2 + s1 ** 2)
+            by_eta = {x["eta"]: x for x in pts}
+            b = float(sum(wi * by_eta[e]["error"] for wi, e in zip(w, p.etas)))
+            se = math.sqrt(sum((wi * by_eta[e]["stderr"]) ** 2 for wi, e in zip(w, p.etas)))
             row["limit"][key] = {"B": b, "stderr": se, "ci95": [b - Z95 * se, b + Z95 * se],
                                  **prediction_for(plateaus, s, g)}
         return row

@@ -56,19 +56,6 @@ from sde.simulate import ORDER2_KINDS, gradient_flow_path
 RTOL, ATOL = 1e-10, 1e-12
 
 
-def multiplier_slope(mult: Multiplier, info: float, below_kink: bool | None = None) -> float:
-    """m'(I). For the clipped m, `below_kink` picks the one-sided derivative (alpha below 1 + alpha I = m_max, 0
-    above); None decides from I itself."""
-    if mult.is_identity or mult.shape == "constant":
-        return 0.0
-    if mult.shape == "clipped_linear":
-        if below_kink is None:
-            below_kink = 1.0 + mult.alpha * info < mult.m_max
-        return mult.alpha if below_kink else 0.0
-    span = mult.m_max - 1.0
-    return mult.alpha / math.cosh(mult.alpha * max(info, 0.0) / span) ** 2
-
-
 def kink_gap(problem: Problem, mult: Multiplier, theta: np.ndarray) -> float:
     """1 + alpha I(theta) - m_max: negative below the clipped m's kink, positive at the cap."""
     return 1.0 + mult.alpha * float(problem.info(theta[None, :], np.empty(1))[0]) - mult.m_max
@@ -87,7 +74,7 @@ def fluctuation_traces(problem: Problem, mult: Multiplier, t_end: float) -> dict
         problem.grad(x, g)
         i = float(problem.info(x, info)[0])
         m = 1.0 if mult.is_identity else float(mult(i))
-        jac = -m * problem.hessian(th) - multiplier_slope(mult, i, below) * np.outer(g[0], g[0])
+        jac = -m * problem.hessian(th) - mult.derivative(i, below_kink=below) * np.outer(g[0], g[0])
         sig = problem.covariance(x)[0]
         out = [-m * g[0]]
         for k, q in enumerate((m * m * sig, sig)):
@@ -355,4 +342,4 @@ class AveragedDriftSDE:
 __all__ = ["fluctuation_traces", "fluctuation_trace_constant", "fluctuation_plateau", "Plateaus", "BatchLaw",
            "batch_law", "n_batches",
            "averaged_drift", "averaged_flow", "noisy_info_plateau", "kink_state", "jensen_gap", "AveragedDriftSDE",
-           "multiplier_slope"]
+           ]

@@ -47,24 +47,16 @@ Per-sample modulation (finite-data problems)
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
 from pgpo.modulation import InfoEMA, StepRule
 from pgpo.multiplier import Multiplier
+from sde.parallel import Scratch
 from sde.problems import Problem
 
 VARIANTS = ("smoothed", "scale_free", "per_sample")
-
-
-def _scratch(cache: dict, key, shape) -> np.ndarray:
-    k = (threading.get_ident(), key, shape)
-    buf = cache.get(k)
-    if buf is None:
-        buf = cache[k] = np.empty(shape)
-    return buf
 
 
 # -------------------------------------------------------------------------------------------------------------------
@@ -86,7 +78,7 @@ class SmoothedDiscrete:
         self.ema = InfoEMA(min(eta / tau, 1.0))
         self.x0 = problem.theta0
         self.last_m: np.ndarray | None = None
-        self._cache: dict = {}
+        self._scratch = Scratch()
 
     def advance(self, x: np.ndarray, rng: np.random.Generator, z: np.ndarray | None = None) -> None:
         """One step with this step's randomness drawn from rng (Gaussian noise into z, or minibatch indices)."""
@@ -104,11 +96,11 @@ class SmoothedDiscrete:
         """One step with given randomness: normals z (Gaussian noise) or the gradient's minibatch idx, and the
         information's independent minibatch idx_info (info independent_batch)."""
         p, n = self.problem, x.shape[0]
-        g = _scratch(self._cache, "g", x.shape)
-        info = _scratch(self._cache, "info", (n,))
+        g = self._scratch.get("g", x.shape)
+        info = self._scratch.get("info", (n,))
         if self.noise == "gaussian":
             p.grad(x, g)
-            g += p.noise(x, z, _scratch(self._cache, "noise", x.shape))
+            g += p.noise(x, z, self._scratch.get("noise", x.shape))
         else:
             p.batch_grad(x, idx, g)
         if self.info == "exact":
@@ -116,7 +108,7 @@ class SmoothedDiscrete:
         else:
             p.batch_info(x, idx_info, info)
         ibar = self.ema.update(info) if self.rule.needs_ema else None
-        m = self.rule(info, ibar, out=_scratch(self._cache, "m", (n,)))
+        m = self.rule(info, ibar, out=self._scratch.get("m", (n,)))
         self.last_m = m
         g *= m[:, None]
         g *= self.eta
@@ -163,21 +155,21 @@ class SmoothedSDE:
         self.noise_dim = problem.noise_dim
         self.x0 = np.concatenate([problem.theta0, [0.0, 0.0]])
         self._sqrt_eta = math.sqrt(eta)
-        self._cache: dict = {}
+        self._scratch = Scratch()
 
     def increment(self, x, dw, h, out):
         p, d, n = self.problem, self.problem.dim, x.shape[0]
         th = np.ascontiguousarray(x[:, :d])
         s, t = x[:, d], x[:, d + 1]
-        info = p.info(th, _scratch(self._cache, "info", (n,)))
+        info = p.info(th, self._scratch.get("info", (n,)))
         with np.errstate(divide="ignore", invalid="ignore"):
             ibar = np.where(t > 0, s / -np.expm1(-t / self.tau), info)
-        m = self.rule(info, ibar if self.rule.needs_ema else None, out=_scratch(self._cache, "m", (n,)))
-        noise = p.noise(th, dw, _scratch(self._cache, "noise", th.shape))
+        m = self.rule(info, ibar if self.rule.needs_ema else None, out=self._scratch.get("m", (n,)))
+        noise = p.noise(th, dw, self._scratch.get("noise", th.shape))
         noise *= self._sqrt_eta
         if self.kind == "matched":
             noise *= m[:, None]
-        grad = p.grad(th, _scratch(self._cache, "g", th.shape))
+        grad = p.grad(th, self._scratch.get("g", th.shape))
         grad *= (h * m)[:, None]
         np.subtract(noise, grad, out=out[:, :d])
         out[:, d] = h * (info - s) / self.tau
@@ -194,16 +186,16 @@ class PerSampleDiscrete:
             raise ValueError(f"problem {problem.name!r} has no dataset: per-sample weights need samples")
         self.problem, self.mult, self.eta, self.normalize = problem, mult, eta, normalize
         self.x0 = problem.theta0
-        self._cache: dict = {}
+        self._scratch = Scratch()
 
     def advance(self, x: np.ndarray, rng: np.random.Generator, z: np.ndarray | None = None) -> None:
         p, n = self.problem, x.shape[0]
         idx = rng.integers(0, p.n_data, size=(n, p.batch_size))
-        num = _scratch(self._cache, "num", x.shape)
-        den = _scratch(self._cache, "den", (n,))
-        g = _scratch(self._cache, "g", x.shape)
-        info = _scratch(self._cache, "info", (n,))
-        w = _scratch(self._cache, "w", (n,))
+        num = self._scratch.get("num", x.shape)
+        den = self._scratch.get("den", (n,))
+        g = self._scratch.get("g", x.shape)
+        info = self._scratch.get("info", (n,))
+        w = self._scratch.get("w", (n,))
         num.fill(0.0)
         den.fill(0.0)
         for j in range(p.batch_size):
