@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from pgpo import runlog
-from pgpo.eval import generate_transformers, score
+from pgpo.eval import generate_transformers, rank_shard, score
 from pgpo.monitor import StabilityMonitor
 from pgpo.progress import step_line
 
@@ -129,9 +129,12 @@ class EvalCallback(TrainerCallback):
 
         with unwrap_model_for_generation(tr.model_wrapped, tr.accelerator,
                                          gather_deepspeed3_params=tr.args.ds3_gather_for_generation) as model:
+            sharded = tr.accelerator.num_processes > 1 and (tr.is_fsdp_enabled or (
+                tr.is_deepspeed_enabled and not tr.args.ds3_gather_for_generation))
             return generate_transformers(model, tr.processing_class, shard, self.cfg.data.prompt_style,
                                          ev.num_samples, ev.temperature, ev.top_p, max_new, ev.batch_size,
-                                         seed=seed, label="eval", show_progress=tr.accelerator.is_main_process)
+                                         seed=seed, label="eval", show_progress=tr.accelerator.is_main_process,
+                                         synced=sharded)
 
     def _generate_vllm(self, vg, shard, max_new, seed):
         from pgpo.prompts import conversation
@@ -171,11 +174,14 @@ class EvalCallback(TrainerCallback):
         from accelerate.utils import gather_object
 
         acc = self.trainer.accelerator
-        shard = self.questions[acc.process_index::acc.num_processes]
+        # the same number of questions on every rank (padded; the padding's completions are dropped): with sharded
+        # weights every generate call gathers them on all ranks
+        padded, n_real = rank_shard(self.questions, acc.process_index, acc.num_processes)
+        shard = padded[:n_real]
         t0 = time.perf_counter()
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):     # evaluation never moves the training RNG streams
-            comps = self._generate(shard, state)
+            comps = self._generate(padded, state)[:n_real]
         gathered = gather_object([(q.id, c) for q, c in zip(shard, comps)])     # on every rank
         by_id = dict(gathered)
         res = score(self.questions, [by_id[q.id] for q in self.questions])

@@ -66,9 +66,21 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return sorted({int(t) for t in ids if t is not None})
 
 
+def rank_shard(items: list, rank: int, world: int) -> tuple[list, int]:
+    """(this rank's items padded to the same length on every rank, how many are real). Ranks that generate with
+    sharded weights (FSDP2, ZeRO-3) gather parameters in every forward, so every rank must run the same number of
+    generate calls: the padding repeats the shard's last item (or the first item), and its results are dropped."""
+    shard = items[rank::world]
+    per = -(-len(items) // world)
+    filler = shard[-1] if shard else items[0]
+    return shard + [filler] * (per - len(shard)), len(shard)
+
+
 def generate_transformers(model, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
                           top_p: float, max_new_tokens: int, batch_size: int = 16, seed: int = 0,
-                          label: str = "eval", show_progress: bool = True) -> list[list[str]]:
+                          label: str = "eval", show_progress: bool = True, synced: bool = False) -> list[list[str]]:
+    """k sampled completions per question. `synced`: the model's weights are sharded over ranks - every rank keeps
+    running forward passes until all of them have finished (transformers' synced_gpus), so that the gathers match."""
     import torch
     from transformers import GenerationConfig
 
@@ -94,7 +106,7 @@ def generate_transformers(model, tokenizer, questions: list[Question], style: st
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             with torch.no_grad():
-                ids = model.generate(**enc, generation_config=cfg)
+                ids = model.generate(**enc, generation_config=cfg, synced_gpus=synced)
             comp = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             out += [comp[j * k:(j + 1) * k] for j in range(len(qs))]
             if prog is not None:

@@ -142,3 +142,24 @@ def test_auto_backend_never_falls_back_silently_from_a_broken_vllm(monkeypatch):
             return None
     monkeypatch.setattr(sys, "meta_path", [Missing(), *sys.meta_path[1:]])
     assert choose_backend("auto") == "transformers"
+
+
+@pytest.mark.timeout(300)
+def test_sharded_evaluation_with_an_odd_question_count_ends_on_every_rank(tmp_path):
+    """FSDP2 on 2 gloo ranks, 3 questions: rank 1 is padded to two questions and generation runs synced, so both
+    ranks make the same generate calls and finish (bounded time) with every real question answered once."""
+    import json
+    import os
+
+    from distributed_utils import run_workers
+
+    from pgpo.eval import rank_shard
+    assert rank_shard([1, 2, 3], 0, 2) == ([1, 3], 2) and rank_shard([1, 2, 3], 1, 2) == ([2, 2], 1)
+    assert rank_shard([1], 1, 2) == ([1], 0)
+    worker = os.path.join(os.path.dirname(__file__), "dist_worker_fsdp_eval.py")
+    out = str(tmp_path / "rank_RANK.json")
+    run_workers(worker, 2, [out], timeout=240)
+    r0, r1 = (json.load(open(out.replace("RANK", str(r)))) for r in (0, 1))
+    assert (r0["n_real"], r1["n_real"]) == (2, 1) and r0["n_padded"] == r1["n_padded"] == 2
+    assert r0["calls"] == r1["calls"] == 2
+    assert r0["ids"] == r1["ids"] and len(r0["ids"]) == 3 and r0["k"] == [2]
