@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"],
                    help="generation backend (auto: vLLM when installed and a GPU is present)")
     e.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (transformers)")
+    e.add_argument("--vllm-memory", type=float, help="vLLM's memory: GiB of KV cache on CPU (default 2), or the "
+                                                     "fraction of GPU memory on a GPU (default vLLM's)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed")
     e.add_argument("--out", help="write the result as JSON here (its folder is created; an existing file is refused "
                                  "unless --overwrite)")
@@ -335,6 +337,8 @@ def _eval(parser, args) -> int:
             parser.error(f"--out: cannot write to {out_dir}")
     if args.k < 1:
         parser.error("--k must be >= 1")
+    if args.vllm_memory is not None and not args.vllm_memory > 0:
+        parser.error("--vllm-memory must be positive (GiB on CPU, a fraction of GPU memory on a GPU)")
     if args.max_questions is not None and args.max_questions < 1:
         parser.error("--max-questions must be >= 1")
     if not (args.temperature > 0 and 0 < args.top_p <= 1):
@@ -357,7 +361,7 @@ def _eval(parser, args) -> int:
         parser.error("--max-new-tokens must be >= 1")
     res = evaluate_path(args.model, qs, args.style, k=args.k, temperature=args.temperature, top_p=args.top_p,
                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, backend=args.backend,
-                        seed=args.seed)
+                        seed=args.seed, vllm_memory=args.vllm_memory)
     subject = args.domain if args.task == "sciknoweval" else args.task
     out = {"model": args.model, "task": args.task, "domain": args.domain, "split": args.split, **res.to_dict()}
     se = "n/a (one question)" if res.stderr is None else f"{res.stderr:.4f}"

@@ -118,15 +118,52 @@ def generate_transformers(model, tokenizer, questions: list[Question], style: st
     return out
 
 
-def generate_vllm(model_path: str, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
-                  top_p: float, max_new_tokens: int, seed: int = 0, **llm_kwargs) -> list[list[str]]:
-    from vllm import LLM, SamplingParams
+CPU_KV_CACHE_GIB = 2.0        # vLLM's CPU engine: KV cache to reserve (VLLM_CPU_KVCACHE_SPACE) when none is set
 
-    llm = LLM(model=model_path, seed=seed, **llm_kwargs)
-    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+
+def engine_problem(error: BaseException) -> str:
+    """vLLM's error at engine start, as one line with the cause and the fix."""
+    text = " ".join(str(error).split())
+    if "head" in text.lower() and ("unsupported" in text.lower() or "not supported" in text.lower()):
+        return (f"vLLM's attention kernels do not support this model's head size ({text[:160]}): use --backend "
+                "transformers")
+    if "memory" in text.lower():
+        return (f"vLLM could not reserve memory for its engine ({text[:200]}): lower --vllm-memory (GiB of KV cache "
+                "on CPU, fraction of GPU memory on a GPU) or use --backend transformers")
+    return f"vLLM could not run ({type(error).__name__}: {text[:240]}): use --backend transformers, or fix the install"
+
+
+def generate_vllm(model_path: str, tokenizer, questions: list[Question], style: str, k: int, temperature: float,
+                  top_p: float, max_new_tokens: int, seed: int = 0, memory: float | None = None,
+                  **llm_kwargs) -> list[list[str]]:
+    """k samples per question from a vLLM engine on model_path. `memory`: on CPU the GiB of KV cache to reserve
+    (VLLM_CPU_KVCACHE_SPACE; default CPU_KV_CACHE_GIB when the variable is not set), on a GPU the fraction of its
+    memory (gpu_memory_utilization; default vLLM's). Engine errors become BackendError (one line)."""
+    import os
+
+    import torch
+    on_gpu = torch.cuda.is_available()
+    # the engine in this process: its errors arrive here as exceptions (one line below), not as a child's traceback
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if not on_gpu:
+        if memory is not None or "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = f"{memory if memory is not None else CPU_KV_CACHE_GIB:g}"
+    elif memory is not None:
+        llm_kwargs["gpu_memory_utilization"] = memory
+    try:
+        from vllm import LLM, SamplingParams
+        llm = LLM(model=model_path, seed=seed, **llm_kwargs)
+    except Exception as e:                    # noqa: BLE001 - vLLM raises many types at start; the user needs one line
+        raise BackendError(engine_problem(e)) from None
+    # a per-request seed needs a GPU generator (vLLM's CPU sampler refuses it); the engine's own seed is set above
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                            **({"seed": seed} if on_gpu else {}))
     texts = [tokenizer.apply_chat_template(conversation(q, style), tokenize=False, add_generation_prompt=True,
                                            enable_thinking=False) for q in questions]
-    outs = llm.generate(texts, params)
+    try:
+        outs = llm.generate(texts, params, use_tqdm=False)
+    except Exception as e:                    # noqa: BLE001
+        raise BackendError(engine_problem(e)) from None
     return [[c.text for c in o.outputs] for o in outs]
 
 
@@ -157,7 +194,7 @@ def choose_backend(backend: str) -> str:
 
 def evaluate_path(model_path: str, questions: list[Question], style: str, k: int = 16, temperature: float = 0.6,
                   top_p: float = 0.95, max_new_tokens: int = 8192, batch_size: int = 16, backend: str = "auto",
-                  seed: int = 0, dtype: str = "auto") -> EvalResult:
+                  seed: int = 0, dtype: str = "auto", vllm_memory: float | None = None) -> EvalResult:
     """Evaluate a saved model (a directory in Hugging Face format, e.g. a checkpoint)."""
     from transformers import AutoTokenizer
 
@@ -168,7 +205,7 @@ def evaluate_path(model_path: str, questions: list[Question], style: str, k: int
         from pgpo.vllm_support import check_vllm
         check_vllm()                                    # one line for a mismatched install, before the engine loads
         comps = generate_vllm(model_path, tokenizer, questions, style, k, temperature, top_p, max_new_tokens, seed,
-                              **({} if dtype == "auto" else {"dtype": dtype}))
+                              memory=vllm_memory, **({} if dtype == "auto" else {"dtype": dtype}))
     else:
         import torch
         from transformers import AutoModelForCausalLM

