@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--chat-template", help="a Jinja chat template file, for models that have none")
     im.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    fl = sub.add_parser("fields", help="the reference of every config field (type, default, description), as "
+                                       "Markdown generated from the config's dataclasses")
+    from pgpo.config import SECTION_PURPOSE
+    fl.add_argument("section", nargs="?", choices=list(SECTION_PURPOSE), help="one section only")
+
     g = sub.add_parser("grid", help="print one training command per run of a grid file")
     g.add_argument("--grid", required=True)
     g.add_argument("--match", help="only runs whose name (domain/method-seedN) contains this text")
@@ -149,6 +154,10 @@ def _dispatch(parser, args) -> int:
         return _import_model(parser, args)
     if args.command == "plan":
         return _plan(parser, args)
+    if args.command == "fields":
+        from pgpo.config import field_reference
+        print(field_reference(args.section))
+        return 0
     return _alpha_grid(parser, args)
 
 

@@ -31,16 +31,18 @@ from pgpo.settings import PGPOSettings
 
 @dataclass
 class ModelSection:
-    name_or_path: str = "Qwen/Qwen3-8B"
+    name_or_path: str = "Qwen/Qwen3-8B"     # a hub name or a local model folder (e.g. from `pgpo import-model`)
     tiny: bool = False                      # build a random tiny Qwen3 (Qwen3 vocabulary) from a config
-    tiny_hidden_size: int = 64
-    tiny_layers: int = 2
-    tiny_seed: int = 0
+    tiny_hidden_size: int = 64              # tiny model: hidden size (a multiple of 4)
+    tiny_layers: int = 2                    # tiny model: decoder layers
+    tiny_seed: int = 0                      # tiny model: the seed of its random weights
     tiny_init_std: float = 0.02             # initializer_range; larger makes outputs depend on the context
     tokenizer: Optional[str] = None         # default: the model's own; tiny models use the packaged one
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    # the weights' dtype; bfloat16/float16 need DeepSpeed's fp32 master weights
     attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"]] = None
-    gradient_checkpointing: bool = False
+    # transformers' attention kernel (default: its choice)
+    gradient_checkpointing: bool = False    # recompute activations in the backward pass (less memory, more time)
 
     def validate(self, where: str) -> None:
         positive(where, "tiny_hidden_size", self.tiny_hidden_size)
@@ -53,14 +55,18 @@ class ModelSection:
 @dataclass
 class DataSection:
     task: Literal["sciknoweval", "arithmetic"] = "sciknoweval"   # arithmetic: pgpo.data.arithmetic (domain unused)
-    domain: str = "chemistry"
+    domain: str = "chemistry"               # SciKnowEval domain: chemistry, physics, biology, material
     source: Literal["packaged", "hub", "dir"] = "packaged"
-    path: Optional[str] = None
+    # packaged (shipped with pgpo), hub (datasets; needs network) or dir (`path`)
+    path: Optional[str] = None              # folder of the data when source is dir
     prompt_style: Literal["paper", "reference"] = "reference"
+    # reference: TRL's SDPO reprompt template; paper: the paper's
     feedback: Literal["none", "answer_key"] = "none"
+    # the teacher's privileged context beside sibling solutions; answer_key leaks the answer (tests only)
     on_malformed: Literal["report", "error", "zip"] = "report"
-    max_train_questions: Optional[int] = None
-    max_eval_questions: Optional[int] = None
+    # malformed records: report (skip and count), error, zip (keep what parses)
+    max_train_questions: Optional[int] = None  # use at most this many training questions
+    max_eval_questions: Optional[int] = None  # evaluate on at most this many held-out questions
 
     def validate(self, where: str) -> None:
         try:
@@ -87,19 +93,21 @@ class DataSection:
 @dataclass
 class SDPOSection:
     distillation_mode: Literal["sampled_token", "full_logits", "topk_logits"] = "topk_logits"
-    distillation_topk: Optional[int] = 100
-    distillation_add_tail: bool = True
-    distillation_alpha: float = 0.5
-    distillation_is_clip: Optional[float] = 2.0
-    distillation_weight: float = 1.0
+    # what is distilled: the sampled token, all logits, or the top-k
+    distillation_topk: Optional[int] = 100  # k of topk_logits
+    distillation_add_tail: bool = True      # topk_logits: add the remaining probability mass as one tail bucket
+    distillation_alpha: float = 0.5         # the divergence's mixture: 0 forward KL, 1 reverse KL, 0.5 Jensen-Shannon
+    distillation_is_clip: Optional[float] = 2.0  # clip of the importance weight for off-policy rollouts (null: none)
+    distillation_weight: float = 1.0        # weight of the distillation loss
     teacher_model_kind: Literal["ema", "live", "base"] = "ema"
-    teacher_update_rate: float = 0.05
-    teacher_sync_steps: int = 1
-    remove_thinking_from_demonstration: bool = True
-    dont_reprompt_on_self_success: bool = True
-    success_reward_threshold: float = 1.0
-    max_reprompt_len: int = 10240
-    environment_feedback_only_without_solution: bool = True
+    # ema (an EMA of the student), live (the student itself) or base (the initial weights)
+    teacher_update_rate: float = 0.05       # EMA rate of the teacher per sync
+    teacher_sync_steps: int = 1             # optimizer steps between teacher updates
+    remove_thinking_from_demonstration: bool = True  # strip <think> blocks from a sibling solution shown to the teacher
+    dont_reprompt_on_self_success: bool = True  # a successful rollout is not shown its own solution
+    success_reward_threshold: float = 1.0   # reward at which a rollout counts as a successful demonstration
+    max_reprompt_len: int = 10240           # tokens of the teacher's prompt (question plus demonstration)
+    environment_feedback_only_without_solution: bool = True  # environment feedback only when no sibling succeeded
 
     def validate(self, where: str) -> None:
         unit(where, "distillation_alpha", self.distillation_alpha)
@@ -124,39 +132,42 @@ REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}     # report_to nam
 
 @dataclass
 class TrainingSection:
-    output_dir: str = "runs/pgpo"
-    seed: int = 42
-    max_steps: int = 100
-    learning_rate: float = 1e-5
+    output_dir: str = "runs/pgpo"           # the run folder: log.jsonl, checkpoints, run_config.yaml, DONE.json
+    seed: int = 42                          # seeds data order, sampling and initialisation
+    max_steps: int = 100                    # optimizer steps
+    learning_rate: float = 1e-5             # peak learning rate
     lr_scheduler_type: Literal["constant_with_warmup", "constant", "linear", "cosine"] = "constant_with_warmup"
-    warmup_steps: int = 10
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
+    # transformers' schedule
+    warmup_steps: int = 10                  # linear warm-up steps
+    weight_decay: float = 0.01              # AdamW weight decay
+    adam_beta1: float = 0.9                 # AdamW beta1
+    adam_beta2: float = 0.999               # AdamW beta2
+    adam_epsilon: float = 1e-8              # AdamW epsilon
+    max_grad_norm: float = 1.0              # gradient clipping norm (0: none)
     optim: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
+    # transformers' optimizer name
     questions_per_step: int = 32            # prompts per generation batch
     num_generations: int = 8                # rollouts per prompt
     per_device_train_batch_size: int = 8    # completions per micro-batch
     gradient_accumulation_steps: Optional[int] = None   # default: generation batch / (per-device x processes)
-    max_prompt_length: int = 2048
-    max_completion_length: int = 8192
-    temperature: float = 1.0
-    top_p: float = 1.0
-    save_steps: int = 50
-    save_total_limit: Optional[int] = None
-    logging_steps: int = 1
-    bf16: bool = True
-    use_vllm: bool = False
+    max_prompt_length: int = 2048           # prompt tokens
+    max_completion_length: int = 8192       # tokens per rollout
+    temperature: float = 1.0                # rollout sampling temperature
+    top_p: float = 1.0                      # rollout nucleus sampling
+    save_steps: int = 50                    # steps between checkpoints
+    save_total_limit: Optional[int] = None  # checkpoints kept (the monitor's best is always kept); null keeps all
+    logging_steps: int = 1                  # must be 1: the per-step JSONL log
+    bf16: bool = True                       # bf16 autocast compute
+    use_vllm: bool = False                  # rollouts from vLLM instead of transformers generate
     vllm_mode: Literal["colocate", "server"] = "colocate"
-    vllm_gpu_memory_utilization: float = 0.3
-    vllm_tensor_parallel_size: int = 1
-    vllm_enable_sleep_mode: bool = False
-    vllm_server_base_url: Optional[str] = None
-    vllm_max_model_length: Optional[int] = None
+    # colocate (vLLM in the training processes) or server (trl vllm-serve)
+    vllm_gpu_memory_utilization: float = 0.3  # colocate: the GPU memory fraction vLLM may take
+    vllm_tensor_parallel_size: int = 1      # colocate: tensor-parallel size of the vLLM engine
+    vllm_enable_sleep_mode: bool = False    # colocate: offload vLLM's weights and cache during the training step
+    vllm_server_base_url: Optional[str] = None  # server: the URL of `trl vllm-serve`
+    vllm_max_model_length: Optional[int] = None  # vLLM's context length (default: the model's)
     report_to: str = "auto"                 # none, auto (TensorBoard when installed), or a list: tensorboard,wandb
-    dataloader_num_workers: int = 0
+    dataloader_num_workers: int = 0         # transformers' data loader processes
 
     def validate(self, where: str) -> None:
         for name in ("max_steps", "questions_per_step", "num_generations", "per_device_train_batch_size",
@@ -233,14 +244,15 @@ class TrainingSection:
 @dataclass
 class EvalSection:
     every_steps: int = 5                    # 0 disables periodic validation
-    num_samples: int = 16
-    temperature: float = 0.6
-    top_p: float = 0.95
+    num_samples: int = 16                   # k of mean@k
+    temperature: float = 0.6                # sampling temperature
+    top_p: float = 0.95                     # nucleus sampling
     max_new_tokens: Optional[int] = None    # default: training.max_completion_length
-    max_questions: Optional[int] = None
-    batch_size: int = 16
+    max_questions: Optional[int] = None     # evaluate at most this many held-out questions
+    batch_size: int = 16                    # prompts per generate call (transformers)
     backend: Literal["auto", "transformers", "vllm"] = "auto"
-    at_start: bool = False
+    # auto (vLLM when installed and a GPU is present), transformers or vllm
+    at_start: bool = False                  # also evaluate before the first step
 
     def validate(self, where: str) -> None:
         if self.every_steps < 0:
@@ -258,7 +270,7 @@ class EvalSection:
 
 @dataclass
 class MonitorSection:
-    enabled: bool = True
+    enabled: bool = True                    # watch for collapse and keep the best checkpoint by mean@k
     accuracy_drop: float = 0.10       # flag when mean@k falls this far below its best
     length_ratio: float = 0.5         # ... or mean completion length below this fraction of its early level
     entropy_ratio: float = 0.5        # ... or the student's token entropy likewise
@@ -323,6 +335,69 @@ def master_weights_message(dtype: str, learning_rate: float) -> str:
     return (f"model.dtype: {dtype} weights without fp32 master weights (torch AdamW at lr {learning_rate:g} would "
             "lose most updates); set model.dtype=float32 (training.bf16 keeps bf16 compute) or launch with a "
             "DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
+
+
+SECTION_PURPOSE = {
+    "model": "what to train",
+    "data": "the questions, prompt style and privileged feedback",
+    "pgpo": "the step multiplier m_k (pgpo.settings.PGPOSettings; alpha 0 is plain SDPO)",
+    "sdpo": "the distillation objective and the teacher (TRL SDPOConfig fields)",
+    "training": "optimisation, batching, generation, checkpointing (TRL / transformers TrainingArguments fields)",
+    "eval": "periodic mean@k validation on held-out questions",
+    "monitor": "collapse detection and the best checkpoint",
+}
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The trailing `# comment` of each field in a dataclass's source (the reference's descriptions)."""
+    import inspect
+    import re
+    out, last = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s{4}(\w+): [^#]*?(?:#\s*(.*))?$", line)
+        if m and not line.strip().startswith(("def ", "@")):
+            last = m.group(1)
+            out[last] = (m.group(2) or "").strip()
+        elif last and re.match(r"\s+#\s*(.*)$", line):            # a comment continued on the next line
+            out[last] = (out[last] + " " + line.strip().lstrip("#").strip()).strip()
+        else:
+            last = None
+    return out
+
+
+def _type_text(tp) -> str:
+    import typing
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is Literal:
+        return " \\| ".join(repr(a) if isinstance(a, str) else str(a) for a in args)
+    if typing.get_origin(tp) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _type_text(inner[0]) + " or null" if len(inner) == 1 else " or ".join(map(_type_text, inner))
+    return getattr(tp, "__name__", str(tp))
+
+
+def field_reference(section: str | None = None) -> str:
+    """Every config field: its section, type (or choices), default and description, as Markdown generated from
+    the dataclasses themselves (`python -m pgpo fields`), so the reference cannot fall behind the code."""
+    import typing
+    hints = typing.get_type_hints(RunConfig)
+    out = ["# Config fields", "",
+           "Generated from the dataclasses in `pgpo/config.py` and `pgpo/settings.py` by `python -m pgpo fields`. "
+           "In a YAML file a field is `section: {field: value}`; on the command line `section.field=value` (read as "
+           "YAML). Top level: `name` (the run's name, default 'run') and `base` (a YAML file this one extends).", ""]
+    for f in dataclasses.fields(RunConfig):
+        if not dataclasses.is_dataclass(hints[f.name]) or (section and f.name != section):
+            continue
+        cls = hints[f.name]
+        comments, types = _field_comments(cls), typing.get_type_hints(cls)
+        out += [f"## `{f.name}`: {SECTION_PURPOSE.get(f.name, '')}", "",
+                "| field | type | default | description |", "|---|---|---|---|"]
+        for sf in dataclasses.fields(cls):
+            default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()
+            shown = "null" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
+            out.append(f"| `{sf.name}` | {_type_text(types[sf.name])} | `{shown}` | {comments.get(sf.name, '')} |")
+        out.append("")
+    return "\n".join(out)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

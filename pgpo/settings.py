@@ -35,13 +35,16 @@ class PGPOSettings:
     alpha: float = 0.0                      # sensitivity of m(I); 0 = plain SDPO
     m_max: float = DEFAULT_M_MAX            # cap of m
     shape: Shape = "clipped_linear"
+    # m(I): min(1 + alpha I, m_max), or a smooth saturation with the same slope at 0
     estimator: Literal["kl_teacher_student", "kl_student_teacher", "sdpo_divergence"] = "kl_teacher_student"
+    # the information signal I_k (token KLs between teacher and student)
     reduction: Literal["token_mean", "sample_mean"] = "token_mean"
+    # average I over tokens (token_mean) or per sample first (sample_mean)
     chunk_size: int = 128                   # sequence chunk for I_k from full-vocabulary logits
     beta: float = 0.0                       # scale-free sensitivity: m = min(1 + beta I / Ibar, m_max)
     ema_steps: Optional[float] = None       # time constant of Ibar in optimizer steps (weight 1 / ema_steps)
-    signal: Literal["raw", "smoothed"] = "raw"
-    granularity: Literal["batch", "sample", "token"] = "batch"
+    signal: Literal["raw", "smoothed"] = "raw"  # raw: m(I_k); smoothed: m(Ibar_k)
+    granularity: Literal["batch", "sample", "token"] = "batch"  # one m_k per batch, or per-sample / per-token weights
     normalize: bool = True                  # sample / token weights: the loss's average of them made 1
 
     def validate(self, where: str = "pgpo") -> "PGPOSettings":
