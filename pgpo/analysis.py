@@ -22,7 +22,6 @@ and elapsed time <= time budget; then the mean (and sd) over seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pgpo.fileio import save_figure, series_colors
+from pgpo.fileio import atomic_write_json, atomic_write_text, save_figure, series_colors
 from pgpo.runlog import LOG_NAME, of_kind, read_log
 
 DOMAIN_ORDER = ["chemistry", "physics", "biology", "material", "arithmetic"]
@@ -327,20 +326,11 @@ def make_all(runs_dir: str, out_dir: str, step_budget: float = math.inf, time_bu
     t = tables(runs, step_budget, time_budget_h)
     md1, md3 = render_tables(t)
     for name, md in (("table1", md1), ("table3", md3)):
-        p = os.path.join(out_dir, f"{name}.md")
-        with open(p, "w") as f:
-            f.write(md)
-        written.append(p)
+        written.append(atomic_write_text(os.path.join(out_dir, f"{name}.md"), md))
     pd = paired_differences(runs, step_budget, time_budget_h)
     t["paired"] = pd
-    p = os.path.join(out_dir, "paired.md")
-    with open(p, "w") as f:
-        f.write(render_paired(pd))
-    written.append(p)
-    p = os.path.join(out_dir, "tables.json")
-    with open(p, "w") as f:
-        json.dump(t, f, indent=1)
-    written.append(p)
+    written.append(atomic_write_text(os.path.join(out_dir, "paired.md"), render_paired(pd)))
+    written.append(atomic_write_json(os.path.join(out_dir, "tables.json"), t, indent=1))
 
     groups = _groups(runs)
     domains = t["domains"]

@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 import yaml
 
-from pgpo.data import DOMAINS, ON_MALFORMED, DataError, canonical_domain
+from pgpo.data import DOMAINS, DataError, canonical_domain
 from pgpo.fileio import atomic_write_text
 from pgpo.schema import ConfigError, build, positive, read_yaml, unit
 from pgpo.settings import PGPOSettings
@@ -80,7 +80,6 @@ class DataSection:
             v = getattr(self, name)
             if v is not None:
                 positive(where, name, v)
-        assert self.on_malformed in ON_MALFORMED
         if self.task == "arithmetic" and self.source != "packaged":
             raise ConfigError(f"{where}.source: the arithmetic task is generated; source must be 'packaged'")
 

@@ -10,11 +10,34 @@ import shutil
 
 
 def atomic_write_text(path: str, text: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write `text` to `path` so that a reader (or a crash) sees the old file or the new one, never a part: a
+    uniquely named temporary file in the same folder (two writers never share it), flushed and fsynced, renamed
+    over the target, and the folder fsynced so the rename itself survives a power loss."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)                     # mkstemp's 0600 would make results unreadable to others
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:                              # a platform without directory handles: the rename is still atomic
+        return path
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
     return path
 
 

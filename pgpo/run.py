@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -161,9 +160,9 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     if monitor is not None:
         trainer.add_callback(monitor)          # after the evaluation callback: sees this step's result
     if state.is_main_process:
-        with open(os.path.join(cfg.training.output_dir, "data_report.json"), "w") as f:
-            json.dump({"task": d.task, "domain": d.domain, "train_questions": len(train),
-                       "malformed": [str(p) for p in train.problems], "duplicates": train.duplicates}, f, indent=1)
+        atomic_write_json(os.path.join(cfg.training.output_dir, "data_report.json"),
+                          {"task": d.task, "domain": d.domain, "train_questions": len(train),
+                           "malformed": [str(p) for p in train.problems], "duplicates": train.duplicates}, indent=1)
     return trainer
 
 

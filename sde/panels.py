@@ -5,9 +5,10 @@ field). A study file (YAML):
     name: theorem_pgpo            # the results file is <out>/<name>.json
     title: "..."                  # optional
     panels:
-      - kind: weak_error | minibatch | sweep | trajectory
+      - kind: weak_error | minibatch | sweep | trajectory | batch_gap | stationary | escape | variant
         id: ...
-        problem: quadratic | quadratic-d10 | double-well | softmax | least-squares
+        problem: quadratic | quadratic-rotated | quadratic-d10 | double-well | double-well-escape | softmax |
+                 least-squares
         ...                       # the fields of the panel's class below
         quick: {...}              # optional: overrides of this panel's own keys for the quick version
                                   # (nested mappings are merged one level deep); checked as strictly

@@ -96,10 +96,6 @@ class Problem(ABC):
             raise NotImplementedError(f"problem {self.name!r} has no finite dataset")
         return np.arange(self.n_data), np.full(self.n_data, 1.0 / self.n_data)
 
-    def describe(self) -> dict:
-        return {"name": self.name, "dim": self.dim, "noise_dim": self.noise_dim, "batch_size": self.batch_size,
-                "theta0": self.theta0.tolist(), "loss_min": self.loss_min, "n_data": self.n_data}
-
 
 # ----------------------------------------------------------------------------------------------------
 @dataclass

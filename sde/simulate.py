@@ -44,7 +44,6 @@ from sde.problems import Problem
 
 SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched", "matched_2", "paper_2")
 ORDER2_KINDS = {"matched_2": "matched", "paper_2": "paper"}      # order-2 drift, and the diffusion of the base kind
-DISCRETE_KINDS = ("sgd", "pgpo")
 NOISE_MODELS = ("gaussian", "minibatch")
 INFO_SOURCES = ("exact", "independent_batch", "same_batch")
 

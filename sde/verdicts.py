@@ -42,7 +42,6 @@ from scipy import stats as sps
 
 from sde.stats import Z95, weighted_polyfit
 
-VERDICTS = ("order 1", "order 2", "converges elsewhere", "inconclusive")
 FAMILY_LEVEL = 0.05
 MATERIAL_FRACTION = 0.05
 EQUIVALENCE_FRACTION = 1.0

@@ -155,3 +155,34 @@ def test_train_output_dir_that_is_a_file_is_refused(tmp_path):
     f.write_text("not a folder")
     line = _one_line_exit_2(_train([], tmp_path, f))
     assert "is a file" in line and f.read_text() == "not a folder"
+
+
+def test_atomic_write_leaves_the_old_file_or_the_new_one_and_no_temporary(tmp_path, monkeypatch):
+    """A failed write (here: fsync raising mid-way) keeps the previous content and leaves no temporary file; two
+    writes to the same target never share a temporary name; a finished write is readable by others (0644)."""
+    import os
+    import stat
+
+    from pgpo.fileio import atomic_write_text
+    target = tmp_path / "result.json"
+    atomic_write_text(str(target), "old")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    try:
+        atomic_write_text(str(target), "new")
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failing write did not raise")
+    monkeypatch.undo()
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+    names = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (names.append(src), real_replace(src, dst)))
+    atomic_write_text(str(target), "a")
+    atomic_write_text(str(target), "b")
+    assert target.read_text() == "b" and len(set(names)) == 2
