@@ -45,6 +45,12 @@ def test_the_experiment_runs_whole_on_the_tiny_model(tmp_path):
     for f in ("accuracy_vs_step.png", "information_traces.png", "information_distribution.png", "table1.md",
               "table3.md", "paired.md"):
         assert (figs / f).exists(), f
+    logs = figs / "logs"                            # the records that get committed: logs and settings, no weights
+    assert (logs / "sdpo-seed0" / "log.jsonl").read_text() == (root / "sdpo-seed0" / "log.jsonl").read_text()
+    assert (logs / "alpha_grid.json").exists() and (logs / "twin" / "pgpo-high-seed0" / "log.jsonl").exists()
+    assert (logs / "pgpo-high-seed0" / "run_config.yaml").exists()
+    assert not any("checkpoint" in str(p) or "init_model" in str(p) or p.suffix == ".safetensors"
+                   for p in logs.rglob("*"))
     # a re-run skips every finished run and only redoes the analysis
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
     assert again.returncode == 0 and again.stdout.count("done, skipped") == 5

@@ -258,6 +258,26 @@ def compare_kill_resume(plan: Plan, killed: str, twin: str) -> dict:
     return res
 
 
+RECORDS = ("log.jsonl", "run_config.yaml", "resumes.jsonl", "DONE.json", "data_report.json")
+
+
+def copy_records(root: str, dest: str) -> int:
+    """The runs' records (logs, settings, resumes; never weights or checkpoints) into `dest`, one folder per run,
+    plus the experiment's own JSON files: what is committed beside the figures."""
+    import shutil
+    n = 0
+    for dirpath, _, files in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if "checkpoint-" in dirpath or "init_model" in dirpath:
+            continue
+        for name in files:
+            if name in RECORDS or (rel == "." and name.endswith(".json")):
+                os.makedirs(os.path.join(dest, rel), exist_ok=True)
+                shutil.copy2(os.path.join(dirpath, name), os.path.join(dest, rel, name))
+                n += 1
+    return n
+
+
 def analyse(root: str, figures: str) -> int:
     from pgpo.analysis import experiment_summary, make_all
     runs_only = [os.path.join(root, d) for d in sorted(os.listdir(root))
@@ -270,7 +290,9 @@ def analyse(root: str, figures: str) -> int:
             summary[name.removesuffix(".json")] = json.load(open(p))
     from pgpo.fileio import atomic_write_json
     atomic_write_json(os.path.join(figures, "summary.json"), summary, indent=1)
-    print(f"{len(runs_only)} runs analysed; wrote {len(files) + 1} files to {figures}")
+    copied = copy_records(root, os.path.join(figures, "logs"))
+    print(f"{len(runs_only)} runs analysed; wrote {len(files) + 1} files to {figures} and {copied} run records to "
+          f"{figures}/logs")
     print(open(os.path.join(figures, "paired.md")).read())
     return 0
 
