@@ -267,11 +267,11 @@ def compare_kill_resume(plan: Plan, killed: str, twin: str) -> dict:
     return res
 
 
-RECORDS = ("log.jsonl", "run_config.yaml", "resumes.jsonl", "DONE.json", "data_report.json")
+RECORDS = ("log.jsonl", "launch.log", "run_config.yaml", "resumes.jsonl", "DONE.json", "data_report.json")
 
 
 def copy_records(root: str, dest: str) -> int:
-    """The runs' records (logs, settings, resumes; never weights or checkpoints) into `dest`, one folder per run,
+    """The runs' records (logs, console output, settings, resumes; never weights or checkpoints) into `dest`, one folder per run,
     plus the experiment's own JSON files: what is committed beside the figures."""
     import shutil
     n = 0
