@@ -11,6 +11,7 @@ import yaml
 from pgpo import cli
 from pgpo.config import load_config
 from pgpo.resume import ResumeError, check
+from cli_helpers import one_error_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
@@ -37,15 +38,6 @@ def trained(monkeypatch):
     return seen
 
 
-def _one_line(capsys, argv):
-    with pytest.raises(SystemExit) as e:
-        cli.main(argv)
-    assert e.value.code == 2
-    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(err) == 1, err
-    return err[0]
-
-
 def test_a_finished_run_resumes_to_nothing(tmp_path, capsys, trained):
     run = _run_folder(tmp_path, step=2)
     assert cli.main(["train", "--config", SMOKE, f"training.output_dir={run}", "--resume"]) == 0
@@ -56,7 +48,7 @@ def test_a_finished_run_resumes_to_nothing(tmp_path, capsys, trained):
 def test_a_changed_meaning_is_refused_naming_the_fields(tmp_path, capsys, trained):
     run = _run_folder(tmp_path, step=1)
     before = (run / "run_config.yaml").read_text()
-    line = _one_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={run}", "pgpo.alpha=5",
+    line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={run}", "pgpo.alpha=5",
                               "training.learning_rate=3e-4", "--resume"])
     assert "pgpo.alpha 2.0 -> 5" in line and "training.learning_rate 0.0001 -> 0.0003" in line
     assert trained == [] and (run / "run_config.yaml").read_text() == before
@@ -77,11 +69,11 @@ def test_safe_changes_are_allowed_and_recorded(tmp_path, capsys, trained):
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys, trained):
-    line = _one_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={tmp_path / 'none'}", "--resume"])
+    line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={tmp_path / 'none'}", "--resume"])
     assert "does not exist: nothing to resume" in line
     empty = tmp_path / "empty"
     empty.mkdir()
-    line = _one_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={empty}", "--resume"])
+    line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={empty}", "--resume"])
     assert "holds no complete checkpoint" in line and trained == []
 
 
