@@ -271,8 +271,8 @@ RECORDS = ("log.jsonl", "launch.log", "run_config.yaml", "resumes.jsonl", "DONE.
 
 
 def copy_records(root: str, dest: str) -> int:
-    """The runs' records (logs, console output, settings, resumes; never weights or checkpoints) into `dest`, one folder per run,
-    plus the experiment's own JSON files: what is committed beside the figures."""
+    """The runs' records (logs, console output, settings, resumes; never weights or checkpoints) into `dest`, one
+    folder per run, plus the experiment's own JSON files: what is committed beside the figures."""
     import shutil
     n = 0
     for dirpath, _, files in os.walk(root):
