@@ -71,6 +71,10 @@ class Plan:
     alpha_seeds: list | None = None            # the SDPO runs whose I_k set alpha (None: every seed)
 
     @property
+    def seeds_for_alpha(self) -> list:
+        return self.alpha_seeds or self.seeds
+
+    @property
     def kill_run(self) -> tuple[str, int]:
         return KILL_METHOD, (1 if 1 in self.seeds else self.seeds[-1])
 
@@ -200,10 +204,9 @@ def run_queue(tasks: list[Task], plan: Plan, t_start: float) -> None:
                                 stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True), log
 
     while pending or running:
-        alpha_seeds = plan.alpha_seeds or plan.seeds
-        if grid is None and all(done(t.out) for t in tasks if t.name == "sdpo" and t.seed in alpha_seeds) and \
-                any(t.needs_sdpo for t in pending):
-            grid = sensitivities(plan.root, alpha_seeds)
+        if grid is None and all(done(t.out) for t in tasks if t.name == "sdpo" and t.seed in plan.seeds_for_alpha) \
+                and any(t.needs_sdpo for t in pending):
+            grid = sensitivities(plan.root, plan.seeds_for_alpha)
             print(f"median I_k of the SDPO runs {grid['median_info']:.4g} over {grid['steps']} steps: alpha "
                   + ", ".join(f"{k} {v:g}" for k, v in grid["alphas"].items()), flush=True)
         while len(running) < plan.workers:
