@@ -35,7 +35,7 @@ def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_t
         vllm_tensor_parallel_size=t.vllm_tensor_parallel_size, vllm_enable_sleep_mode=t.vllm_enable_sleep_mode,
         vllm_server_base_url=t.vllm_server_base_url, vllm_max_model_length=t.vllm_max_model_length,
         report_to=report_to, dataloader_num_workers=t.dataloader_num_workers,
-        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        activation_checkpointing=cfg.model.gradient_checkpointing,   # transformers' name (gradient_checkpointing: deprecated)
         model_init_kwargs={k: v for k, v in (("dtype", cfg.model.dtype),
                                               ("attn_implementation", cfg.model.attn_implementation)) if v},
         chat_template_kwargs={"enable_thinking": False}, remove_unused_columns=False, shuffle_dataset=True,
