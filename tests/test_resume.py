@@ -100,7 +100,10 @@ def test_ctrl_c_during_training_is_one_line_naming_how_to_continue(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "pgpo", "train", "--config", SMOKE, f"training.output_dir={run}",
            "training.max_steps=30"]
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT's default disposition in the child, whatever this process inherited (a suite started as a background
+    # job of a shell has SIGINT ignored, which exec keeps, and Python then installs no KeyboardInterrupt handler)
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 400
     while time.time() < deadline and not (run / "checkpoint-1" / "trainer_state.json").exists():
         time.sleep(0.5)
