@@ -211,6 +211,19 @@ class NonFiniteStepGuard:
         """Close the step (per_engine_step): the next step() call takes a new decision."""
         self._decision = None
 
+    def note_engine_skip(self) -> bool:
+        """At the end of an engine step (per_engine_step, before `end_step()`): if the optimizer was never called,
+        the engine skipped the step itself - DeepSpeed does when its own overflow check sees a non-finite gradient,
+        and so does a mixed-precision gradient scaler. Record it as this guard's skip (`on_skip()` included) so the
+        step leaves no trace; returns whether it did."""
+        if self._decision is not None:
+            return False
+        self.last_skipped = True
+        self.skipped += 1
+        if self.on_skip is not None:
+            self.on_skip()
+        return True
+
     def state_dict(self) -> dict:
         return {"skipped": self.skipped}
 

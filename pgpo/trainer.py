@@ -376,6 +376,7 @@ class _EndOfOptimizerStep(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         if self.trainer._pgpo is not None:
+            self.trainer._pgpo.guard.note_engine_skip()        # the engine skipped it without calling the optimizer
             if self.trainer._pgpo.guard.last_skipped:
                 self.trainer._pgpo_mark_skipped()
             self.trainer._pgpo.end_step()

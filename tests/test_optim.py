@@ -302,3 +302,28 @@ def test_one_decision_per_engine_step_when_the_engine_steps_each_group(bad_group
         assert torch.allclose(p.detach() - x, 2.0 * (r.detach() - x), rtol=1e-12, atol=0)
     assert [(h.step, h.multiplier) for h in mod.history] == [(1, 2.0)] and not guard.last_skipped
     assert all(g["lr"] == 0.1 for g in opt.param_groups)
+
+
+def test_a_step_the_engine_skipped_without_calling_the_optimizer_is_recorded_as_skipped():
+    """DeepSpeed's own overflow check (and a mixed-precision gradient scaler) skip a non-finite step without calling
+    the torch optimizer, so the guard never decides: at the end of the engine step it must count the skip and
+    discard the armed m, and a step the optimizer did run must not be counted."""
+    from pgpo.optim import NonFiniteStepGuard
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([p], lr=0.1)
+    mod = StepModulator(opt, per_engine_step=True)
+    calls = []
+    guard = NonFiniteStepGuard(opt, on_skip=lambda: (calls.append(1), mod.discard()), per_engine_step=True)
+    mod.arm(1.5, info=0.2)
+    assert guard.note_engine_skip() is True                    # the optimizer was never called in this step
+    assert guard.skipped == 1 and guard.last_skipped and calls == [1] and mod._armed is None
+    guard.end_step()
+    mod.end_step()
+    assert mod.steps == 0 and mod.history == []                # nothing applied, nothing recorded
+    p.grad = torch.ones(3)
+    mod.arm(1.5, info=0.2)
+    opt.step()
+    assert guard.note_engine_skip() is False and guard.skipped == 1 and not guard.last_skipped
+    guard.end_step()
+    mod.end_step()
+    assert mod.steps == 1 and torch.allclose(p.detach(), torch.full((3,), 1 - 0.15))
