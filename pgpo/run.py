@@ -16,6 +16,17 @@ logger = logging.getLogger(__name__)
 PACKAGED_TOKENIZER = os.path.join(os.path.dirname(__file__), "assets", "qwen3-tokenizer")
 
 
+def checkpointing_field() -> str:
+    """transformers' name for activation checkpointing: `activation_checkpointing` where it exists (5.20 and later
+    deprecate `gradient_checkpointing`, to be removed in v6), else `gradient_checkpointing` (e.g. 5.17, which the
+    vLLM CPU environment pins)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_to: list[str]) -> dict:
     """PGPOConfig keyword arguments: the reference SDPO settings come from the config, written out."""
     from pgpo.prompts import teacher_templates
@@ -35,7 +46,7 @@ def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_t
         vllm_tensor_parallel_size=t.vllm_tensor_parallel_size, vllm_enable_sleep_mode=t.vllm_enable_sleep_mode,
         vllm_server_base_url=t.vllm_server_base_url, vllm_max_model_length=t.vllm_max_model_length,
         report_to=report_to, dataloader_num_workers=t.dataloader_num_workers,
-        activation_checkpointing=cfg.model.gradient_checkpointing,   # transformers' name (gradient_checkpointing: deprecated)
+        **{checkpointing_field(): cfg.model.gradient_checkpointing},
         model_init_kwargs={k: v for k, v in (("dtype", cfg.model.dtype),
                                               ("attn_implementation", cfg.model.attn_implementation)) if v},
         chat_template_kwargs={"enable_thinking": False}, remove_unused_columns=False, shuffle_dataset=True,

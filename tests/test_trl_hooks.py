@@ -57,7 +57,9 @@ def test_the_settings_pgpo_passes_raise_no_deprecation_warning(tmp_path):
         deprecations = [f"{w.category.__name__}: {w.message}" for w in seen
                         if issubclass(w.category, (FutureWarning, DeprecationWarning))]
         assert not deprecations, deprecations
-        assert args.activation_checkpointing is bool(extra) and args.gradient_checkpointing is bool(extra)
+        assert args.gradient_checkpointing is bool(extra)
+        if hasattr(args, "activation_checkpointing"):
+            assert args.activation_checkpointing is bool(extra)
 
 
 def _spy_trainer_cls():
