@@ -197,9 +197,7 @@ class NonFiniteStepGuard:
             self._decision = not self.gradients_finite()
             self.last_skipped = self._decision
             if self._decision:
-                self.skipped += 1
-                if self.on_skip is not None:
-                    self.on_skip()
+                self._record_skip()
         skip = self._decision
         if not self.per_engine_step:
             self._decision = None
@@ -219,10 +217,13 @@ class NonFiniteStepGuard:
         if self._decision is not None:
             return False
         self.last_skipped = True
+        self._record_skip()
+        return True
+
+    def _record_skip(self) -> None:
         self.skipped += 1
         if self.on_skip is not None:
             self.on_skip()
-        return True
 
     def state_dict(self) -> dict:
         return {"skipped": self.skipped}

@@ -51,6 +51,7 @@ def stale_gathered_copies(model) -> float:
 def main(out_dir, result, max_steps, resume_from):
     from transformers import TrainerCallback
 
+    from pgpo.runlog import of_kind, read_log
     from pgpo.trainer import PGPOTrainer
 
     class NaNAtStep2(PGPOTrainer):
@@ -83,7 +84,8 @@ def main(out_dir, result, max_steps, resume_from):
 
     controller = trainer.pgpo_controller()
     rate = trainer.ema_teacher.rate
-    skipped_steps = {int(r["step"]) for r in _log(out_dir) if r.get("skipped")}
+    skipped_steps = {int(r["step"]) for r in of_kind(read_log(os.path.join(out_dir, "log.jsonl")), "train")
+                     if r.get("skipped")}
     first_step = trainer.state.global_step - (len(snaps.student) - 1)
     want = dict(snaps.teacher[0])
     worst = 0.0
@@ -104,14 +106,6 @@ def main(out_dir, result, max_steps, resume_from):
         json.dump(out, f)
     if rank == 0:
         torch.save({n: v.float() for n, v in snaps.student[-1].items()}, f"{result}.params.pt")
-
-
-def _log(out_dir):
-    path = os.path.join(out_dir, "log.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 if __name__ == "__main__":
