@@ -53,7 +53,7 @@ def train_variant(alpha: float, args, workdir: str) -> dict:
           f"model.tiny_hidden_size={args.hidden}", f"model.tiny_layers={args.layers}", "model.tiny_init_std=0.3",
           "model.dtype=float32",
           f"training.bf16={'true' if args.device == 'cuda' else 'false'}",
-          f"training.questions_per_step={args.questions}", f"training.num_generations={args.rollouts}",
+          f"training.generation_batch_size={args.questions * args.rollouts}", f"training.num_generations={args.rollouts}",
           f"training.per_device_train_batch_size={args.questions * args.rollouts // args.accumulation}",
           f"training.max_completion_length={args.completion}", "training.max_prompt_length=1024",
           f"training.max_steps={args.steps}", f"training.save_steps={10 * args.steps}", "eval.every_steps=0",

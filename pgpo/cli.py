@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fl = sub.add_parser("fields", help="the reference of every config field (type, default, description), as "
                                        "Markdown generated from the config's dataclasses")
-    from pgpo.config import SECTION_PURPOSE
-    fl.add_argument("section", nargs="?", choices=list(SECTION_PURPOSE), help="one section only")
+    from pgpo.config import SECTIONS
+    fl.add_argument("section", nargs="?", choices=[*SECTIONS, "training"], help="one section only")
 
     g = sub.add_parser("grid", help="print one training command per run of a grid file")
     g.add_argument("--grid", required=True)
@@ -163,7 +163,7 @@ def _dispatch(parser, args) -> int:
 
 def _plan(parser, args) -> int:
     from pgpo.config import ConfigError, load_config
-    from pgpo.plan import estimate, strategy_from_accelerate
+    from pgpo.plan import accumulation_for, estimate, strategy_from_accelerate
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -181,7 +181,7 @@ def _plan(parser, args) -> int:
     if gpus < 1 or not args.gpu_mem > 0 or not 0 <= args.headroom < 1:
         parser.error("--gpus must be >= 1, --gpu-mem > 0 and --headroom in [0, 1)")
     try:
-        accumulation = cfg.training.accumulation_for(gpus)
+        accumulation = accumulation_for(cfg.training, gpus)
         plan = estimate(cfg, gpus, args.gpu_mem, strategy, headroom=args.headroom)
     except (ConfigError, ValueError) as e:
         parser.error(str(e))

@@ -1,31 +1,38 @@
 """Run configuration: a YAML file of sections, validated before any model or dataset is loaded.
 
-    model:    what to train (a hub name or path; or `tiny: true` for a random tiny Qwen3 on CPU)
-    data:     domain, source, prompt style, privileged feedback, malformed-record policy
+    model:    ModelSection: what to train (a hub name or path; or `tiny: true` for a random tiny Qwen3 on CPU)
+    data:     DataSection: task, domain, source, prompt style, privileged feedback, malformed-record policy
     pgpo:     pgpo.settings.PGPOSettings: alpha (0 = plain SDPO), m_max, multiplier shape, I estimator
-    sdpo:     the distillation objective and teacher (TRL SDPOConfig fields)
-    training: optimisation, batching, generation, checkpointing (TRL/HF TrainingArguments fields)
-    eval:     periodic mean@k validation
-    monitor:  collapse detection (accuracy, length, entropy), optional early stop
+    training: any field of PGPOConfig - TRL's SDPOConfig and transformers' TrainingArguments - under its TRL name
+    eval:     EvalSection: periodic mean@k validation
+    monitor:  MonitorSection: collapse detection, optional early stop
 
-Every key is checked: an unknown key, a wrong type or an out-of-range value raises ConfigError with a
-message naming the field (`training.learning_rate: expected a number, got 'fast'`). Overrides are
-`dotted.key=value` strings whose value is read as YAML (`pgpo.alpha=2`, `training.output_dir=/tmp/r`).
-This module imports neither torch nor transformers.
+The trainer's settings are declared once, by TRL: `training` and `pgpo` build one `pgpo.trainer_config.PGPOConfig`,
+with TRL's defaults and TRL's checks (plus PGPOConfig's own). This module declares only what is not a training
+argument - the model to load, the data, the evaluation, the monitor - as TRL's scripts do with ScriptArguments and
+ModelConfig. The run sets a few PGPOConfig fields from those sections (SET_FROM) and fixes one (FIXED).
+
+Every key is checked: an unknown key, a wrong type or an out-of-range value raises ConfigError in one line naming
+the field (`training.learning_rate: expected a number, got 'fast'`, `training.learnin_rate: unknown key; did you
+mean 'learning_rate'?`). Overrides are `dotted.key=value` strings whose value is read as YAML (`pgpo.alpha=2`,
+`training.output_dir=/tmp/r`). Loading a config imports TRL (PGPOConfig); the sections alone import nothing heavy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import os
+import typing
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 
 from pgpo.data import DOMAINS, DataError, canonical_domain
 from pgpo.fileio import atomic_write_text
-from pgpo.schema import ConfigError, build, positive, read_yaml, unit
+from pgpo.schema import ConfigError, build, coerce, positive, read_yaml, unit
 from pgpo.settings import PGPOSettings
 
 
@@ -42,7 +49,6 @@ class ModelSection:
     # the weights' dtype; bfloat16/float16 need DeepSpeed's fp32 master weights
     attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2", "flash_attention_3"]] = None
     # transformers' attention kernel (default: its choice)
-    gradient_checkpointing: bool = False    # recompute activations in the backward pass (less memory, more time)
 
     def validate(self, where: str) -> None:
         positive(where, "tiny_hidden_size", self.tiny_hidden_size)
@@ -87,157 +93,6 @@ class DataSection:
     def subject(self) -> str:
         """What a run is about, for tables and figures: the Science-QA domain, or the task's name."""
         return self.domain if self.task == "sciknoweval" else self.task
-
-
-@dataclass
-class SDPOSection:
-    distillation_mode: Literal["sampled_token", "full_logits", "topk_logits"] = "topk_logits"
-    # what is distilled: the sampled token, all logits, or the top-k
-    distillation_topk: Optional[int] = 100  # k of topk_logits
-    distillation_add_tail: bool = True      # topk_logits: add the remaining probability mass as one tail bucket
-    distillation_alpha: float = 0.5         # the divergence's mixture: 0 forward KL, 1 reverse KL, 0.5 Jensen-Shannon
-    distillation_is_clip: Optional[float] = 2.0  # clip of the importance weight for off-policy rollouts (null: none)
-    distillation_weight: float = 1.0        # weight of the distillation loss
-    teacher_model_kind: Literal["ema", "live", "base"] = "ema"
-    # ema (an EMA of the student), live (the student itself) or base (the initial weights)
-    teacher_update_rate: float = 0.05       # EMA rate of the teacher per sync
-    teacher_sync_steps: int = 1             # optimizer steps between teacher updates
-    remove_thinking_from_demonstration: bool = True  # strip <think> blocks from a sibling solution shown to the teacher
-    dont_reprompt_on_self_success: bool = True  # a successful rollout is not shown its own solution
-    success_reward_threshold: float = 1.0   # reward at which a rollout counts as a successful demonstration
-    max_reprompt_len: int = 10240           # tokens of the teacher's prompt (question plus demonstration)
-    environment_feedback_only_without_solution: bool = True  # environment feedback only when no sibling succeeded
-
-    def validate(self, where: str) -> None:
-        unit(where, "distillation_alpha", self.distillation_alpha)
-        unit(where, "distillation_weight", self.distillation_weight)
-        unit(where, "teacher_update_rate", self.teacher_update_rate)
-        positive(where, "teacher_sync_steps", self.teacher_sync_steps)
-        positive(where, "max_reprompt_len", self.max_reprompt_len)
-        if self.distillation_is_clip is not None and self.distillation_is_clip <= 0:
-            raise ConfigError(f"{where}.distillation_is_clip: must be positive or null")
-        if self.distillation_mode == "topk_logits":
-            if self.distillation_topk is None:
-                raise ConfigError(f"{where}.distillation_topk: required when distillation_mode is topk_logits")
-            positive(where, "distillation_topk", self.distillation_topk)
-        elif self.distillation_topk is not None:
-            raise ConfigError(f"{where}.distillation_topk: must be null unless distillation_mode is topk_logits")
-        if self.distillation_mode == "sampled_token" and self.distillation_alpha != 1.0:
-            raise ConfigError(f"{where}.distillation_alpha: sampled_token distillation requires 1.0 (reverse KL)")
-
-
-REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb"}     # report_to name -> the package it needs
-
-
-@dataclass
-class TrainingSection:
-    output_dir: str = "runs/pgpo"           # the run folder: log.jsonl, checkpoints, run_config.yaml, DONE.json
-    seed: int = 42                          # seeds data order, sampling and initialisation
-    max_steps: int = 100                    # optimizer steps
-    learning_rate: float = 1e-5             # peak learning rate
-    lr_scheduler_type: Literal["constant_with_warmup", "constant", "linear", "cosine"] = "constant_with_warmup"
-    # transformers' schedule
-    warmup_steps: int = 10                  # linear warm-up steps
-    weight_decay: float = 0.01              # AdamW weight decay
-    adam_beta1: float = 0.9                 # AdamW beta1
-    adam_beta2: float = 0.999               # AdamW beta2
-    adam_epsilon: float = 1e-8              # AdamW epsilon
-    max_grad_norm: float = 1.0              # gradient clipping norm (0: none)
-    optim: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
-    # transformers' optimizer name
-    questions_per_step: int = 32            # prompts per generation batch
-    num_generations: int = 8                # rollouts per prompt
-    per_device_train_batch_size: int = 8    # completions per micro-batch
-    gradient_accumulation_steps: Optional[int] = None   # default: generation batch / (per-device x processes)
-    max_prompt_length: int = 2048           # prompt tokens
-    max_completion_length: int = 8192       # tokens per rollout
-    temperature: float = 1.0                # rollout sampling temperature
-    top_p: float = 1.0                      # rollout nucleus sampling
-    save_steps: int = 50                    # steps between checkpoints
-    save_total_limit: Optional[int] = None  # checkpoints kept (the monitor's best is always kept); null keeps all
-    logging_steps: int = 1                  # must be 1: the per-step JSONL log
-    bf16: bool = True                       # bf16 autocast compute
-    use_vllm: bool = False                  # rollouts from vLLM instead of transformers generate
-    vllm_mode: Literal["colocate", "server"] = "colocate"
-    # colocate (vLLM in the training processes) or server (trl vllm-serve)
-    vllm_gpu_memory_utilization: float = 0.3  # colocate: the GPU memory fraction vLLM may take
-    vllm_tensor_parallel_size: int = 1      # colocate: tensor-parallel size of the vLLM engine
-    vllm_enable_sleep_mode: bool = False    # colocate: offload vLLM's weights and cache during the training step
-    vllm_server_base_url: Optional[str] = None  # server: the URL of `trl vllm-serve`
-    vllm_max_model_length: Optional[int] = None  # vLLM's context length (default: the model's)
-    report_to: str = "auto"                 # none, auto (TensorBoard when installed), or a list: tensorboard,wandb
-    dataloader_num_workers: int = 0         # transformers' data loader processes
-
-    def validate(self, where: str) -> None:
-        for name in ("max_steps", "questions_per_step", "num_generations", "per_device_train_batch_size",
-                     "max_prompt_length", "max_completion_length", "save_steps", "logging_steps"):
-            positive(where, name, getattr(self, name))
-        if self.gradient_accumulation_steps is not None:
-            positive(where, "gradient_accumulation_steps", self.gradient_accumulation_steps)
-        if self.save_total_limit is not None:
-            positive(where, "save_total_limit", self.save_total_limit)
-        if self.num_generations < 2:
-            raise ConfigError(f"{where}.num_generations: SDPO needs >= 2 rollouts per question (a sibling "
-                              f"must succeed), got {self.num_generations}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"{where}.learning_rate: must be positive, got {self.learning_rate}")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"{where}.warmup_steps: must be >= 0, got {self.warmup_steps}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"{where}.weight_decay: must be >= 0, got {self.weight_decay}")
-        for b in ("adam_beta1", "adam_beta2"):
-            v = getattr(self, b)
-            if not 0 <= v < 1:
-                raise ConfigError(f"{where}.{b}: must be in [0, 1), got {v}")
-        if self.max_grad_norm < 0:
-            raise ConfigError(f"{where}.max_grad_norm: must be >= 0 (0 disables clipping)")
-        if not self.temperature > 0:
-            raise ConfigError(f"{where}.temperature: must be positive, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"{where}.top_p: must be in (0, 1], got {self.top_p}")
-        if not 0 < self.vllm_gpu_memory_utilization <= 1:
-            raise ConfigError(f"{where}.vllm_gpu_memory_utilization: must be in (0, 1]")
-        self.reporters()                        # validated here (names, installed), used by pgpo.run
-        if self.logging_steps != 1:
-            raise ConfigError(f"{where}.logging_steps: the per-step JSONL log needs 1, got {self.logging_steps}")
-
-    def reporters(self) -> list[str]:
-        """The logging integrations Trainer reports to (transformers' `report_to`): none, TensorBoard when installed
-        (auto), or the listed ones, each of which must be installed (W&B runs offline with WANDB_MODE=offline)."""
-        import importlib.util
-        choice = str(self.report_to).strip()
-        if choice == "none":
-            return []
-        if choice == "auto":
-            return ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
-        names = [n.strip() for n in choice.replace(" ", ",").split(",") if n.strip()]
-        for n in names:
-            if n not in REPORTERS:
-                raise ConfigError(f"training.report_to: {n!r} is not one of none, auto, {', '.join(REPORTERS)} (a "
-                                  "comma-separated list of the latter is allowed)")
-            if importlib.util.find_spec(REPORTERS[n]) is None:
-                raise ConfigError(f"training.report_to: {n} is not installed (pip install {REPORTERS[n]})")
-        return names
-
-    @property
-    def generation_batch_size(self) -> int:
-        return self.questions_per_step * self.num_generations
-
-    def accumulation_for(self, num_processes: int) -> int:
-        """Gradient-accumulation steps that make one optimizer step consume one generation batch."""
-        gen, per = self.generation_batch_size, self.per_device_train_batch_size * num_processes
-        if self.gradient_accumulation_steps is not None:
-            if self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes != gen:
-                raise ConfigError(
-                    f"training.gradient_accumulation_steps: per-device batch {self.per_device_train_batch_size} x "
-                    f"accumulation {self.gradient_accumulation_steps} x processes {num_processes} must equal the "
-                    f"generation batch questions_per_step x num_generations = {gen}")
-            return self.gradient_accumulation_steps
-        if gen % per:
-            raise ConfigError(
-                f"training.per_device_train_batch_size: the generation batch {gen} (questions_per_step x "
-                f"num_generations) is not divisible by per-device batch x processes = {per}")
-        return gen // per
 
 
 @dataclass
@@ -287,33 +142,57 @@ class MonitorSection:
         positive(where, "patience", self.patience)
 
 
+SECTIONS = {            # section -> (its dataclass, what it holds); `training` is PGPOConfig (pgpo.trainer_config)
+    "model": (ModelSection, "what to train"),
+    "data": (DataSection, "the questions, prompt style and privileged feedback"),
+    "pgpo": (PGPOSettings, "the step multiplier m_k (pgpo.settings.PGPOSettings; alpha 0 is plain SDPO)"),
+    "eval": (EvalSection, "periodic mean@k validation on held-out questions"),
+    "monitor": (MonitorSection, "collapse detection and the best checkpoint"),
+}
+TRAINING_PURPOSE = ("every field of PGPOConfig: TRL's SDPOConfig (the distillation objective, the teacher, rollouts) "
+                    "and transformers' TrainingArguments (optimisation, batching, checkpointing), under their TRL names")
+# PGPOConfig fields the run sets from another section (setting them under `training` is refused, naming the section)
+SET_FROM = {"pgpo": "the pgpo section",
+            "include_environment_feedback": "data.feedback (answer_key: the teacher sees the answer key)"}
+# PGPOConfig fields the run fixes: the per-step log (log.jsonl, the monitor, the analysis) records every step
+FIXED = {"logging_steps": 1}
+# keys of the earlier layout (sdpo and training sections with their own names) -> where they are now
+MOVED = {"sdpo": "SDPO's settings are TRL SDPOConfig fields: write sdpo.X as training.X",
+         "training.questions_per_step": "use training.generation_batch_size = questions per step x num_generations",
+         "model.gradient_checkpointing": "use training.gradient_checkpointing (transformers' field)"}
+# `report_to` takes transformers' values and one more: auto = TensorBoard when it is installed, else none
+REPORTERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow",
+             "comet_ml": "comet_ml"}     # report_to name -> the package it needs
+
+
 @dataclass
 class RunConfig:
+    training: Any                           # pgpo.trainer_config.PGPOConfig: every trainer setting, pgpo included
     name: str = "run"
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
-    pgpo: PGPOSettings = field(default_factory=PGPOSettings)
-    sdpo: SDPOSection = field(default_factory=SDPOSection)
-    training: TrainingSection = field(default_factory=TrainingSection)
     eval: EvalSection = field(default_factory=EvalSection)
     monitor: MonitorSection = field(default_factory=MonitorSection)
 
-    def validate(self) -> "RunConfig":
-        for f in dataclasses.fields(self):
-            section = getattr(self, f.name)
-            if dataclasses.is_dataclass(section):
-                section.validate(f.name)
-        if self.sdpo.max_reprompt_len < self.training.max_prompt_length:
-            raise ConfigError("sdpo.max_reprompt_len: must be at least training.max_prompt_length "
-                              f"({self.training.max_prompt_length}); the teacher sees the prompt plus a solution")
-        return self
+    @property
+    def pgpo(self) -> PGPOSettings:
+        return self.training.pgpo
 
     @property
     def method(self) -> str:
         return "sdpo" if self.pgpo.is_sdpo else "pgpo"
 
+    @property
+    def questions_per_step(self) -> int:
+        return self.training.generation_batch_size // self.training.num_generations
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The resolved settings: the sections, `pgpo`, and every PGPOConfig field (`training`), as plain data."""
+        training = json.loads(json.dumps(self.training.to_dict(), default=str))
+        pgpo = training.pop("pgpo")
+        return {"name": self.name, "model": dataclasses.asdict(self.model), "data": dataclasses.asdict(self.data),
+                "pgpo": pgpo, "training": training, "eval": dataclasses.asdict(self.eval),
+                "monitor": dataclasses.asdict(self.monitor)}
 
 
 def master_weights_problem(cfg: RunConfig, deepspeed: bool) -> str | None:
@@ -336,15 +215,118 @@ def master_weights_message(dtype: str, learning_rate: float) -> str:
             "DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
 
 
-SECTION_PURPOSE = {
-    "model": "what to train",
-    "data": "the questions, prompt style and privileged feedback",
-    "pgpo": "the step multiplier m_k (pgpo.settings.PGPOSettings; alpha 0 is plain SDPO)",
-    "sdpo": "the distillation objective and the teacher (TRL SDPOConfig fields)",
-    "training": "optimisation, batching, generation, checkpointing (TRL / transformers TrainingArguments fields)",
-    "eval": "periodic mean@k validation on held-out questions",
-    "monitor": "collapse detection and the best checkpoint",
-}
+def _checkpointing_aliases() -> dict[str, str]:
+    """transformers 5.20 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name is deprecated,
+    to be removed in v6); 5.17, which the vLLM CPU environment pins, has only the old one. Either name is accepted
+    and set under the installed transformers' name."""
+    from pgpo.trainer_config import PGPOConfig
+    names = {f.name for f in dataclasses.fields(PGPOConfig)}
+    new = "activation_checkpointing" in names
+    pairs = [("gradient_checkpointing", "activation_checkpointing"),
+             ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")]
+    return {old: new_ for old, new_ in pairs} if new else {new_: old for old, new_ in pairs}
+
+
+def _report_to(value, where: str):
+    """transformers' `report_to`, with `auto` (TensorBoard when installed, else none); a named integration that is
+    not installed is refused here, in one line, rather than when the trainer starts."""
+    import importlib.util
+    if value in ("auto", None):
+        return ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else "none"
+    if value in ("none", "all"):
+        return value
+    names = value if isinstance(value, list) else [n.strip() for n in str(value).replace(" ", ",").split(",") if n.strip()]
+    for n in names:
+        if n not in REPORTERS:
+            raise ConfigError(f"{where}: {n!r} is not one of none, auto, all, {', '.join(REPORTERS)} (a "
+                              "comma-separated list of the latter is allowed)")
+        if importlib.util.find_spec(REPORTERS[n]) is None:
+            raise ConfigError(f"{where}: {n} is not installed (pip install {REPORTERS[n]})")
+    return names
+
+
+def _trainer_field_types() -> dict[str, Any]:
+    from pgpo.trainer_config import PGPOConfig
+    return typing.get_type_hints(PGPOConfig)
+
+
+def _checked(value, tp, where: str):
+    """A value for a PGPOConfig field: coerced and checked where the annotation is a plain type (bool, int, float,
+    str, a Literal, Optional of one); compound annotations (unions of several types, enums) are left to TRL."""
+    import types as pytypes
+    simple = (bool, int, float, str)
+    if typing.get_origin(tp) in (typing.Union, pytypes.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and (args[0] in simple or typing.get_origin(args[0]) is Literal):
+            return None if value is None else coerce(value, args[0], where)
+        return value
+    if tp in simple or typing.get_origin(tp) is Literal:
+        return coerce(value, tp, where)
+    return value
+
+
+def build_training(section: dict, pgpo: dict, model: ModelSection, data: DataSection):
+    """PGPOConfig from the `training` mapping (TRL names), the `pgpo` mapping and what the model and data sections
+    decide; ConfigError in one line naming the field for anything TRL or PGPOConfig refuses."""
+    from pgpo.prompts import teacher_templates
+    from pgpo.trainer_config import PGPOConfig
+
+    if not isinstance(section, dict):
+        raise ConfigError(f"training: expected a mapping, got {type(section).__name__}")
+    types, aliases = _trainer_field_types(), _checkpointing_aliases()
+    kw: dict[str, Any] = {}
+    for key, value in section.items():
+        where = f"training.{key}"
+        if f"training.{key}" in MOVED:
+            raise ConfigError(f"{where}: moved; {MOVED[where]}")
+        if key in SET_FROM:
+            raise ConfigError(f"{where}: set by {SET_FROM[key]}")
+        if key in FIXED:
+            if value != FIXED[key]:
+                raise ConfigError(f"{where}: fixed at {FIXED[key]} (the run's per-step log records every step)")
+            continue
+        key = aliases.get(key, key)
+        if key not in types:
+            close = difflib.get_close_matches(str(key), list(types), n=1)
+            raise ConfigError(f"{where}: unknown key" + (f"; did you mean {close[0]!r}?" if close else
+                                                         " (not a field of TRL's SDPOConfig or of PGPOConfig)"))
+        kw[key] = _checked(value, types[key], where)
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in types else "gradient_checkpointing"
+    if checkpointing not in kw:                       # TRL's default (True), under the name that does not warn
+        from pgpo.trainer_config import PGPOConfig
+        kw[checkpointing] = PGPOConfig.__dataclass_fields__["gradient_checkpointing"].default
+    kw["report_to"] = _report_to(kw.get("report_to", "auto"), "training.report_to")
+    kw.update(FIXED)
+    for name, template in teacher_templates(data.prompt_style).items():
+        kw.setdefault(name, template)                 # the prompt style's teacher templates, unless set here
+    kw["include_environment_feedback"] = data.feedback == "answer_key"
+    init = dict(kw.get("model_init_kwargs") or {})
+    for name in ("dtype", "attn_implementation"):
+        if name in init:
+            raise ConfigError(f"training.model_init_kwargs.{name}: set model.{name} instead")
+        if getattr(model, name):
+            init[name] = getattr(model, name)
+    kw["model_init_kwargs"] = init
+    import torch
+    if not torch.cuda.is_available():
+        kw.setdefault("use_cpu", True)                # accelerate runs several processes (gloo) only when told so
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")   # DeepSpeed, when installed, would warn of its fallback
+    try:
+        return PGPOConfig(**kw, pgpo=build(PGPOSettings, pgpo, "pgpo"))      # PGPOConfig validates it
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise ConfigError(_named(str(e).strip().splitlines()[0], types)) from None
+
+
+def _named(message: str, fields) -> str:
+    """A TRL / PGPOConfig error with its field named the way the config spells it (`training.x: ...`)."""
+    head = message.split(":", 1)[0].strip("`' ")
+    if head in fields:
+        return f"training.{head}:{message.split(':', 1)[1]}"
+    if head.startswith("pgpo."):
+        return message
+    return f"training: {message}"
 
 
 def _field_comments(cls) -> dict[str, str]:
@@ -375,27 +357,49 @@ def _type_text(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _section_reference(name: str, cls, purpose: str) -> list[str]:
+    comments, types = _field_comments(cls), typing.get_type_hints(cls)
+    out = [f"## `{name}`: {purpose}", "", "| field | type | default | description |", "|---|---|---|---|"]
+    for sf in dataclasses.fields(cls):
+        default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()
+        shown = "null" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
+        out.append(f"| `{sf.name}` | {_type_text(types[sf.name])} | `{shown}` | {comments.get(sf.name, '')} |")
+    return out + [""]
+
+
+def _training_reference() -> list[str]:
+    """Every PGPOConfig field with TRL's default and the first sentence of TRL's help text."""
+    from pgpo.trainer_config import PGPOConfig
+    out = [f"## `training`: {TRAINING_PURPOSE}", "",
+           "Set by the run, not here: " + "; ".join(f"`{k}` ({v})" for k, v in SET_FROM.items()) + "; fixed: "
+           + ", ".join(f"`{k}` = {v}" for k, v in FIXED.items()) + ". `report_to` also takes `auto` (TensorBoard "
+           "when installed). `gradient_checkpointing` and `activation_checkpointing` are one setting (the installed "
+           "transformers' name is used).", "", "| field | default | description (TRL's) |", "|---|---|---|"]
+    for f in dataclasses.fields(PGPOConfig):
+        if f.name.startswith("_") or f.name in SET_FROM or f.name in FIXED or not f.init:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        shown = "null" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
+        helptext = " ".join(str(f.metadata.get("help", "")).split()).split(". ")[0].replace("|", "\\|")
+        out.append(f"| `{f.name}` | `{shown[:60]}` | {helptext[:200]} |")
+    return out + [""]
+
+
 def field_reference(section: str | None = None) -> str:
     """Every config field: its section, type (or choices), default and description, as Markdown generated from
-    the dataclasses themselves (`python -m pgpo fields`), so the reference cannot fall behind the code."""
-    import typing
-    hints = typing.get_type_hints(RunConfig)
+    the dataclasses themselves (`python -m pgpo fields`), so the reference cannot fall behind the code. The
+    `training` section (PGPOConfig) needs TRL installed."""
     out = ["# Config fields", "",
-           "Generated from the dataclasses in `pgpo/config.py` and `pgpo/settings.py` by `python -m pgpo fields`. "
-           "In a YAML file a field is `section: {field: value}`; on the command line `section.field=value` (read as "
-           "YAML). Top level: `name` (the run's name, default 'run') and `base` (a YAML file this one extends).", ""]
-    for f in dataclasses.fields(RunConfig):
-        if not dataclasses.is_dataclass(hints[f.name]) or (section and f.name != section):
-            continue
-        cls = hints[f.name]
-        comments, types = _field_comments(cls), typing.get_type_hints(cls)
-        out += [f"## `{f.name}`: {SECTION_PURPOSE.get(f.name, '')}", "",
-                "| field | type | default | description |", "|---|---|---|---|"]
-        for sf in dataclasses.fields(cls):
-            default = sf.default if sf.default is not dataclasses.MISSING else sf.default_factory()
-            shown = "null" if default is None else (str(default).lower() if isinstance(default, bool) else repr(default))
-            out.append(f"| `{sf.name}` | {_type_text(types[sf.name])} | `{shown}` | {comments.get(sf.name, '')} |")
-        out.append("")
+           "Generated from the dataclasses in `pgpo/config.py`, `pgpo/settings.py` and `pgpo/trainer_config.py` by "
+           "`python -m pgpo fields`. In a YAML file a field is `section: {field: value}`; on the command line "
+           "`section.field=value` (read as YAML). Top level: `name` (the run's name, default 'run') and `base` (a "
+           "YAML file this one extends).", ""]
+    for name, (cls, purpose) in SECTIONS.items():
+        if section in (None, name):
+            out += _section_reference(name, cls, purpose)
+    if section in (None, "training"):
+        out += _training_reference()
     return "\n".join(out)
 
 
@@ -450,10 +454,29 @@ def read_config_file(path: str, _seen: tuple = ()) -> dict:
 
 
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a run configuration (nothing heavy is imported or loaded)."""
+    """Read, override and validate a run configuration; the result holds the trainer's PGPOConfig (TRL is imported,
+    no model or dataset is loaded)."""
     data: dict = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
-    return build(RunConfig, data, "").validate()
+    known = {"name", "training", *SECTIONS}
+    for key in data:
+        if key in MOVED:
+            raise ConfigError(f"{key}: moved; {MOVED[key]}")
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            raise ConfigError(f"{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else
+                                                       f"; the sections are {', '.join(sorted(known))}"))
+    for key, value in data.items():
+        if isinstance(value, dict) and key in SECTIONS:
+            for sub in value:
+                if f"{key}.{sub}" in MOVED:
+                    raise ConfigError(f"{key}.{sub}: moved; {MOVED[f'{key}.{sub}']}")
+    sections = {k: build(SECTIONS[k][0], data.get(k), k) for k in ("model", "data", "eval", "monitor")}
+    for k, s in sections.items():
+        s.validate(k)
+    name = coerce(data.get("name", "run"), str, "name")
+    training = build_training(data.get("training") or {}, data.get("pgpo") or {}, sections["model"], sections["data"])
+    return RunConfig(training=training, name=name, **sections)
 
 
 def dump_config(cfg: RunConfig, path: str) -> None:

@@ -8,7 +8,7 @@ estimator
     "kl_teacher_student"  KL(teacher || student)                    (default; the MI form above)
     "kl_student_teacher"  KL(student || teacher)
     "sdpo_divergence"     the SDPO loss's own generalised JSD with the loss's weight `jsd_weight`
-                          (`sdpo.distillation_alpha`), TRL's convention:
+                          (`training.distillation_alpha`), TRL's convention:
                           (1 - a) KL(S || M) + a KL(T || M), M = (1 - a) S + a T; a = 0 gives
                           KL(T || S), a = 1 gives KL(S || T)
 reduction

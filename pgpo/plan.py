@@ -159,6 +159,16 @@ class Plan:
         return "\n".join(lines)
 
 
+def accumulation_for(training, gpus: int) -> int:
+    """Gradient-accumulation steps that make one optimizer step consume one generation batch on `gpus` processes
+    (what PGPOConfig derives at launch when gradient_accumulation_steps is not set)."""
+    gen, per = training.generation_batch_size, training.per_device_train_batch_size * gpus
+    if gen % per:
+        raise ValueError(f"training.generation_batch_size: {gen} completions per optimizer step is not divisible by "
+                         f"per_device_train_batch_size x processes = {training.per_device_train_batch_size} x {gpus}")
+    return gen // per
+
+
 def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp",
              shape: ModelShape | None = None, headroom: float = 0.05) -> Plan:
     if strategy not in STRATEGIES:
@@ -166,7 +176,7 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
     if gpus < 1 or not gpu_mem_gib > 0:
         raise ValueError("need gpus >= 1 and gpu_mem > 0")
     s = shape or shape_for(cfg)
-    t, sd = cfg.training, cfg.sdpo
+    t = sd = cfg.training
     P = s.params
     b = DTYPE_BYTES[cfg.model.dtype]
     n = gpus
@@ -191,7 +201,7 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
     L = t.max_prompt_length + t.max_completion_length
     C = t.max_completion_length
     per_tok_layer = 7 * s.hidden + 2 * s.kv_dim + 3 * s.intermediate
-    if cfg.model.gradient_checkpointing:
+    if getattr(t, "activation_checkpointing", None) or t.gradient_checkpointing:
         act = s.layers * B * L * s.hidden * 2 + B * L * per_tok_layer * 2
         note = f"checkpointed, micro-batch {B} x {L} tokens"
     else:

@@ -24,9 +24,15 @@ from pgpo.fileio import atomic_write_text
 
 RUN_CONFIG_NAME = "run_config.yaml"
 RESUMES_NAME = "resumes.jsonl"
-# fields a resume may change (a trailing ".*" covers a whole section)
-SAFE = ("name", "training.max_steps", "training.save_steps", "training.save_total_limit", "training.logging_steps",
-        "training.report_to", "training.dataloader_num_workers", "eval.*", "monitor.*")
+# fields a resume may change (a trailing ".*" covers a whole section or a family of fields): what is observed or
+# kept - checkpoint cadence and rotation, reporting, logging, data-loader workers, evaluation, the monitor - and
+# max_steps, to extend the run
+SAFE = ("name", "training.max_steps", "training.save_steps", "training.save_total_limit", "training.report_to",
+        "training.dataloader_num_workers", "training.dataloader_pin_memory", "training.dataloader_persistent_workers",
+        "training.dataloader_prefetch_factor", "training.disable_tqdm", "training.log_level", "training.log_level_replica",
+        "training.log_on_each_node", "training.logging_dir", "training.run_name", "training.project",
+        "training.trackio_*", "training.hub_*", "training.push_to_hub", "training.skip_memory_metrics",
+        "training.ddp_timeout", "eval.*", "monitor.*")
 
 
 class ResumeError(ValueError):
@@ -45,7 +51,7 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def _safe(key: str) -> bool:
-    return any(key == s or (s.endswith(".*") and key.startswith(s[:-1])) for s in SAFE)
+    return any(key == s or (s.endswith("*") and key.startswith(s[:-1])) for s in SAFE)
 
 
 def checkpoint_step(path: str) -> int:

@@ -1,4 +1,5 @@
-"""Build and run a PGPO/SDPO training job from a validated RunConfig (what `python -m pgpo train` does)."""
+"""Build and run a PGPO/SDPO training job from a validated RunConfig (what `python -m pgpo train` does): the data,
+the tokenizer, the trainer with the RunConfig's PGPOConfig, and the run's callbacks."""
 
 from __future__ import annotations
 
@@ -14,58 +15,6 @@ from pgpo.runlog import DONE_NAME, RUN_OUTPUTS
 logger = logging.getLogger(__name__)
 
 PACKAGED_TOKENIZER = os.path.join(os.path.dirname(__file__), "assets", "qwen3-tokenizer")
-
-
-def checkpointing_field() -> str:
-    """transformers' name for activation checkpointing: `activation_checkpointing` where it exists (5.20 and later
-    deprecate `gradient_checkpointing`, to be removed in v6), else `gradient_checkpointing` (e.g. 5.17, which the
-    vLLM CPU environment pins)."""
-    import dataclasses
-
-    from transformers import TrainingArguments
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
-
-
-def trainer_arguments(cfg: RunConfig, gradient_accumulation_steps: int, report_to: list[str]) -> dict:
-    """PGPOConfig keyword arguments: the reference SDPO settings come from the config, written out."""
-    from pgpo.prompts import teacher_templates
-
-    t, s, p = cfg.training, cfg.sdpo, cfg.pgpo
-    kw = dict(
-        output_dir=t.output_dir, seed=t.seed, data_seed=t.seed, max_steps=t.max_steps,
-        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
-        adam_epsilon=t.adam_epsilon, max_grad_norm=t.max_grad_norm, optim=t.optim,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=gradient_accumulation_steps, num_generations=t.num_generations,
-        max_prompt_length=t.max_prompt_length, max_completion_length=t.max_completion_length,
-        temperature=t.temperature, top_p=t.top_p, top_k=0, save_strategy="steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, logging_steps=t.logging_steps, bf16=t.bf16,
-        use_vllm=t.use_vllm, vllm_mode=t.vllm_mode, vllm_gpu_memory_utilization=t.vllm_gpu_memory_utilization,
-        vllm_tensor_parallel_size=t.vllm_tensor_parallel_size, vllm_enable_sleep_mode=t.vllm_enable_sleep_mode,
-        vllm_server_base_url=t.vllm_server_base_url, vllm_max_model_length=t.vllm_max_model_length,
-        report_to=report_to, dataloader_num_workers=t.dataloader_num_workers,
-        **{checkpointing_field(): cfg.model.gradient_checkpointing},
-        model_init_kwargs={k: v for k, v in (("dtype", cfg.model.dtype),
-                                              ("attn_implementation", cfg.model.attn_implementation)) if v},
-        chat_template_kwargs={"enable_thinking": False}, remove_unused_columns=False, shuffle_dataset=True,
-        num_iterations=1, beta=0.0, ddp_find_unused_parameters=False,
-        # SDPO objective and teacher
-        distillation_mode=s.distillation_mode, distillation_topk=s.distillation_topk,
-        distillation_add_tail=s.distillation_add_tail, distillation_alpha=s.distillation_alpha,
-        distillation_is_clip=s.distillation_is_clip, distillation_weight=s.distillation_weight,
-        teacher_model_kind=s.teacher_model_kind, teacher_update_rate=s.teacher_update_rate,
-        teacher_sync_steps=s.teacher_sync_steps,
-        remove_thinking_from_demonstration=s.remove_thinking_from_demonstration,
-        dont_reprompt_on_self_success=s.dont_reprompt_on_self_success,
-        success_reward_threshold=s.success_reward_threshold, max_reprompt_len=s.max_reprompt_len,
-        include_environment_feedback=cfg.data.feedback == "answer_key",
-        environment_feedback_only_without_solution=s.environment_feedback_only_without_solution,
-        **teacher_templates(cfg.data.prompt_style),
-        pgpo=p,
-    )
-    return kw
 
 
 def model_and_tokenizer_paths(cfg: RunConfig, is_main: bool, wait) -> tuple[str, str]:
@@ -93,16 +42,13 @@ def engine_dtype(cfg: RunConfig) -> str | None:
 
 def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_funcs=None, overwrite: bool = False,
                   resuming: bool = False):
-    """Everything a run needs, ready for `.train()`: data, tokenizer, PGPOConfig, trainer, callbacks.
+    """Everything a run needs, ready for `.train()`: data, tokenizer, trainer (with `cfg.training`), callbacks.
 
     `reward_funcs` replaces the multiple-choice reward (tests use it to script which rollouts succeed).
     Raises ConfigError before any model is loaded when the weights would train without fp32 master weights.
     `overwrite`: delete the previous run's outputs (RUN_OUTPUTS) from output_dir once those checks have passed.
     `resuming`: the run folder's run_config.yaml is kept as the record of the run (pgpo.resume).
     """
-    import torch
-    if not torch.cuda.is_available():          # DeepSpeed (when installed) would warn that it falls back to CPU
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import datasets
     from accelerate import PartialState
     from transformers import AutoTokenizer
@@ -113,7 +59,6 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     from pgpo.rewards import mcq_reward, number_reward
     from pgpo.runlog import LOG_NAME
     from pgpo.trainer import PGPOTrainer
-    from pgpo.trainer_config import PGPOConfig
 
     from accelerate.utils import DistributedType
     from huggingface_hub.utils import disable_progress_bars
@@ -122,9 +67,7 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
     hf_logging.disable_progress_bar()      # no per-file bars for loading or writing the (local) model
     disable_progress_bars()
 
-    # Without a GPU, accelerate only sets up multi-process (gloo) training when told it runs on the CPU.
-    use_cpu = not torch.cuda.is_available()
-    state = PartialState(cpu=use_cpu)
+    state = PartialState(cpu=cfg.training.use_cpu)    # (set up already by PGPOConfig: this is that state)
     problem = master_weights_problem(cfg, deepspeed=state.distributed_type == DistributedType.DEEPSPEED)
     if problem:
         raise ConfigError(problem)
@@ -136,7 +79,6 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
             # sync, and rollouts in the training weights' dtype
             from pgpo.vllm_support import colocated_engine_dtype
             colocated_engine_dtype(engine_dtype(cfg))
-    ga = cfg.training.accumulation_for(state.num_processes)
     if overwrite and state.is_main_process:
         prepare_output_folder(cfg.training.output_dir, overwrite=True, holds=RUN_OUTPUTS)
     state.wait_for_everyone()
@@ -149,11 +91,11 @@ def build_trainer(cfg: RunConfig, trainer_cls=None, extra_callbacks=(), reward_f
 
     d = cfg.data
     train = load_task(d.task, d.domain, "train", d.source, d.path, d.on_malformed, limit=d.max_train_questions)
-    if len(train) < cfg.training.questions_per_step:
-        raise ValueError(f"data: only {len(train)} training questions but training.questions_per_step is "
-                         f"{cfg.training.questions_per_step}")
+    if len(train) < cfg.questions_per_step:
+        raise ValueError(f"data: only {len(train)} training questions but a generation batch takes "
+                         f"{cfg.questions_per_step} (training.generation_batch_size / num_generations)")
     dataset = datasets.Dataset.from_list(to_rows(train.questions, d.prompt_style, d.feedback))
-    args = PGPOConfig(**trainer_arguments(cfg, ga, cfg.training.reporters()), use_cpu=use_cpu)
+    args = cfg.training
     steplog = StepLog(os.path.join(cfg.training.output_dir, LOG_NAME))
     trainer = (trainer_cls or PGPOTrainer)(model=model_path, reward_funcs=list(reward_funcs or [number_reward if d.task == "arithmetic" else mcq_reward]), args=args,
                                            train_dataset=dataset, processing_class=tokenizer,

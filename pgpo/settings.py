@@ -13,7 +13,7 @@ The variants (pgpo.modulation explains each):
     normalize: true     sample / token weights divided by the loss's own average of them (all ranks)
 
 `alpha` is PGPO's *sensitivity* (alpha = 0 is plain SDPO; I_k is still measured and logged). It is not the
-SDPO loss's JSD weight (`sdpo.distillation_alpha`): when the I_k estimator is the loss's own divergence
+SDPO loss's JSD weight (`training.distillation_alpha`): when the I_k estimator is the loss's own divergence
 ("sdpo_divergence") it takes that weight from the loss, so the two can never differ.
 """
 

@@ -19,9 +19,9 @@ from distributed_utils import finish_process_group  # noqa: E402
 from trainer_helpers import make_trainer, param_digest  # noqa: E402
 
 SCENARIOS = {
-    "rank_without_success": (["training.per_device_train_batch_size=1", "training.questions_per_step=2",
+    "rank_without_success": (["training.per_device_train_batch_size=1", "training.generation_batch_size=8",
                               "training.num_generations=4"], {0: [1, 1, 0, 0], 1: [0, 0, 0, 0]}),
-    "one_masked_microbatch": (["training.per_device_train_batch_size=2", "training.questions_per_step=4",
+    "one_masked_microbatch": (["training.per_device_train_batch_size=2", "training.generation_batch_size=8",
                                "training.num_generations=2"], {0: [1, 1, 1, 1], 1: [1, 1, 0, 0]}),
 }
 

@@ -61,13 +61,19 @@ def _err(overrides, path=None):
     ("pgpo.signal=ema", "pgpo.signal: must be one of"),
     ("pgpo.ema_steps=0.5", "pgpo.ema_steps: the moving average's time constant must be >= 1"),
     ("pgpo.normalize=maybe", "pgpo.normalize: expected true or false"),
-    ("sdpo.distillation_alpha=1.5", "sdpo.distillation_alpha: must be in [0, 1]"),
-    ("sdpo.distillation_topk=null", "sdpo.distillation_topk: required"),
+    ("training.distillation_alpha=1.5", "training.distillation_alpha: must be in [0, 1]"),
+    ("training.distillation_topk=0", "training.distillation_topk: must be"),
     ("data.domain=astronomy", "data.domain: unknown domain 'astronomy'"),
     ("training.num_generations=1", "training.num_generations"),
     ("training.top_p=0", "training.top_p"),
     ("training.learning_rate=.inf", "training.learning_rate: must be finite"),
-    ("training.logging_steps=5", "training.logging_steps"),
+    ("training.logging_steps=5", "training.logging_steps: fixed at 1"),
+    ("training.include_environment_feedback=true", "training.include_environment_feedback: set by data.feedback"),
+    ("training.questions_per_step=4", "training.questions_per_step: moved; use training.generation_batch_size"),
+    ("sdpo.distillation_alpha=0.5", "sdpo: moved; SDPO's settings are TRL SDPOConfig fields"),
+    ("training.generation_batch_size=30", "generation_batch_size"),
+    ("training.max_reprompt_len=100", "training.max_reprompt_len: must be at least max_prompt_length"),
+    ("training.report_to=comet", "training.report_to: 'comet' is not one of"),
     ("eval.num_samples=0", "eval.num_samples: must be positive"),
     ("model.dtype=int8", "model.dtype: must be one of"),
 ])
@@ -87,20 +93,42 @@ def test_overrides_are_yaml_typed_and_nested():
 
 
 def test_batch_arithmetic():
-    t = load_config(None, []).training          # 32 questions x 8 rollouts = 256 per optimizer step
-    assert t.generation_batch_size == 256
-    assert t.accumulation_for(8) == 4            # 8 GPUs x 8 per device x 4
-    assert t.accumulation_for(1) == 32
-    with pytest.raises(ConfigError, match="not divisible"):
-        t.accumulation_for(3)
-    t.gradient_accumulation_steps = 2
-    with pytest.raises(ConfigError, match="must equal the generation batch"):
-        t.accumulation_for(8)
+    """One optimizer step consumes one generation batch: PGPOConfig derives the accumulation from the launch's
+    process count (WORLD_SIZE) unless it is given; `pgpo plan` does the same sum for another count."""
+    from pgpo.plan import accumulation_for
+    ov = ["training.generation_batch_size=256", "training.num_generations=8", "training.per_device_train_batch_size=8"]
+    t = load_config(None, ov).training          # 32 questions x 8 rollouts = 256 per optimizer step, 1 process
+    assert (t.gradient_accumulation_steps, t.steps_per_generation, t.generation_batch_size) == (32, 32, 256)
+    assert accumulation_for(t, 8) == 4 and accumulation_for(t, 1) == 32       # 8 GPUs x 8 per device x 4
+    with pytest.raises(ValueError, match="not divisible"):
+        accumulation_for(t, 3)
+    explicit = load_config(None, ov + ["training.gradient_accumulation_steps=2"]).training
+    assert (explicit.gradient_accumulation_steps, explicit.steps_per_generation) == (2, 32)   # TRL's meaning kept
+    plain = load_config(None, ["training.per_device_train_batch_size=8"]).training   # no generation batch: TRL's
+    assert (plain.gradient_accumulation_steps, plain.generation_batch_size) == (1, 8)
+    assert "per_device_train_batch_size x processes = 8 x 1" in _err(
+        ["training.generation_batch_size=12", "training.num_generations=4", "training.per_device_train_batch_size=8"])
 
 
-def test_cli_reports_config_errors_in_one_line_before_loading_anything(tmp_path):
+def test_any_trl_field_is_a_setting_under_its_trl_name():
+    """A field this project never mentions (TRL's `epsilon`, transformers' `torch_empty_cache_steps`) is set from
+    the config without a code change; a compound-typed one (`lr_scheduler_kwargs`) reaches TRL as given."""
+    cfg = load_config(None, ["training.epsilon=0.3", "training.torch_empty_cache_steps=7",
+                             "training.lr_scheduler_kwargs={num_cycles: 2}"])
+    assert (cfg.training.epsilon, cfg.training.torch_empty_cache_steps) == (0.3, 7)
+    assert cfg.training.lr_scheduler_kwargs == {"num_cycles": 2}
+    assert "training.torch_empty_cache_steps: expected an integer" in _err(["training.torch_empty_cache_steps=many"])
+
+
+@pytest.mark.parametrize("body, heavy, line", [
+    ("eval:\n  evry_steps: 1\n", "[]", "eval.evry_steps: unknown key; did you mean 'every_steps'?"),
+    ("training:\n  learnig_rate: 1.0\n", None, "training.learnig_rate: unknown key; did you mean 'learning_rate'?"),
+])
+def test_cli_reports_config_errors_in_one_line_before_loading_anything(tmp_path, body, heavy, line):
+    """A section's error comes before torch is imported; a `training` error needs TRL's field list (TRL imports
+    torch) but still comes before any model, dataset or output folder."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("training:\n  output_dir: %s\n  learnig_rate: 1.0\n" % (tmp_path / "out"))
+    bad.write_text("training:\n  output_dir: %s\n" % (tmp_path / "out") + body.replace("training:\n", ""))
     code = "import sys, runpy; sys.argv=['pgpo','train','--config',%r]; " \
            "import pgpo.cli as c\ntry:\n    c.main(sys.argv[1:])\nexcept SystemExit as e:\n" \
            "    bad=[m for m in ('torch','transformers','trl') if m in sys.modules]\n" \
@@ -108,8 +136,9 @@ def test_cli_reports_config_errors_in_one_line_before_loading_anything(tmp_path)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("HEAVY")]
-    assert len(lines) == 1 and "training.learnig_rate: unknown key; did you mean 'learning_rate'?" in lines[0]
-    assert "HEAVY []" in res.stderr                       # failed before importing torch/transformers/trl
+    assert len(lines) == 1 and line in lines[0]
+    if heavy is not None:
+        assert f"HEAVY {heavy}" in res.stderr              # failed before importing torch/transformers/trl
     assert not (tmp_path / "out").exists()
 
 
@@ -155,10 +184,10 @@ def test_paper_grid_expands_to_48_valid_runs():
     assert alphas == {0.0, 2.5, 10.0, 40.0}
     cfg = load_config(runs[0].config, list(runs[0].overrides))
     # the reference SDPO settings are explicit in the preset
-    assert (cfg.sdpo.distillation_mode, cfg.sdpo.distillation_topk, cfg.sdpo.distillation_add_tail,
-            cfg.sdpo.distillation_alpha, cfg.sdpo.teacher_update_rate) == ("topk_logits", 100, True, 0.5, 0.05)
+    assert (cfg.training.distillation_mode, cfg.training.distillation_topk, cfg.training.distillation_add_tail,
+            cfg.training.distillation_alpha, cfg.training.teacher_update_rate) == ("topk_logits", 100, True, 0.5, 0.05)
     t = cfg.training
-    assert (t.learning_rate, t.warmup_steps, t.weight_decay, t.max_grad_norm, t.questions_per_step,
+    assert (t.learning_rate, t.warmup_steps, t.weight_decay, t.max_grad_norm, cfg.questions_per_step,
             t.num_generations, t.max_prompt_length, t.max_completion_length, t.use_vllm, t.vllm_mode) == \
         (1e-5, 10, 0.01, 1.0, 32, 8, 2048, 8192, True, "colocate")
     assert (cfg.eval.every_steps, cfg.eval.num_samples, cfg.eval.temperature, cfg.eval.top_p) == (5, 16, 0.6, 0.95)
@@ -190,9 +219,9 @@ def test_base_files_merge_section_by_section(tmp_path):
 def test_every_python_float_literal_is_accepted(tmp_path):
     """YAML 1.1 reads `1e-5` (no dot) as a string; a float field takes it as the number it spells."""
     cfg = load_config(None, ["training.learning_rate=1e-5", "pgpo.alpha=2E1", "pgpo.m_max=1E3",
-                             "sdpo.teacher_update_rate=.5"])
+                             "training.teacher_update_rate=.5"])
     assert cfg.training.learning_rate == 1e-5 and cfg.pgpo.alpha == 20.0 and cfg.pgpo.m_max == 1000.0
-    assert cfg.sdpo.teacher_update_rate == 0.5
+    assert cfg.training.teacher_update_rate == 0.5
     (tmp_path / "c.yaml").write_text("training:\n  learning_rate: 3e-6\n")
     assert load_config(str(tmp_path / "c.yaml")).training.learning_rate == 3e-6
     with pytest.raises(ConfigError, match="training.learning_rate: must be positive"):
@@ -202,7 +231,7 @@ def test_every_python_float_literal_is_accepted(tmp_path):
 
 
 def test_the_information_estimators_jsd_weight_is_the_losss():
-    """One JSD weight per run: the I_k estimator takes `sdpo.distillation_alpha`; `pgpo` has no weight of its own."""
+    """One JSD weight per run: the I_k estimator takes `training.distillation_alpha`; `pgpo` has no weight of its own."""
     from pgpo.settings import PGPOSettings
     assert "jsd_alpha" not in {f for f in PGPOSettings.__dataclass_fields__}
     with pytest.raises(ConfigError, match=r"^pgpo\.jsd_alpha: unknown key"):

@@ -8,7 +8,7 @@ import typing
 
 import yaml
 
-from pgpo.config import RunConfig, field_reference, load_config
+from pgpo.config import FIXED, SECTIONS, SET_FROM, field_reference, load_config
 
 
 def _rows(text: str) -> dict:
@@ -24,27 +24,37 @@ def _rows(text: str) -> dict:
 
 def test_every_field_is_listed_once_with_its_default_and_a_description():
     rows = _rows(field_reference())
-    hints = typing.get_type_hints(RunConfig)
-    expected = {(f.name, sf.name) for f in dataclasses.fields(RunConfig) if dataclasses.is_dataclass(hints[f.name])
-                for sf in dataclasses.fields(hints[f.name])}
-    assert set(rows) == expected and len(expected) > 80
-    defaults = RunConfig()
-    for (section, name), (_, typ, default, description) in rows.items():
+    expected = {(name, sf.name) for name, (cls, _) in SECTIONS.items() for sf in dataclasses.fields(cls)}
+    from pgpo.trainer_config import PGPOConfig
+    trainer = {("training", f.name) for f in dataclasses.fields(PGPOConfig)
+               if f.init and not f.name.startswith("_") and f.name not in SET_FROM and f.name not in FIXED}
+    assert set(rows) == expected | trainer and len(expected) > 40 and len(trainer) > 150
+    for (section, name), cells in rows.items():
+        if section == "training":
+            continue
+        _, typ, default, description = cells
         assert description, (section, name)
-        value = getattr(getattr(defaults, section), name)
+        value = getattr(SECTIONS[section][0](), name)
         assert yaml.safe_load(default.strip("`").replace("'", '"')) == value or repr(value) == default.strip("`")
+    import warnings
+    with warnings.catch_warnings():                 # TRL's own default sets transformers' deprecated checkpointing name
+        warnings.simplefilter("ignore", FutureWarning)
+        defaults = PGPOConfig(output_dir="unused", use_cpu=True)     # the training rows show TRL's defaults
+    for name in ("learning_rate", "distillation_topk", "temperature", "max_completion_length"):
+        value, shown = getattr(defaults, name), rows[("training", name)][1].strip("`")
+        assert shown == ("null" if value is None else repr(value)), name
 
 
 def test_the_documented_choices_are_the_ones_the_loader_accepts(tmp_path):
     """Every choice a Literal-typed field lists loads, and a value outside them is refused naming the field."""
     rows = _rows(field_reference())
-    literal = {k: v[1] for k, v in rows.items() if "'" in v[1] and " or " not in v[1]}
+    literal = {k: v[1] for k, v in rows.items() if k[0] != "training" and "'" in v[1] and " or " not in v[1]}
     assert ("pgpo", "shape") in literal and ("eval", "backend") in literal
     for (section, name), typ in literal.items():
         choices = [c.strip().strip("'") for c in typ.split("\\|")]
         for c in choices:
-            assert getattr(getattr(load_config(None, [f"{section}.{name}={c}"] + _companions(section, name, c)),
-                                   section), name) == c
+            cfg = load_config(None, [f"{section}.{name}={c}"] + _companions(section, name, c))
+            assert getattr(cfg.pgpo if section == "pgpo" else getattr(cfg, section), name) == c
         try:
             load_config(None, [f"{section}.{name}=no-such-choice"])
         except Exception as e:                                # noqa: BLE001
@@ -56,7 +66,7 @@ def test_the_documented_choices_are_the_ones_the_loader_accepts(tmp_path):
 def _companions(section: str, name: str, choice: str) -> list[str]:
     """Settings a choice needs to be valid on its own (the loader's cross-field checks)."""
     if (section, name) == ("sdpo", "distillation_mode") and choice != "topk_logits":
-        return ["sdpo.distillation_topk=null"] + (["sdpo.distillation_alpha=1.0"] if choice == "sampled_token" else [])
+        return ["training.distillation_topk=null"] + (["training.distillation_alpha=1.0"] if choice == "sampled_token" else [])
     if (section, name) == ("pgpo", "signal") and choice == "smoothed":
         return ["pgpo.ema_steps=10", "pgpo.alpha=1"]
     if (section, name) == ("pgpo", "granularity") and choice != "batch":

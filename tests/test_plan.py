@@ -6,17 +6,17 @@ import os
 import pytest
 
 from pgpo.config import load_config
-from pgpo.plan import GIB, KNOWN, ModelShape, estimate, strategy_from_accelerate
+from pgpo.plan import GIB, KNOWN, ModelShape, accumulation_for, estimate, strategy_from_accelerate
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 SHAPE = ModelShape(hidden=64, layers=2, intermediate=128, heads=4, kv_heads=2, head_dim=16, vocab=1000, tied=False)
 
 
 def _cfg(*extra):
-    return load_config(None, ["model.dtype=bfloat16", "model.gradient_checkpointing=true",
+    return load_config(None, ["model.dtype=bfloat16", "training.gradient_checkpointing=true",
                               "training.per_device_train_batch_size=2", "training.max_prompt_length=100",
-                              "training.max_completion_length=50", "training.questions_per_step=4",
-                              "training.num_generations=4", "sdpo.distillation_topk=10", *extra])
+                              "training.max_completion_length=50", "training.generation_batch_size=16",
+                              "training.num_generations=4", "training.distillation_mode=topk_logits", "training.distillation_topk=10", *extra])
 
 
 def test_parameter_count_by_hand():
@@ -90,7 +90,7 @@ def test_fp32_ema_average_is_counted_only_for_low_precision_ema_teachers():
     assert ddp["EMA teacher fp32 average"] == 4 * P
     f32 = {x.name for x in estimate(_cfg("model.dtype=float32"), 4, 1.0, "fsdp2", shape=SHAPE).terms}
     assert "EMA teacher fp32 average" not in f32                  # the fp32 teacher is its own average
-    live = {x.name for x in estimate(_cfg("sdpo.teacher_model_kind=live"), 4, 1.0, "zero3", shape=SHAPE).terms}
+    live = {x.name for x in estimate(_cfg("training.teacher_model_kind=live"), 4, 1.0, "zero3", shape=SHAPE).terms}
     assert "EMA teacher fp32 average" not in live and "EMA teacher weights" not in live
 
 
@@ -102,9 +102,9 @@ def test_every_accelerate_file_parses_and_batches_add_up(path):
     for preset in glob.glob(os.path.join(ROOT, "experiments", "science_qa", "*.yaml")):
         if preset.endswith("grid.yaml") or "smoke" in preset:
             continue
-        t = load_config(preset).training
-        ga = t.accumulation_for(procs)
-        assert t.per_device_train_batch_size * ga * procs == t.questions_per_step * t.num_generations
+        cfg = load_config(preset)
+        ga = accumulation_for(cfg.training, procs)
+        assert cfg.training.per_device_train_batch_size * ga * procs == cfg.questions_per_step * cfg.training.num_generations
 
 
 def test_plan_cli(tmp_path):

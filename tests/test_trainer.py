@@ -97,9 +97,9 @@ def test_alpha_zero_is_sdpo_bit_for_bit(tmp_path):
     """Without the rollout importance weight (which TRL's SDPO never applies: it drops the rollout log-probs)
     and in fp32 (where TRL's in-place EMA and the fp32 average agree), alpha = 0 is TRL's SDPO exactly."""
     from trl.experimental.sdpo import SDPOTrainer
-    a = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=0", "sdpo.distillation_is_clip=null"])
+    a = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=0", "training.distillation_is_clip=null"])
     a.train()
-    b = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0", "sdpo.distillation_is_clip=null"], trainer_cls=SDPOTrainer)
+    b = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0", "training.distillation_is_clip=null"], trainer_cls=SDPOTrainer)
     b.train()
     pa, pb = params(a), params(b)
     assert pa.keys() == pb.keys()

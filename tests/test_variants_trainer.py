@@ -17,7 +17,7 @@ from trainer_helpers import make_trainer, params, recording_trainer_cls
 pytestmark = pytest.mark.slow
 
 K = 100                      # smoke preset: top-100 + tail support, JSD weight 0.5, IS clip 2
-EXACT = ["sdpo.distillation_is_clip=null"]      # TRL's SDPO never applies the IS weight (see test_trainer.py)
+EXACT = ["training.distillation_is_clip=null"]      # TRL's SDPO never applies the IS weight (see test_trainer.py)
 
 
 def _log(out_dir):

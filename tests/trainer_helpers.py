@@ -5,7 +5,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
 # 2 questions x 4 rollouts = 8 completions per optimizer step, 16 new tokens: a few seconds per step
-FAST = ["training.questions_per_step=2", "training.num_generations=4", "training.per_device_train_batch_size=8",
+FAST = ["training.generation_batch_size=8", "training.num_generations=4", "training.per_device_train_batch_size=8",
         "training.max_completion_length=16", "training.max_prompt_length=512", "data.max_train_questions=8"]
 
 

@@ -134,7 +134,7 @@ def colocate(model_dir, out_dir):
     raw["model"] = {"name_or_path": model_dir, "dtype": "float32"}
     raw["training"].update(output_dir=out_dir, max_steps=3, learning_rate=3e-3, save_steps=100, use_vllm=True,
                            vllm_mode="colocate", vllm_enable_sleep_mode=False, vllm_max_model_length=2048)
-    raw["sdpo"]["distillation_is_clip"] = 2.0
+    raw["training"]["distillation_is_clip"] = 2.0
     # evaluation after step 2 only: the rollout of step 2 then relies on the trainer's own sync (evaluation syncs too)
     raw["eval"] = {"every_steps": 2, "num_samples": 2, "max_questions": 2, "max_new_tokens": 8, "backend": "vllm"}
     path = os.path.join(out_dir + ".yaml")
