@@ -32,11 +32,23 @@ def test_sde_throughput_script(tmp_path):
 @pytest.mark.train
 def test_pgpo_overhead_script(tmp_path):
     out = tmp_path / "o.json"
-    _run(["benchmarks/pgpo_overhead.py", "--steps", "1", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
+    """The summary's medians and ratios recomputed from the per-step times and per-variant memory the script records
+    (two timed steps, so that the median of per-step ratios differs from the ratio of medians)."""
+    import statistics
+    _run(["benchmarks/pgpo_overhead.py", "--steps", "2", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
           "--response", "8", "--json", str(out)])
-    s = json.loads(out.read_text())["summary"]
+    rec = json.loads(out.read_text())
+    s, times, mem = rec["summary"], rec["times"], rec["memory"]
     assert set(s) == {"sdpo", "pgpo", "pgpo_full", "smoothed", "scale_free", "sample", "token"}
-    assert s["sdpo"]["time_ratio"] == 1.0 and all(v["peak_rss_kib"] > 0 for v in s.values())
+    assert all(len(times[v]) == 2 and min(times[v]) > 0 for v in s)
+    base = statistics.median(times["sdpo"])
+    for v, row in s.items():
+        assert row["median_step_s"] == pytest.approx((times[v][0] + times[v][1]) / 2, rel=1e-12)
+        assert row["time_ratio"] == pytest.approx(row["median_step_s"] / base, rel=1e-12)
+        pairs = [a / b for a, b in zip(times[v], times["sdpo"])]
+        assert row["paired_time_ratio"] == pytest.approx((pairs[0] + pairs[1]) / 2, rel=1e-12)
+        assert row["peak_rss_kib"] == mem[v]["peak_rss_kib"] > 0
+        assert row["peak_ratio"] == pytest.approx(mem[v]["peak_rss_kib"] / mem["sdpo"]["peak_rss_kib"], rel=1e-12)
 
 
 @pytest.mark.train
