@@ -195,8 +195,8 @@ def main(argv=None):
               f"{s['peak_rss_kib'] / 1024:9.0f} {s['peak_ratio']:7.3f} {s['step_peak_increment_kib'] / 1024:9.0f} "
               f"{s['increment_ratio']:7.3f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "times": times, "memory": mem, "summary": summary}, f, indent=1)
+        from pgpo.fileio import atomic_write_json
+        atomic_write_json(args.json, {"args": vars(args), "times": times, "memory": mem, "summary": summary}, indent=1)
     return summary
 
 

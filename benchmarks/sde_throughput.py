@@ -239,8 +239,8 @@ def main(argv=None):
                   f" {peer:>10s} {r['ratio_1w_best_peer']:8.2f} {r['ratio_2w_best_peer']:8.2f} "
                   f"{r['ratio_2w_1w']:6.2f} {r['ratio_2w_draws']:8.2f}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"paths": n, "steps": steps, "repeats": args.repeats, "rows": rows}, f, indent=1)
+        from pgpo.fileio import atomic_write_json
+        atomic_write_json(args.json, {"paths": n, "steps": steps, "repeats": args.repeats, "rows": rows}, indent=1)
     return rows
 
 

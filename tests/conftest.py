@@ -9,13 +9,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# Test modules that need the `train` extra (torch, transformers, TRL). On the core install
+# Test modules that need the `train` extra (torch, transformers, TRL; a run config's `training:` section is TRL's
+# PGPOConfig, so loading a config needs it too). On the core install
 # (`pip install -e ".[test]"`: numpy, scipy, matplotlib, pyyaml) they are not collected and the rest runs;
 # `.ci/run` runs that core suite once in a venv without torch, so `import sde` and `import pgpo.multiplier`
 # staying torch-free is enforced.
 import importlib.util  # noqa: E402
 
-TRAIN_ONLY = ["test_distill.py", "test_distributed.py", "test_distributed_masks.py", "test_ema_teacher.py",
+TRAIN_ONLY = ["test_config.py", "test_plan.py", "test_distill.py", "test_distributed.py", "test_distributed_masks.py", "test_ema_teacher.py",
               "test_eval.py", "test_information.py", "test_optim.py", "test_trainer.py", "test_trainer_fidelity.py",
               "test_trl_hooks.py", "test_vllm_sleep_state.py", "test_variants_trainer.py"]
 HAVE_TRAIN = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "trl"))

@@ -26,7 +26,10 @@ def test_sde_throughput_script(tmp_path):
     assert {(r["d"], r["noise"]) for r in rows} == {(2, "diagonal"), (2, "full"), (10, "diagonal"), (10, "full")}
     assert all(r["project"] > 0 and r["project-2w"] > 0 and r["ratio_2w_best_peer"] > 0 for r in rows)
     assert "best peer" in res.stdout
-    assert {"jax-scan", "diffrax", "torchsde"} <= set(rows[0])           # the dev extra's peers all ran
+    import importlib.util
+    installed = {peer for peer, module in (("jax-scan", "jax"), ("diffrax", "diffrax"), ("torchsde", "torchsde"))
+                 if importlib.util.find_spec(module) is not None}
+    assert installed <= set(rows[0])                   # every installed peer of the dev extra ran (CI: all three)
 
 
 @pytest.mark.train

@@ -91,6 +91,7 @@ def test_eval_refuses_an_existing_out_file_unless_overwrite(capsys, tmp_path):
     assert "already exists" in line and "--overwrite" in line and out.read_text() == '{"mine": true}'
 
 
+@pytest.mark.train
 def test_plan_refuses_zero_gpus_and_a_file_that_is_not_an_accelerate_config(capsys, tmp_path):
     smoke = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "science_qa",
                          "smoke-cpu.yaml")

@@ -74,6 +74,8 @@ def _err(overrides, path=None):
     ("training.generation_batch_size=30", "generation_batch_size"),
     ("training.max_reprompt_len=100", "training.max_reprompt_len: must be at least max_prompt_length"),
     ("training.report_to=comet", "training.report_to: 'comet' is not one of"),
+    ("training.distillation_weight=2", "training.distillation_weight: `distillation_weight` must be in [0, 1]"),
+    ("training.lr_scheduler_type=bogus", "training.lr_scheduler_type: bogus is not a valid SchedulerType"),
     ("eval.num_samples=0", "eval.num_samples: must be positive"),
     ("model.dtype=int8", "model.dtype: must be one of"),
 ])

@@ -1,6 +1,7 @@
 """The config field reference (`python -m pgpo fields`): generated from the dataclasses, so complete by construction;
 these tests check that construction against the dataclasses and the loader."""
 
+import pytest
 import dataclasses
 import subprocess
 import sys
@@ -22,6 +23,7 @@ def _rows(text: str) -> dict:
     return rows
 
 
+@pytest.mark.train
 def test_every_field_is_listed_once_with_its_default_and_a_description():
     rows = _rows(field_reference())
     expected = {(name, sf.name) for name, (cls, _) in SECTIONS.items() for sf in dataclasses.fields(cls)}
@@ -45,6 +47,7 @@ def test_every_field_is_listed_once_with_its_default_and_a_description():
         assert shown == ("null" if value is None else repr(value)), name
 
 
+@pytest.mark.train
 def test_the_documented_choices_are_the_ones_the_loader_accepts(tmp_path):
     """Every choice a Literal-typed field lists loads, and a value outside them is refused naming the field."""
     rows = _rows(field_reference())

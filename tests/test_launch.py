@@ -22,6 +22,7 @@ def _launch(*args):
     return subprocess.run([sys.executable, LAUNCH, *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
+@pytest.mark.train
 def test_dry_run_lists_every_run_starting_fresh():
     """Runs without a folder start (no --resume, which would refuse a folder with nothing to resume)."""
     res = _launch("--dry-run", "--match", "chemistry/pgpo-a10")

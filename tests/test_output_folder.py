@@ -81,6 +81,7 @@ def _train(args, tmp_path, run):
                           timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"})
 
 
+@pytest.mark.train
 def test_train_refuses_a_used_output_dir(tmp_path):
     run = _old_run(tmp_path)
     before = _snapshot(run)
@@ -91,6 +92,7 @@ def test_train_refuses_a_used_output_dir(tmp_path):
     assert _snapshot(run) == before
 
 
+@pytest.mark.train
 def test_train_resume_keeps_and_overwrite_clears(tmp_path, monkeypatch):
     """In process, with run_training replaced: --resume and --overwrite both reach it with the folder intact (the run
     clears the previous outputs itself, after its own checks: pgpo.run.build_trainer)."""
@@ -150,6 +152,7 @@ def test_study_runner_refuses_existing_results(tmp_path):
     assert _snapshot(out) == before
 
 
+@pytest.mark.train
 def test_train_output_dir_that_is_a_file_is_refused(tmp_path):
     f = tmp_path / "run"
     f.write_text("not a folder")

@@ -38,6 +38,7 @@ def trained(monkeypatch):
     return seen
 
 
+@pytest.mark.train
 def test_a_finished_run_resumes_to_nothing(tmp_path, capsys, trained):
     run = _run_folder(tmp_path, step=2)
     assert cli.main(["train", "--config", SMOKE, f"training.output_dir={run}", "--resume"]) == 0
@@ -45,6 +46,7 @@ def test_a_finished_run_resumes_to_nothing(tmp_path, capsys, trained):
     assert not (run / "checkpoint-3").exists() and not (run / "resumes.jsonl").exists()
 
 
+@pytest.mark.train
 def test_a_changed_meaning_is_refused_naming_the_fields(tmp_path, capsys, trained):
     run = _run_folder(tmp_path, step=1)
     before = (run / "run_config.yaml").read_text()
@@ -54,6 +56,7 @@ def test_a_changed_meaning_is_refused_naming_the_fields(tmp_path, capsys, traine
     assert trained == [] and (run / "run_config.yaml").read_text() == before
 
 
+@pytest.mark.train
 def test_safe_changes_are_allowed_and_recorded(tmp_path, capsys, trained):
     run = _run_folder(tmp_path, step=2)
     before = (run / "run_config.yaml").read_text()
@@ -68,6 +71,7 @@ def test_safe_changes_are_allowed_and_recorded(tmp_path, capsys, trained):
     assert (run / "run_config.yaml").read_text() == before              # the run's record is not rewritten
 
 
+@pytest.mark.train
 def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys, trained):
     line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={tmp_path / 'none'}", "--resume"])
     assert "does not exist: nothing to resume" in line

@@ -192,7 +192,9 @@ def test_report_to_names_must_be_known_and_installed():
     from pgpo.config import ConfigError, load_config
     with pytest.raises(ConfigError, match="'comet' is not one of"):
         load_config(None, ["training.report_to=comet"])
-    assert load_config(None, ["training.report_to=none"]).training.reporters() == []
+    assert load_config(None, ["training.report_to=none"]).training.report_to == []
+    assert "not installed (pip install mlflow)" in str(pytest.raises(ConfigError, load_config, None,
+                                                                      ["training.report_to=mlflow"]).value)
 
 
 def test_sdpo_metric_names_are_logged_unchanged(smoke_run):

@@ -91,9 +91,10 @@ def test_training_generation_after_evaluation_runs_on_current_weights(fake_vllm,
     vg.generate(prompts=[[1, 2, 3]], images=None, num_generations=1)           # a training rollout, step 1
     clock["version"] = 2                                                       # the optimizer steps
     qs = load_questions("physics", "test", limit=2).questions
+    # the config before the Accelerator: building its PGPOConfig resets accelerate's state
+    cfg = load_config(None, ["eval.num_samples=2", "eval.max_new_tokens=4"])
     trainer = types.SimpleNamespace(use_vllm=True, vllm_generation=vg, accelerator=Accelerator(cpu=True),
                                     processing_class=AutoTokenizer.from_pretrained(PACKAGED_TOKENIZER))
-    cfg = load_config(None, ["eval.num_samples=2", "eval.max_new_tokens=4"])
     EvalCallback(trainer, qs, cfg, StepLog(str(tmp_path / "log.jsonl")))._run(types.SimpleNamespace(global_step=1))
     assert engine.weights is None and vg._llm_weights_sleeping              # asleep, and TRL knows it
     clock["version"] = 3                                                       # another optimizer step
