@@ -2,6 +2,7 @@
 pyproject.toml declares: `python .ci/floors.py train dev > floors.txt; pip install -c floors.txt -e ".[train,dev]"`
 installs the lowest versions the project claims to support, so that the suite run on them proves the floors (the
 other CI run installs the newest allowed). Exact pins (==) are kept; a requirement without a floor is left out.
+Needs Python 3.11 or later (tomllib), as CI has.
 """
 import re
 import sys

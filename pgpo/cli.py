@@ -189,8 +189,9 @@ def _plan(parser, args) -> int:
         print(json.dumps({**plan.to_dict(), "gradient_accumulation_steps": accumulation}, indent=1))
     else:
         print(plan.render())
-        print(f"batching: {cfg.training.per_device_train_batch_size} per device x {accumulation} accumulation x "
-              f"{gpus} processes = {cfg.training.generation_batch_size} completions per optimizer step")
+        per = cfg.training.per_device_train_batch_size
+        print(f"batching: {per} per device x {accumulation} accumulation x {gpus} processes = "
+              f"{per * accumulation * gpus} completions per optimizer step")
     return 0 if plan.fits else 1
 
 
@@ -245,7 +246,7 @@ def _train(parser, args) -> int:
                 ckpt, step = resume, checkpoint_step(resume)
         except (ResumeError, OSError, ValueError, KeyError) as e:
             parser.error(str(e) if isinstance(e, ResumeError) else f"--resume: cannot read {resume}: {e}")
-        if step >= cfg.training.max_steps:
+        if 0 < cfg.training.max_steps <= step:       # (max_steps <= 0: TRL trains num_train_epochs)
             print(f"{out}: already finished at step {step} (training.max_steps = {cfg.training.max_steps}): nothing "
                   "to resume; raise training.max_steps to train further")
             return 0

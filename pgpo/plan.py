@@ -160,8 +160,10 @@ class Plan:
 
 
 def accumulation_for(training, gpus: int) -> int:
-    """Gradient-accumulation steps that make one optimizer step consume one generation batch on `gpus` processes
-    (what PGPOConfig derives at launch when gradient_accumulation_steps is not set)."""
+    """Gradient-accumulation steps on `gpus` processes: an explicit setting as it is; one PGPOConfig derived from the
+    generation batch re-derived, so that one optimizer step consumes one generation batch there too."""
+    if not training.accumulation_derived:
+        return training.gradient_accumulation_steps
     gen, per = training.generation_batch_size, training.per_device_train_batch_size * gpus
     if gen % per:
         raise ValueError(f"training.generation_batch_size: {gen} completions per optimizer step is not divisible by "
@@ -198,6 +200,8 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
         add(Term("optimizer (AdamW states)", 2 * P * b / (n if strategy == "fsdp2" else 1), "always",
                  "two moments in the parameter dtype"))
     B = t.per_device_train_batch_size
+    if t.max_prompt_length is None:
+        raise ValueError("training.max_prompt_length: the memory plan needs a prompt length (null: no truncation)")
     L = t.max_prompt_length + t.max_completion_length
     C = t.max_completion_length
     per_tok_layer = 7 * s.hidden + 2 * s.kv_dim + 3 * s.intermediate

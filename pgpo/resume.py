@@ -32,7 +32,9 @@ SAFE = ("name", "training.max_steps", "training.save_steps", "training.save_tota
         "training.dataloader_prefetch_factor", "training.disable_tqdm", "training.log_level", "training.log_level_replica",
         "training.log_on_each_node", "training.logging_dir", "training.run_name", "training.project",
         "training.trackio_*", "training.hub_*", "training.push_to_hub", "training.skip_memory_metrics",
-        "training.ddp_timeout", "eval.*", "monitor.*")
+        "training.ddp_timeout", "training.log_completions", "training.num_completions_to_print",
+        "training.logging_first_step", "training.include_num_input_tokens_seen", "training.torch_empty_cache_steps",
+        "eval.*", "monitor.*")
 
 
 class ResumeError(ValueError):
@@ -73,7 +75,7 @@ def check(new: dict, old: dict, step: int) -> dict:
         raise ResumeError(f"--resume: the run was started with other settings ({RUN_CONFIG_NAME}): {shown}; resume "
                           "with the run's settings, or start a new run in another folder")
     max_steps = b.get("training.max_steps")
-    if max_steps is not None and max_steps < step:
+    if max_steps is not None and 0 < max_steps < step:            # (max_steps <= 0: TRL trains by epochs)
         raise ResumeError(f"--resume: training.max_steps {max_steps} is below the step the run has reached ({step})")
     return {k: v for k, v in changed.items()}
 

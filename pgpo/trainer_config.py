@@ -39,15 +39,20 @@ class PGPOConfig(SDPOConfig):
     gradient_accumulation_steps: Optional[int] = field(default=None, metadata={
         "help": "Micro-batches per optimizer step. Default: generation_batch_size / (per-device batch x processes), "
                 "one optimizer step per generation batch (1 when generation_batch_size is not set)."})
+    # True when gradient_accumulation_steps was derived from generation_batch_size (pgpo plan re-derives it for
+    # another process count); not a setting
+    accumulation_derived: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
         if isinstance(self.pgpo, dict):
             self.pgpo = PGPOSettings(**self.pgpo)
         self.pgpo.validate()
         self._check_ranges()
-        derived = self.gradient_accumulation_steps is None
-        if derived:
+        derived = (self.gradient_accumulation_steps is None and self.generation_batch_size is not None
+                   and self.steps_per_generation is None)
+        if self.gradient_accumulation_steps is None:
             self.gradient_accumulation_steps = self._one_step_per_generation(_launch_processes())
+        self.accumulation_derived = derived
         super().__post_init__()
         if derived and self.generation_batch_size != (self.per_device_train_batch_size * self.world_size
                                                        * self.gradient_accumulation_steps):
@@ -90,7 +95,7 @@ class PGPOConfig(SDPOConfig):
         need(self.teacher_sync_steps > 0, "teacher_sync_steps", "must be positive")
         need(self.distillation_is_clip is None or self.distillation_is_clip > 0, "distillation_is_clip",
              "must be positive or null")
-        need(self.max_reprompt_len >= self.max_prompt_length, "max_reprompt_len",
+        need(self.max_prompt_length is None or self.max_reprompt_len >= self.max_prompt_length, "max_reprompt_len",
              f"must be at least max_prompt_length ({self.max_prompt_length}); the teacher sees the prompt plus a "
              "solution")
         if self.distillation_mode == "topk_logits":

@@ -106,8 +106,14 @@ def test_batch_arithmetic():
         accumulation_for(t, 3)
     explicit = load_config(None, ov + ["training.gradient_accumulation_steps=2"]).training
     assert (explicit.gradient_accumulation_steps, explicit.steps_per_generation) == (2, 32)   # TRL's meaning kept
+    assert accumulation_for(explicit, 8) == 2                      # an explicit setting is planned as it is
+    spg = load_config(None, ["training.steps_per_generation=4", "training.per_device_train_batch_size=8"]).training
+    assert (spg.gradient_accumulation_steps, spg.steps_per_generation, spg.generation_batch_size) == (1, 4, 32)
+    assert "accumulation_derived" not in t.to_dict() and t.accumulation_derived and not spg.accumulation_derived
     plain = load_config(None, ["training.per_device_train_batch_size=8"]).training   # no generation batch: TRL's
     assert (plain.gradient_accumulation_steps, plain.generation_batch_size) == (1, 8)
+    assert accumulation_for(plain, 8) == 1                         # (and not "8 is not divisible by 64")
+    assert load_config(None, ["training.max_prompt_length=null"]).training.max_prompt_length is None
     assert "per_device_train_batch_size x processes = 8 x 1" in _err(
         ["training.generation_batch_size=12", "training.num_generations=4", "training.per_device_train_batch_size=8"])
 

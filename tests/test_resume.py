@@ -89,6 +89,12 @@ def test_check_rules():
         check({**new, "training": {"max_steps": 3}}, old, step=4)
     with pytest.raises(ResumeError, match="pgpo.beta None -> 0.5"):
         check({**new, "pgpo": {"alpha": 2.0, "beta": 0.5}}, old, step=4)
+    epochs = {"training": {"max_steps": -1, "num_train_epochs": 3}}     # TRL's default: train by epochs
+    assert check(epochs, epochs, step=4) == {}
+    assert check({"training": {"log_completions": True}}, {"training": {"log_completions": False}}, step=4) == \
+        {"training.log_completions": (False, True)}
+    with pytest.raises(ResumeError, match="training.num_train_epochs 3 -> 4"):
+        check({"training": {"max_steps": -1, "num_train_epochs": 4}}, epochs, step=4)
 
 
 @pytest.mark.train
