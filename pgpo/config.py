@@ -21,7 +21,6 @@ mean 'learning_rate'?`). Overrides are `dotted.key=value` strings whose value is
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import typing
@@ -32,7 +31,7 @@ import yaml
 
 from pgpo.data import DOMAINS, DataError, canonical_domain
 from pgpo.fileio import atomic_write_text
-from pgpo.schema import ConfigError, build, coerce, positive, read_yaml, unit
+from pgpo.schema import ConfigError, build, coerce, positive, read_yaml, unit, unknown_key
 from pgpo.settings import PGPOSettings
 
 
@@ -215,12 +214,10 @@ def master_weights_message(dtype: str, learning_rate: float) -> str:
             "DeepSpeed ZeRO config such as experiments/accelerate/zero3-8gpu.yaml")
 
 
-def _checkpointing_aliases() -> dict[str, str]:
+def _checkpointing_aliases(names) -> dict[str, str]:
     """transformers 5.20 renamed `gradient_checkpointing` to `activation_checkpointing` (the old name is deprecated,
     to be removed in v6); 5.17, which the vLLM CPU environment pins, has only the old one. Either name is accepted
-    and set under the installed transformers' name."""
-    from pgpo.trainer_config import PGPOConfig
-    names = {f.name for f in dataclasses.fields(PGPOConfig)}
+    and set under the installed transformers' name (`names`: PGPOConfig's fields)."""
     new = "activation_checkpointing" in names
     pairs = [("gradient_checkpointing", "activation_checkpointing"),
              ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")]
@@ -243,11 +240,6 @@ def _report_to(value, where: str):
         if importlib.util.find_spec(REPORTERS[n]) is None:
             raise ConfigError(f"{where}: {n} is not installed (pip install {REPORTERS[n]})")
     return names
-
-
-def _trainer_field_types() -> dict[str, Any]:
-    from pgpo.trainer_config import PGPOConfig
-    return typing.get_type_hints(PGPOConfig)
 
 
 def _checked(value, tp, where: str):
@@ -273,12 +265,11 @@ def build_training(section: dict, pgpo: dict, model: ModelSection, data: DataSec
 
     if not isinstance(section, dict):
         raise ConfigError(f"training: expected a mapping, got {type(section).__name__}")
-    types, aliases = _trainer_field_types(), _checkpointing_aliases()
+    types = typing.get_type_hints(PGPOConfig)
+    aliases = _checkpointing_aliases(types)
     kw: dict[str, Any] = {}
     for key, value in section.items():
         where = f"training.{key}"
-        if f"training.{key}" in MOVED:
-            raise ConfigError(f"{where}: moved; {MOVED[where]}")
         if key in SET_FROM:
             raise ConfigError(f"{where}: set by {SET_FROM[key]}")
         if key in FIXED:
@@ -287,13 +278,10 @@ def build_training(section: dict, pgpo: dict, model: ModelSection, data: DataSec
             continue
         key = aliases.get(key, key)
         if key not in types:
-            close = difflib.get_close_matches(str(key), list(types), n=1)
-            raise ConfigError(f"{where}: unknown key" + (f"; did you mean {close[0]!r}?" if close else
-                                                         " (not a field of TRL's SDPOConfig or of PGPOConfig)"))
+            raise unknown_key(where, key, types, " (not a field of TRL's SDPOConfig or of PGPOConfig)")
         kw[key] = _checked(value, types[key], where)
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in types else "gradient_checkpointing"
+    checkpointing = aliases.get("gradient_checkpointing", "gradient_checkpointing")   # the installed name
     if checkpointing not in kw:                       # TRL's default (True), under the name that does not warn
-        from pgpo.trainer_config import PGPOConfig
         kw[checkpointing] = PGPOConfig.__dataclass_fields__["gradient_checkpointing"].default
     kw["report_to"] = _report_to(kw.get("report_to", "auto"), "training.report_to")
     kw.update(FIXED)
@@ -467,18 +455,13 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     data: dict = read_config_file(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     known = {"name", "training", *SECTIONS}
-    for key in data:
-        if key in MOVED:
-            raise ConfigError(f"{key}: moved; {MOVED[key]}")
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            raise ConfigError(f"{key}: unknown key" + (f"; did you mean {close[0]!r}?" if close else
-                                                       f"; the sections are {', '.join(sorted(known))}"))
     for key, value in data.items():
-        if isinstance(value, dict) and key in SECTIONS:
-            for sub in value:
-                if f"{key}.{sub}" in MOVED:
-                    raise ConfigError(f"{key}.{sub}: moved; {MOVED[f'{key}.{sub}']}")
+        moved = [key] + [f"{key}.{sub}" for sub in (value if isinstance(value, dict) else ())]
+        for name in moved:
+            if name in MOVED:
+                raise ConfigError(f"{name}: moved; {MOVED[name]}")
+        if key not in known:
+            raise unknown_key(key, key, sorted(known), f"; the sections are {', '.join(sorted(known))}")
     sections = {k: build(SECTIONS[k][0], data.get(k), k) for k in ("model", "data", "eval", "monitor")}
     for k, s in sections.items():
         s.validate(k)

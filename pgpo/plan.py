@@ -164,11 +164,8 @@ def accumulation_for(training, gpus: int) -> int:
     generation batch re-derived, so that one optimizer step consumes one generation batch there too."""
     if not training.accumulation_derived:
         return training.gradient_accumulation_steps
-    gen, per = training.generation_batch_size, training.per_device_train_batch_size * gpus
-    if gen % per:
-        raise ValueError(f"training.generation_batch_size: {gen} completions per optimizer step is not divisible by "
-                         f"per_device_train_batch_size x processes = {training.per_device_train_batch_size} x {gpus}")
-    return gen // per
+    from pgpo.trainer_config import one_step_per_generation
+    return one_step_per_generation(training.generation_batch_size, training.per_device_train_batch_size, gpus)
 
 
 def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp",

@@ -85,6 +85,14 @@ def coerce(value: Any, tp, where: str):
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
 
 
+def unknown_key(path: str, key, names, otherwise: str | None = None) -> ConfigError:
+    """The one-line error for a key that is not among `names`: the closest name ("did you mean"), else `otherwise`
+    (default: the known keys)."""
+    close = difflib.get_close_matches(str(key), list(names), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else (otherwise or f"; known keys: {', '.join(names)}")
+    return ConfigError(f"{path}: unknown key{hint}")
+
+
 def build(cls, data, where: str):
     if data is None:
         data = {}
@@ -96,9 +104,7 @@ def build(cls, data, where: str):
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"{path}: unknown key{hint}")
+            raise unknown_key(path, key, names)
         kwargs[key] = coerce(value, hints[key], path)
     required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
                 and f.default_factory is dataclasses.MISSING and f.name not in kwargs]

@@ -31,6 +31,14 @@ def _launch_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def one_step_per_generation(generation_batch_size: int, per_device: int, processes: int) -> int:
+    """Gradient-accumulation steps that make one optimizer step consume one generation batch."""
+    if generation_batch_size % (per_device * processes):
+        raise ValueError(f"generation_batch_size: {generation_batch_size} completions per optimizer step is not "
+                         f"divisible by per_device_train_batch_size x processes = {per_device} x {processes}")
+    return generation_batch_size // (per_device * processes)
+
+
 @dataclass
 class PGPOConfig(SDPOConfig):
     """SDPOConfig plus `pgpo`, PGPO's settings as one object; see the module docstring."""
@@ -51,7 +59,9 @@ class PGPOConfig(SDPOConfig):
         derived = (self.gradient_accumulation_steps is None and self.generation_batch_size is not None
                    and self.steps_per_generation is None)
         if self.gradient_accumulation_steps is None:
-            self.gradient_accumulation_steps = self._one_step_per_generation(_launch_processes())
+            self.gradient_accumulation_steps = (one_step_per_generation(self.generation_batch_size,
+                                                                        self.per_device_train_batch_size,
+                                                                        _launch_processes()) if derived else 1)
         self.accumulation_derived = derived
         super().__post_init__()
         if derived and self.generation_batch_size != (self.per_device_train_batch_size * self.world_size
@@ -63,16 +73,6 @@ class PGPOConfig(SDPOConfig):
                              "measure I_k")
         if not self.pgpo.is_sdpo and self.use_teacher_server:
             raise ValueError("PGPO needs the teacher's logits in the trainer; use_teacher_server is not supported")
-
-    def _one_step_per_generation(self, processes: int) -> int:
-        if self.generation_batch_size is None or self.steps_per_generation is not None:
-            return 1
-        per = self.per_device_train_batch_size * processes
-        if self.generation_batch_size % per:
-            raise ValueError(f"generation_batch_size: {self.generation_batch_size} completions per optimizer step is "
-                             f"not divisible by per_device_train_batch_size x processes = "
-                             f"{self.per_device_train_batch_size} x {processes}")
-        return self.generation_batch_size // per
 
     def _check_ranges(self) -> None:
         """The settings TRL and transformers take without a check (a bad value would fail late or silently)."""
