@@ -166,7 +166,7 @@ def main(argv=None):
         print(f"  {k:18s} extra peak {mem[k]['extra_peak_gib']:.3f} GiB, {mem[k]['seconds']:.3f} s")
     print(f"total {res['total_s']:.0f} s")
     if args.json:
-        from pgpo.fileio import atomic_write_json
+        from runtools.files import atomic_write_json
         atomic_write_json(args.json, res, indent=1)
     return res
 

@@ -195,7 +195,7 @@ def main(argv=None):
               f"{s['peak_rss_kib'] / 1024:9.0f} {s['peak_ratio']:7.3f} {s['step_peak_increment_kib'] / 1024:9.0f} "
               f"{s['increment_ratio']:7.3f}")
     if args.json:
-        from pgpo.fileio import atomic_write_json
+        from runtools.files import atomic_write_json
         atomic_write_json(args.json, {"args": vars(args), "times": times, "memory": mem, "summary": summary}, indent=1)
     return summary
 

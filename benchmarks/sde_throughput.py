@@ -208,7 +208,7 @@ def main(argv=None):
           f"extrapolated)")
     print(f"{'case':12s} " + " ".join(f"{c:>10s}" for c in cols) +
           f" {'best peer':>10s} {'1w/peer':>8s} {'2w/peer':>8s} {'2w/1w':>6s} {'2w/draws':>8s}")
-    from pgpo.progress import Progress
+    from runtools.progress import Progress
     prog = Progress(4 * args.repeats, label="throughput", every_s=0.0, unit="repeats")
     done = 0
     for d in (2, 10):
@@ -239,7 +239,7 @@ def main(argv=None):
                   f" {peer:>10s} {r['ratio_1w_best_peer']:8.2f} {r['ratio_2w_best_peer']:8.2f} "
                   f"{r['ratio_2w_1w']:6.2f} {r['ratio_2w_draws']:8.2f}", flush=True)
     if args.json:
-        from pgpo.fileio import atomic_write_json
+        from runtools.files import atomic_write_json
         atomic_write_json(args.json, {"paths": n, "steps": steps, "repeats": args.repeats, "rows": rows}, indent=1)
     return rows
 

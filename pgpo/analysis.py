@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pgpo.fileio import atomic_write_json, atomic_write_text, save_figure, series_colors
 from pgpo.runlog import LOG_NAME, of_kind, read_log
+from runtools.figures import save_figure, series_colors
+from runtools.files import atomic_write_json, atomic_write_text
 
 DOMAIN_ORDER = ["chemistry", "physics", "biology", "material", "arithmetic"]
 DOMAIN_TITLE = {"chemistry": "Chemistry", "physics": "Physics", "biology": "Biology", "material": "Materials",
@@ -72,8 +73,8 @@ class Run:
 
 def method_of(pgpo_section: dict) -> tuple[str, tuple]:
     """(label, sort key) of a run's `pgpo:` section (missing keys take their defaults)."""
-    from pgpo.schema import build
     from pgpo.settings import PGPOSettings
+    from runtools.schema import build
     st = build(PGPOSettings, pgpo_section or {}, "pgpo")
     label = st.label()
     if st.is_sdpo:
@@ -440,7 +441,7 @@ def information_distribution(runs: list[Run], subjects: list[str], save) -> None
 
 
 def main(argv=None):
-    from pgpo.schema import OneLineParser
+    from runtools.args import OneLineParser
     ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default="runs/science_qa", help="folder of runs (each: run_config.yaml + log.jsonl)")
     ap.add_argument("--out", help="figures and tables (default: <runs>/figures, beside the runs it describes)")

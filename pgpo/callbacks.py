@@ -15,7 +15,7 @@ from transformers.trainer_callback import ExportableState
 from pgpo import runlog
 from pgpo.eval import generate_transformers, rank_shard, score
 from pgpo.monitor import StabilityMonitor
-from pgpo.progress import step_line
+from pgpo.runlog import step_line
 
 
 class MonitorCallback(StabilityMonitor, TrainerCallback, ExportableState):
@@ -40,7 +40,7 @@ class StepLog(TrainerCallback):
 
     def __init__(self, path: str, echo=print):
         self.path = path
-        self.echo = echo                  # one compact console line per step (pgpo.progress.step_line); None: quiet
+        self.echo = echo                  # one compact console line per step (pgpo.runlog.step_line); None: quiet
         self._t_step = None
         self._t0 = None
         self._elapsed_before = 0.0

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from pgpo.schema import OneLineParser, one_line_endings
+from runtools.args import OneLineParser, one_line_endings
 
 EVAL_MAX_NEW_TOKENS_GPU, EVAL_MAX_NEW_TOKENS_CPU = 8192, 512   # the paper's budget; CPU: seconds per sample
 
@@ -256,8 +256,8 @@ def _train(parser, args) -> int:
         if main_rank:
             record(out, step, changes)
     if main_rank:                                       # one process checks the shared folder (the run clears it
-        from pgpo.fileio import OutputFolderError, prepare_output_folder   # after its own checks: run_training)
         from pgpo.runlog import RUN_OUTPUTS
+        from runtools.files import OutputFolderError, prepare_output_folder   # after its own checks: run_training)
         try:
             prepare_output_folder(cfg.training.output_dir, resume=resume is not None, overwrite=args.overwrite,
                                   holds=RUN_OUTPUTS, clear=False, create=False)
@@ -378,7 +378,7 @@ def _eval(parser, args) -> int:
     print(f"{subject} {args.split}: mean@{res.k} = {res.mean_at_k:.4f} +- {se} "
           f"({res.n_questions} questions, {res.answered:.0%} of samples answered, {res.backend}, {res.wall_s:.0f}s)")
     if args.out:
-        from pgpo.fileio import atomic_write_json
+        from runtools.files import atomic_write_json
         atomic_write_json(args.out, out, indent=1)
     return 0
 

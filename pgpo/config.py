@@ -30,9 +30,9 @@ from typing import Any, Literal, Optional
 import yaml
 
 from pgpo.data import DOMAINS, DataError, canonical_domain
-from pgpo.fileio import atomic_write_text
-from pgpo.schema import ConfigError, build, coerce, positive, read_yaml, unit, unknown_key
 from pgpo.settings import PGPOSettings
+from runtools.files import atomic_write_text
+from runtools.schema import ConfigError, build, coerce, positive, read_yaml, unit, unknown_key
 
 
 @dataclass

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from pgpo.data import Question
-from pgpo.progress import Progress
 from pgpo.prompts import conversation
+from runtools.progress import Progress
 
 logger = logging.getLogger(__name__)
 

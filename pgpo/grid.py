@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 
 from pgpo.config import ConfigError, load_config
-from pgpo.schema import read_yaml
+from runtools.schema import read_yaml
 
 
 @dataclass(frozen=True)

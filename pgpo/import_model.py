@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 
-from pgpo.fileio import atomic_write_json
+from runtools.files import atomic_write_json
 
 REPORT_NAME = "import_report.json"
 

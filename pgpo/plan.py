@@ -247,7 +247,7 @@ def estimate(cfg: RunConfig, gpus: int, gpu_mem_gib: float, strategy: str = "ddp
 
 def strategy_from_accelerate(path: str) -> tuple[str, int]:
     """(strategy, processes) read from an accelerate config file."""
-    from pgpo.schema import ConfigError, read_yaml
+    from runtools.schema import ConfigError, read_yaml
 
     try:
         c = read_yaml(path, "accelerate config")

@@ -20,7 +20,7 @@ import time
 import yaml
 
 from pgpo.checkpoints import TRAINER_STATE_NAME, last_complete_checkpoint
-from pgpo.fileio import atomic_write_text
+from runtools.files import atomic_write_text
 
 RUN_CONFIG_NAME = "run_config.yaml"
 RESUMES_NAME = "resumes.jsonl"

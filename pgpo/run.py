@@ -8,9 +8,9 @@ import os
 import time
 
 from pgpo.config import ConfigError, RunConfig, dump_config, master_weights_problem
-from pgpo.fileio import atomic_write_json, prepare_output_folder
 from pgpo.resume import RUN_CONFIG_NAME
 from pgpo.runlog import DONE_NAME, RUN_OUTPUTS
+from runtools.files import atomic_write_json, prepare_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ def run_training(cfg: RunConfig, resume: str | bool | None = None, overwrite: bo
 
 def summary_line(trainer, out_dir: str, wall_s: float) -> str:
     """The run's last console line: steps, the best evaluation and its checkpoint, time, where everything is."""
-    from pgpo.progress import duration
     from pgpo.runlog import LOG_NAME, of_kind, read_log
+    from runtools.progress import duration
     st = trainer.state
     log = os.path.join(out_dir, LOG_NAME)
     evals = of_kind(read_log(log), "eval") if os.path.exists(log) else []

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 
-from pgpo.fileio import atomic_write_text
 from pgpo.resume import RESUMES_NAME, RUN_CONFIG_NAME
+from runtools.files import atomic_write_text
+from runtools.progress import duration
 
 LOG_NAME = "log.jsonl"
 DONE_NAME = "DONE.json"          # written when a run reaches its end: launchers skip such runs
@@ -40,7 +41,7 @@ TRAIN_FIELDS = {
 
 def holds_run_outputs(out_dir: str) -> bool:
     """True when out_dir holds any of a run's outputs (RUN_OUTPUTS), e.g. a run killed before its first checkpoint."""
-    from pgpo.fileio import holds
+    from runtools.files import holds
     return holds(out_dir, RUN_OUTPUTS)
 
 
@@ -83,3 +84,21 @@ def truncate_after(path: str, step: int) -> float:
     keep = [r for r in read_log(path) if r.get("step", 0) <= step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
     return max([r.get("elapsed_s") or 0.0 for r in keep], default=0.0)
+
+
+def step_line(rec: dict, max_steps: int) -> str:
+    """One compact console line for a `train` record of the run log (above):
+    `step 3/8  loss 0.123  reward 0.25  I 0.181  m 1.36  lr 1.0e-05  4.1 s/step  ETA 20s` (with `Ibar` and `w`, the
+    mean loss weight, after I when a variant logs them)."""
+    def num(key, fmt):
+        v = rec.get(key)
+        return "n/a" if v is None else format(v, fmt)
+    step = rec["step"]
+    per_step = rec["elapsed_s"] / step if rec.get("elapsed_s") and step else None
+    eta = "n/a" if per_step is None else duration(per_step * max(max_steps - step, 0))
+    dt = rec.get("step_time_s")
+    extra = "".join(f"  {label} {num(key, '.3g')}" for key, label in (("info_ema", "Ibar"), ("weight_mean", "w"))
+                    if rec.get(key) is not None)          # the variants' moving average / mean loss weight
+    return (f"step {step}/{max_steps}  loss {num('loss', '.4g')}  reward {num('reward_mean', '.3g')}  "
+            f"I {num('info', '.3g')}{extra}  m {num('multiplier', '.3g')}  lr {num('lr', '.2e')}  "
+            f"{'n/a' if dt is None else f'{dt:.1f}'} s/step  ETA {eta}")

@@ -24,7 +24,7 @@ from typing import Literal, Optional
 
 from pgpo.modulation import GRANULARITIES, SIGNALS, StepRule
 from pgpo.multiplier import DEFAULT_M_MAX, SHAPES, Multiplier, Shape
-from pgpo.schema import ConfigError, positive
+from runtools.schema import ConfigError, positive
 
 ESTIMATORS = ("kl_teacher_student", "kl_student_teacher", "sdpo_divergence")
 REDUCTIONS = ("token_mean", "sample_mean")

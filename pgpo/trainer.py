@@ -313,7 +313,7 @@ class PGPOTrainer(SDPOTrainer):
         super()._save_optimizer_and_scheduler(output_dir)
         self._save_teacher(os.path.join(output_dir, TEACHER_DIR))
         if self.args.should_save:
-            from pgpo.fileio import atomic_write_json
+            from runtools.files import atomic_write_json
             atomic_write_json(os.path.join(output_dir, PGPO_STATE_NAME),
                               {"controller": self.pgpo_controller().state_dict() if self.optimizer is not None else None,
                                "global_step": self.state.global_step})

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from pgpo.schema import OneLineParser, int_at_least
 from pgpo.multiplier import SHAPES
+from runtools.args import OneLineParser, int_at_least
 from sde.problems import PROBLEMS
 
 
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pgpo.schema import one_line_endings
+    from runtools.args import one_line_endings
     parser = build_parser()
     args = parser.parse_args(argv)
     with one_line_endings(f"python -m sde {args.command}"):
@@ -81,11 +81,11 @@ def _dispatch(parser, args) -> int:
 
 
 def _verify(parser, args) -> int:
-    from pgpo.fileio import OutputFolderError, prepare_output_folder
-    from pgpo.schema import ConfigError
+    from runtools.files import OutputFolderError, prepare_output_folder
+    from runtools.schema import ConfigError
     from sde.plotting import fit_text, plot_weak_error
-    from sde.study import run_study
     from sde.results import study_curves
+    from sde.study import run_study
     from sde.verify import verification_study
 
     if args.problem not in PROBLEMS:
@@ -112,7 +112,7 @@ def _verify(parser, args) -> int:
 
 
 def _calibrate(parser, args) -> int:
-    from pgpo.progress import Progress
+    from runtools.progress import Progress
     from sde.calibration import CALIBRATION_NAME, calibrate, stress, summary_line
     from sde.report import load, table_curves
     from sde.results import write_json

@@ -1,5 +1,5 @@
 """The study file's schema: one typed dataclass per panel kind, defaults declared once, loaded by the same strict
-loader as the trainer's configs (pgpo.schema: an unknown key gets "did you mean ...?", a wrong type names the
+loader as the trainer's configs (runtools.schema: an unknown key gets "did you mean ...?", a wrong type names the
 field). A study file (YAML):
 
     name: theorem_pgpo            # the results file is <out>/<name>.json
@@ -26,7 +26,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from pgpo.multiplier import DEFAULT_M_MAX, Multiplier, Shape
-from pgpo.schema import ConfigError, build, read_yaml
+from runtools.schema import ConfigError, build, read_yaml
 from sde.problems import PROBLEMS, Problem, get_problem
 from sde.simulate import IDENTITY, INFO_SOURCES, SDE_KINDS, ConstantMultiplier, n_steps_for
 from sde.weak_error import TEST_FUNCTIONS

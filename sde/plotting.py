@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pgpo.fileio import save_figure, series_colors  # noqa: F401 - series_colors: figures' sweeps
+from runtools.figures import save_figure, series_colors  # noqa: F401 - series_colors: figures' sweeps
 from sde.stats import Z95
 
 SDE_STYLE = {

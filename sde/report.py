@@ -21,8 +21,9 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from pgpo.fileio import atomic_write_text, save_figure
-from pgpo.progress import Progress
+from runtools.figures import save_figure
+from runtools.files import atomic_write_text
+from runtools.progress import Progress
 from sde.plotting import (G_TITLE, LEGEND_FONTSIZE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, curve_style, eta_axis,
                            fit_text, fmt_ci, fmt_num, legend_below, plot_curve, series_colors, slope_guide)
 from sde.results import refit, study_curves, write_json

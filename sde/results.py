@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 
-from pgpo.fileio import atomic_write_text
 from pgpo.multiplier import Multiplier
+from runtools.files import atomic_write_text
 from sde.stats import Z95, fit_slope
 from sde.verdicts import VERDICT_RULE, assign, fit_curve
 

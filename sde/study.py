@@ -40,7 +40,7 @@ import zlib
 import numpy as np
 
 from pgpo.multiplier import Multiplier
-from pgpo.progress import Progress
+from runtools.progress import Progress
 from sde.panels import (BatchGapPanel, EscapePanel, MinibatchPanel, StationaryPanel, Study, SweepPanel, TrajectoryPanel,
                         VariantPanel, WeakErrorPanel, load_study, multiplier_for, panel_multipliers)
 from sde.parallel import map_tasks, workers

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from pgpo.fileio import OutputFolderError, prepare_output_folder
+from runtools.files import OutputFolderError, prepare_output_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
@@ -166,7 +166,7 @@ def test_atomic_write_leaves_the_old_file_or_the_new_one_and_no_temporary(tmp_pa
     import os
     import stat
 
-    from pgpo.fileio import atomic_write_text
+    from runtools.files import atomic_write_text
     target = tmp_path / "result.json"
     atomic_write_text(str(target), "old")
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o644

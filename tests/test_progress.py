@@ -1,4 +1,4 @@
-from pgpo.progress import step_line
+from pgpo.runlog import step_line
 
 
 def test_step_line_is_compact_and_computes_the_eta_from_the_mean_step_time():

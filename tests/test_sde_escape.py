@@ -99,7 +99,7 @@ def test_escape_panel_rows_carry_the_exact_and_the_monte_carlo_times():
 
 
 def test_infeasible_escape_horizons_are_refused_before_any_work(tmp_path):
-    from pgpo.schema import ConfigError
+    from runtools.schema import ConfigError
     from sde.panels import load_study
     p = tmp_path / "s.yaml"
     p.write_text("name: x\npanels:\n  - {id: a, kind: escape, problem: double-well, etas: [0.1], constants: [1.0]}\n")

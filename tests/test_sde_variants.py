@@ -8,7 +8,7 @@ import pytest
 
 from pgpo.modulation import InfoEMA, StepRule
 from pgpo.multiplier import Multiplier
-from pgpo.schema import ConfigError
+from runtools.schema import ConfigError
 from sde.problems import get_problem
 from sde.simulate import DiscreteProcess
 from sde.theory import batch_law

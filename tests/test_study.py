@@ -12,9 +12,9 @@ from statistics import NormalDist
 
 import pytest
 
-from sde.problems import get_problem
-from pgpo.schema import ConfigError
+from runtools.schema import ConfigError
 from sde.panels import MultiplierSpec, R_DEFAULT, TrajectoryPanel, WeakErrorPanel
+from sde.problems import get_problem
 from sde.study import load_study, sized_estimate
 
 Z95 = NormalDist().inv_cdf(0.975)          # the two-sided 95 % quantile, computed here, not taken from sde

@@ -109,7 +109,7 @@ def sensitivities(root: str, seeds: list[int]) -> dict:
     grid = {"median_info": med, "steps": len(infos), "m_max": M_MAX,
             "alphas": {name: round(a, 3) for name, a in zip(ALPHA_FRACTIONS, alphas)},
             "fractions": ALPHA_FRACTIONS}
-    from pgpo.fileio import atomic_write_json
+    from runtools.files import atomic_write_json
     atomic_write_json(os.path.join(root, "alpha_grid.json"), grid, indent=1)
     return grid
 
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     compare_kill_resume(plan, os.path.join(root, f"{kname}-seed{kseed}"),
                         os.path.join(root, "twin", f"{kname}-seed{kseed}"))
     wall = time.time() - t_start
-    from pgpo.fileio import atomic_write_json
+    from runtools.files import atomic_write_json
     prev = os.path.join(root, "experiment_wall.json")
     total = wall + (json.load(open(prev))["wall_s"] if os.path.exists(prev) else 0.0)
     atomic_write_json(prev, {"wall_s": total, "this_launch_s": wall, "workers": args.workers}, indent=1)
@@ -263,7 +263,7 @@ def compare_kill_resume(plan: Plan, killed: str, twin: str) -> dict:
     differing = [ra["step"] for ra, rb in zip(a, b) if ra != rb]
     res = {"killed_run": killed, "twin": twin, "killed_at": plan.kill_at, "compared_steps": min(len(a), len(b)),
            "identical": len(a) == len(b) == upto and not differing, "differing_steps": differing}
-    from pgpo.fileio import atomic_write_json
+    from runtools.files import atomic_write_json
     atomic_write_json(os.path.join(plan.root, "kill_resume.json"), res, indent=1)
     print(f"kill/resume: {res['compared_steps']} steps compared, identical: {res['identical']}"
           + (f" (differ at {differing[:5]})" if differing else ""), flush=True)
@@ -300,7 +300,7 @@ def analyse(root: str, figures: str) -> int:
         p = os.path.join(root, name)
         if os.path.exists(p):
             summary[name.removesuffix(".json")] = json.load(open(p))
-    from pgpo.fileio import atomic_write_json
+    from runtools.files import atomic_write_json
     atomic_write_json(os.path.join(figures, "summary.json"), summary, indent=1)
     copied = copy_records(root, os.path.join(figures, "logs"))
     print(f"{len(runs_only)} runs analysed; wrote {len(files) + 1} files to {figures} and {copied} run records to "

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
 
     import json
 
-    from pgpo.fileio import atomic_write_text
+    from runtools.files import atomic_write_text
     from sde.study import load_study
 
     panels = [p for p in load_study(STUDY).panels

@@ -29,7 +29,7 @@ def finished(out: str, study, quick: bool) -> bool:
     import dataclasses
     import json
 
-    from pgpo.schema import ConfigError
+    from runtools.schema import ConfigError
     from sde.results import finite_or_none
     path = os.path.join(out, f"{study.name}.json")
     if not os.path.exists(path):
@@ -44,8 +44,9 @@ def finished(out: str, study, quick: bool) -> bool:
 
 
 def main(argv=None):
-    from pgpo.fileio import OutputFolderError, prepare_output_folder
-    from pgpo.schema import ConfigError, OneLineParser, int_at_least
+    from runtools.args import OneLineParser, int_at_least
+    from runtools.files import OutputFolderError, prepare_output_folder
+    from runtools.schema import ConfigError
     from sde.study import load_study, run_study
 
     ap = OneLineParser(description=__doc__.splitlines()[0])
@@ -91,7 +92,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from pgpo.schema import one_line_endings
+    from runtools.args import one_line_endings
     with one_line_endings("weak_convergence/run.py", interrupted=lambda: (
             "weak_convergence/run.py: interrupted; finished studies and panels are kept: run the same command again "
             "to continue")):

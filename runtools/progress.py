@@ -1,5 +1,5 @@
 """A periodic one-line progress report with the time remaining, for long work (torch-free; used by the
-evaluation loop and by the `sde` studies)."""
+evaluation loop, the `sde` studies and figures, and the benchmarks), and a duration as the console prints it."""
 
 from __future__ import annotations
 
@@ -36,21 +36,3 @@ def duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
-def step_line(rec: dict, max_steps: int) -> str:
-    """One compact console line for a `train` record of the run log (pgpo.runlog):
-    `step 3/8  loss 0.123  reward 0.25  I 0.181  m 1.36  lr 1.0e-05  4.1 s/step  ETA 20s` (with `Ibar` and `w`, the
-    mean loss weight, after I when a variant logs them)."""
-    def num(key, fmt):
-        v = rec.get(key)
-        return "n/a" if v is None else format(v, fmt)
-    step = rec["step"]
-    per_step = rec["elapsed_s"] / step if rec.get("elapsed_s") and step else None
-    eta = "n/a" if per_step is None else duration(per_step * max(max_steps - step, 0))
-    dt = rec.get("step_time_s")
-    extra = "".join(f"  {label} {num(key, '.3g')}" for key, label in (("info_ema", "Ibar"), ("weight_mean", "w"))
-                    if rec.get(key) is not None)          # the variants' moving average / mean loss weight
-    return (f"step {step}/{max_steps}  loss {num('loss', '.4g')}  reward {num('reward_mean', '.3g')}  "
-            f"I {num('info', '.3g')}{extra}  m {num('multiplier', '.3g')}  lr {num('lr', '.2e')}  "
-            f"{'n/a' if dt is None else f'{dt:.1f}'} s/step  ETA {eta}")

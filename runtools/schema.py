@@ -1,5 +1,5 @@
 """Strict typed loading of nested dataclasses from YAML-like mappings (torch-free; used by `pgpo.config` and
-the `sde` study files).
+the `sde` study files, sde.panels).
 
     build(Cls, mapping, "where")   # every key checked against Cls's fields ("did you mean ...?"), every value
                                     # coerced to the field's annotation (bool, int, float, str, Literal, Optional,
@@ -12,13 +12,9 @@ Float fields accept every float literal a Python user writes, including the ones
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
 import difflib
 import math
-import os
-import sys
 import typing
 from typing import Any, Literal
 
@@ -128,40 +124,3 @@ def read_yaml(path: str, what: str = "config"):
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         context = getattr(e, "context", None)
         raise ConfigError(f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")) from None
-
-
-@contextlib.contextmanager
-def one_line_endings(name: str, interrupted=None):
-    """A command's endings as one line: Ctrl-C prints `interrupted()` (or "<name>: interrupted") and exits 130, as
-    shells expect; a closed output pipe (`... | head`) ends quietly with the status a SIGPIPE death would give."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        line = interrupted() if interrupted is not None else f"{name}: interrupted"
-        print(line, file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)          # Python would complain again flushing stdout at exit
-        os.dup2(devnull, sys.stdout.fileno())
-        raise SystemExit(141) from None
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line (`prog: error: message`), not the whole usage; pass
-    `parser_class=OneLineParser` to add_subparsers so that sub-commands behave the same."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def int_at_least(low: int):
-    """An argparse `type`: an integer >= low (a bad value is the parser's one-line error)."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
-        return v
-    return parse
