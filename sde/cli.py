@@ -114,8 +114,9 @@ def _verify(parser, args) -> int:
 def _calibrate(parser, args) -> int:
     from runtools.progress import Progress
     from sde.calibration import CALIBRATION_NAME, calibrate, stress, summary_line
-    from sde.report import load, table_curves
+    from sde.report import load
     from sde.results import write_json
+    from sde.table import table_curves
 
     try:
         curves = table_curves(load(args.results))

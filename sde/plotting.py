@@ -1,4 +1,5 @@
-"""Figures from results.json (never from a re-simulation): log-log weak error with 95 % error bars."""
+"""Figures from results.json (never from a re-simulation): log-log weak error with 95 % error bars; the styles,
+labels and number formats the study's figures (sde.figures) and its verdict table (sde.table) share."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import numpy as np
 
-from runtools.figures import save_figure, series_colors  # noqa: F401 - series_colors: figures' sweeps
+from runtools.figures import save_figure
 from sde.stats import Z95
 
 SDE_STYLE = {
@@ -101,6 +102,28 @@ def fit_text(c: dict) -> str:
     if v == "order 2":
         return f"order 2, C2 {fmt_ci(f['C2'], f['C2_ci'])}"
     return "inconclusive"
+
+
+def mult_text(c) -> str:
+    """The curve's multiplier as the figures and the table print it."""
+    if c.get("m_text"):                           # the variants name their rule themselves
+        return c["m_text"]
+    m = c.get("multiplier_spec")
+    if m is None:
+        return "m = 1"
+    if m["shape"] == "constant":
+        return f"m = {m['m_max']:g}"
+    return f"{'clipped' if m['shape'] == 'clipped_linear' else 'smooth'} m, alpha={m['alpha']:.3g}, m_max={m['m_max']:g}"
+
+
+KRAMERS_MIN = 2.0          # Kramers / Eyring is shown where dV / T_eff >= this (it is asymptotic in dV / T_eff)
+
+
+def kramers_where_valid(r, sde):
+    """The row's Kramers MFPT for `sde` where it applies (constant m, dV / T_eff >= KRAMERS_MIN), else None."""
+    if not r.get("kramers") or r["barrier"] / r["temperature"][sde] < KRAMERS_MIN:
+        return None
+    return r["kramers"][sde]
 
 
 def _use_agg():

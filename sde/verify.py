@@ -16,7 +16,8 @@ every SDE on the same discrete paths.
 from __future__ import annotations
 
 
-from sde.panels import MinibatchPanel, MultiplierSpec, PathSizing, Study, WeakErrorPanel, check_panel
+from sde.panels import MinibatchPanel, MultiplierSpec, PathSizing, WeakErrorPanel
+from sde.studyfile import Study
 
 VERIFY_M_MAX = 2.5
 
@@ -48,7 +49,7 @@ def verification_study(problem: str, quick: bool = False, *, etas: list[float] |
                                          sde=sde, multiplier=mult, coupled_paths=n, discrete_paths=paths or 1_000_000,
                                          label=f"PGPO, minibatch noise, vs {sde}", **common))
     for i, p in enumerate(panels):
-        check_panel(p, f"verify {problem}: panels[{i}] ({p.id})")
+        p.validate(f"verify {problem}: panels[{i}] ({p.id})")
     return Study(name=f"verify-{problem}", panels=panels,
                  title=f"Weak-error verification: {problem}{' (quick)' if quick else ''}")
 

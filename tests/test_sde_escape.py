@@ -86,7 +86,8 @@ def test_kramers_is_the_low_temperature_limit_of_the_exact_mfpt():
 
 def test_escape_panel_rows_carry_the_exact_and_the_monte_carlo_times():
     from sde.panels import EscapePanel
-    from sde.study import StudyProgress, escape_panel
+    from sde.runners.escape import escape_panel
+    from sde.study import StudyProgress
     p = EscapePanel("e", "double-well-escape", [0.2], constants=[2.0], paths=300, horizon_factor=8.0)
     (row,) = escape_panel(p, StudyProgress("t", 1))
     pe = get_problem("double-well-escape")
@@ -100,7 +101,7 @@ def test_escape_panel_rows_carry_the_exact_and_the_monte_carlo_times():
 
 def test_infeasible_escape_horizons_are_refused_before_any_work(tmp_path):
     from runtools.schema import ConfigError
-    from sde.panels import load_study
+    from sde.studyfile import load_study
     p = tmp_path / "s.yaml"
     p.write_text("name: x\npanels:\n  - {id: a, kind: escape, problem: double-well, etas: [0.1], constants: [1.0]}\n")
     with pytest.raises(ConfigError, match=r"etas: at eta=0.1 with constants: 1 the horizon is .* steps"):

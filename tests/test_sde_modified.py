@@ -203,7 +203,7 @@ def test_series_moments_merge_like_one_pass():
 def test_max_over_time_curves_merge_rounds_and_bound_the_maximum():
     """sized_estimate merges the per-step moments of its rounds exactly like the endpoint ones, and the max-over-time
     curve's simultaneous band contains the exact maximum (closed form, constant c)."""
-    from sde.study import _max_over_time_curve, sized_estimate
+    from sde.runners.weak_error import _max_over_time_curve, sized_estimate
     from sde.panels import WeakErrorPanel
     q, c = get_problem("quadratic-rotated"), ConstantMultiplier(2.0)
     acc, _ = sized_estimate(q, c, 0.05, 1.0, "paper_2", ["sq_norm"], 4, 0.05, 500, 2000, 6000, seed=5, over_time=True)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sde.panels import study_from_dict
+from sde.studyfile import study_from_dict
 from sde.parallel import map_blocks, map_tasks, workers
 from sde.study import run_study
 
@@ -66,7 +66,7 @@ def test_an_interrupted_study_continues_bit_identically(tmp_path, monkeypatch):
     import sde.study as st
     study = study_from_dict(STUDY, "test")
     whole = run_study(study, str(tmp_path / "a"), n_workers=1)
-    real = dict(st.PANELS)
+    real = dict(st.RUNNERS)
     calls = []
 
     def interrupt_third(kind):
@@ -76,14 +76,14 @@ def test_an_interrupted_study_continues_bit_identically(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return real[kind](p, prog)
         return run
-    monkeypatch.setattr(st, "PANELS", {k: interrupt_third(k) for k in real})
+    monkeypatch.setattr(st, "RUNNERS", {k: interrupt_third(k) for k in real})
     out = tmp_path / "b"
     out.mkdir()
     with pytest.raises(KeyboardInterrupt):
         run_study(study, str(out), n_workers=1)
     partial = json.load(open(out / ".partial-parallel.json"))
     assert [p["id"] for p in partial["panels"]] == ["sized", "fixed"]
-    monkeypatch.setattr(st, "PANELS", real)
+    monkeypatch.setattr(st, "RUNNERS", real)
     resumed = run_study(study, str(out), n_workers=2)
     assert not os.path.exists(out / ".partial-parallel.json")
     a, b = (_strip(json.load(open(p))) for p in (whole, resumed))

@@ -86,7 +86,8 @@ def test_stationary_panel_records_match_the_closed_forms_and_the_fit():
     """The panel's curves are floor(discrete) - floor(SDE) over its eta grid, with the leading-order C1 prediction
     (tr(Sigma)/4 (c - 1/c) for the paper's SDE, 0 for the matched one) beside the fitted one."""
     from sde.panels import StationaryPanel
-    from sde.study import StudyProgress, stationary_panel
+    from sde.runners.stationary import stationary_panel
+    from sde.study import StudyProgress
     p = StationaryPanel("s", "quadratic-rotated", [0.05, 0.025, 0.0125, 0.00625], ["matched", "paper"], constants=[2.0])
     curves = stationary_panel(p, StudyProgress("t", 1))
     q = get_problem("quadratic-rotated")

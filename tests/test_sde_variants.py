@@ -155,7 +155,7 @@ def test_augmented_sde_increment():
     ("{id: a, kind: variant, variant: tokens, problem: softmax, etas: [0.1], tests: [sq_norm]}", r"variant: must be one of"),
 ])
 def test_variant_panels_check_their_fields(tmp_path, panel, needle):
-    from sde.panels import load_study
+    from sde.studyfile import load_study
     p = tmp_path / "s.yaml"
     p.write_text(f"name: x\npanels:\n  - {panel}\n")
     with pytest.raises(ConfigError, match=needle):
@@ -165,7 +165,7 @@ def test_variant_panels_check_their_fields(tmp_path, panel, needle):
 def test_variant_panel_runs_and_records_its_curves(tmp_path):
     import json
 
-    from sde.panels import study_from_dict
+    from sde.studyfile import study_from_dict
     from sde.study import run_study
     doc = {"name": "v", "panels": [
         {"id": "s", "kind": "variant", "variant": "smoothed", "problem": "softmax", "etas": [0.1, 0.05],

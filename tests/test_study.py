@@ -15,7 +15,8 @@ import pytest
 from runtools.schema import ConfigError
 from sde.panels import MultiplierSpec, R_DEFAULT, TrajectoryPanel, WeakErrorPanel
 from sde.problems import get_problem
-from sde.study import load_study, sized_estimate
+from sde.runners.weak_error import sized_estimate
+from sde.studyfile import load_study
 
 Z95 = NormalDist().inv_cdf(0.975)          # the two-sided 95 % quantile, computed here, not taken from sde
 
@@ -82,6 +83,66 @@ def test_new_panel_kinds_check_their_fields(tmp_path, panel, needle):
     p.write_text(f"name: x\npanels:\n  - {panel}\n")
     with pytest.raises(ConfigError, match=needle):
         load_study(str(p))
+
+
+def test_the_committed_study_files_give_every_role_a_figure_takes():
+    from sde.studyfile import ROLES, STUDIES
+    studies = {n: load_study(os.path.join(STUDY_DIR, f"{n}.yaml")) for n in STUDIES}
+    for role, r in ROLES.items():
+        assert studies[r.study].with_role(role).kind == r.kind
+
+
+def _study_copy(tmp_path, name, edit):
+    text = open(os.path.join(STUDY_DIR, f"{name}.yaml")).read()
+    new = edit(text)
+    assert new != text
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(new)
+    return str(p)
+
+
+def test_a_figure_finds_its_panel_by_role_whatever_its_id(tmp_path):
+    path = _study_copy(tmp_path, "multiplier", lambda t: t.replace("id: smooth_shape", "id: smooth_m"))
+    assert load_study(path).with_role("smooth_shape").id == "smooth_m"
+
+
+@pytest.mark.parametrize("name, old, new, needle", [
+    # no panel has the role a figure takes (the panel deleted, or its role left off): the file fails as it loads
+    ("multiplier", "    role: smooth_shape ", "    # role: smooth_shape ",
+     r"multiplier\.yaml: no panel has `role: smooth_shape`; give it to the weak_error panel that fig4_multiplier \(a\)"),
+    ("trajectories", "  - id: quadratic\n    kind: trajectory\n    role: multiplier_path", "  - id: quadratic\n    kind: trajectory",
+     r"trajectories\.yaml: no panel has `role: multiplier_path`"),
+    # a misspelt role: the panel is named
+    ("theorem_pgpo", "role: clipped_shape", "role: clipped_shapes",
+     r"theorem_pgpo\.yaml: panels\[0\]\.role: unknown role 'clipped_shapes'; did you mean 'clipped_shape'\?"),
+    # a role on a panel of the wrong kind, or of another study
+    ("multiplier", "role: sensitivity_sweep", "role: smooth_shape",
+     r"multiplier\.yaml: panels\[1\]\.role: smooth_shape is a weak_error panel's role"),
+    ("theorem_pgpo", "role: clipped_shape", "role: smooth_shape",
+     r"theorem_pgpo\.yaml: panels\[0\] \(quadratic\)\.role: smooth_shape belongs to study 'multiplier'"),
+])
+def test_a_study_file_without_the_panel_a_figure_takes_fails_as_it_loads(tmp_path, name, old, new, needle):
+    path = _study_copy(tmp_path, name, lambda t: t.replace(old, new))
+    with pytest.raises(ConfigError, match=needle) as e:
+        load_study(path)
+    assert "\n" not in str(e.value) and path in str(e.value)
+
+
+def test_results_older_than_a_renamed_panel_are_refused_in_one_line(tmp_path):
+    """The report takes fig4's panels by the roles of the study files: a study file whose role-bearing panel was
+    renamed since its results were made names both files, before anything is drawn."""
+    from sde.report import StudyResults, load
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    for n in ("theorem_pgpo", "trajectories"):
+        (studies / f"{n}.yaml").write_text(open(os.path.join(STUDY_DIR, f"{n}.yaml")).read())
+    (studies / "multiplier.yaml").write_text(
+        open(os.path.join(STUDY_DIR, "multiplier.yaml")).read().replace("id: alpha_mmax", "id: sensitivity"))
+    docs = {n: d for n, d in load(RESULTS).items() if n in ("theorem_pgpo", "trajectories", "multiplier")}
+    assert StudyResults(docs, RESULTS).with_role("multiplier_path")["id"] == "quadratic"
+    with pytest.raises(ConfigError, match=r"multiplier\.json: no panel 'sensitivity', which .*multiplier\.yaml gives "
+                                          r"`role: sensitivity_sweep`: rerun the study"):
+        StudyResults(docs, RESULTS, str(studies))
 
 
 def test_defaults_are_declared_once():
@@ -283,9 +344,10 @@ def test_committed_results_support_the_readme_finding():
 @functools.lru_cache(maxsize=None)
 def _table() -> list:
     """The verdict table recomputed from the committed raw results (each curve's fit, verdict and the Holm family
-    decisions: sde.report.table_rows), not read from the committed table, which
+    decisions: sde.table.table_rows), not read from the committed table, which
     test_committed_table_is_what_the_figure_script_produces compares with it. About 2 s, once per session."""
-    from sde.report import load, table_rows
+    from sde.report import load
+    from sde.table import table_rows
     return json.loads(json.dumps(table_rows(load(RESULTS)), default=float))
 
 
@@ -406,7 +468,7 @@ def test_the_sweep_limits_match_their_predictions():
     explains (the 99 % quantile of Binomial(n, 0.05)), and none beyond the Bonferroni bound over all points."""
     from scipy import stats as sps
 
-    from sde.report import sweep_rows
+    from sde.table import sweep_rows
     rows = sweep_rows(json.load(open(os.path.join(RESULTS, "multiplier.json"))))
     assert len(rows) == 120 and all(r["prediction"] is not None for r in rows)
     outside = sum(not r["inside"] for r in rows)

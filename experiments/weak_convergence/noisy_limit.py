@@ -34,7 +34,7 @@ def check_panel(panel, etas: list[float], n_paths: int, progress) -> list[dict]:
     """One row per (info, test): the extrapolated limit, its s.e., the predicted limit and z."""
     import zlib
 
-    from sde.panels import multiplier_for
+    from sde.specs import multiplier_for
     from sde.problems import get_problem
     from sde.theory import averaged_flow, batch_law
     from sde.weak_error import discrete_moments_mc
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     import json
 
     from runtools.files import atomic_write_text
-    from sde.study import load_study
+    from sde.studyfile import load_study
 
     panels = [p for p in load_study(STUDY).panels
               if p.kind == "minibatch" and p.discrete == "pgpo" and set(p.infos) - {"exact"}]

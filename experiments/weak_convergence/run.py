@@ -20,23 +20,22 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-from sde.panels import STUDIES  # noqa: E402 - the studies, in order (one YAML file each beside this script)
+from sde.studyfile import STUDIES  # noqa: E402 - the studies, in order (one YAML file each beside this script)
 
 
 def finished(out: str, study, quick: bool) -> bool:
     """True when out/<study>.json holds this study's results with the same panels (a rerun keeps it); ConfigError
     when it holds results of other settings (only --overwrite replaces those)."""
-    import dataclasses
     import json
 
     from runtools.schema import ConfigError
-    from sde.results import finite_or_none
+    from sde.study import comparable_spec
     path = os.path.join(out, f"{study.name}.json")
     if not os.path.exists(path):
         return False
     with open(path) as f:
         doc = json.load(f)
-    specs = [json.loads(json.dumps(finite_or_none(dataclasses.asdict(p)))) for p in study.panels]
+    specs = [comparable_spec(p) for p in study.panels]
     if doc.get("quick") != quick or [p.get("spec") for p in doc.get("panels", [])] != specs:
         raise ConfigError(f"{path} holds results of other settings than {study.name}.yaml: pass --overwrite to redo "
                           f"the study (or choose another --out)")
@@ -47,7 +46,8 @@ def main(argv=None):
     from runtools.args import OneLineParser, int_at_least
     from runtools.files import OutputFolderError, prepare_output_folder
     from runtools.schema import ConfigError
-    from sde.study import load_study, run_study
+    from sde.study import run_study
+    from sde.studyfile import load_study
 
     ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small grids and path counts (about 2 minutes)")
