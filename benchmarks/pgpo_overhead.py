@@ -31,20 +31,21 @@ import sys
 import time
 
 
-def _setup(batch: int, prompt: int, response: int, seed: int):
+def _setup(batch: int, prompt: int, response: int, seed: int, vocab: int):
     import torch
 
     from pgpo.models import build_tiny_qwen3
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
-    student = build_tiny_qwen3(seed=0)
-    teacher = build_tiny_qwen3(seed=0)
+    student = build_tiny_qwen3(seed=0, vocab_size=vocab)
+    teacher = build_tiny_qwen3(seed=0, vocab_size=vocab)
     teacher.requires_grad_(False)
     teacher.eval()
     opt = torch.optim.AdamW(student.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=0.01)
-    ids = torch.randint(0, 151_000, (batch, prompt + response))
-    t_ids = torch.cat([torch.randint(0, 151_000, (batch, 2 * prompt)), ids[:, prompt:]], dim=1)
+    top = min(151_000, vocab)
+    ids = torch.randint(0, top, (batch, prompt + response))
+    t_ids = torch.cat([torch.randint(0, top, (batch, 2 * prompt)), ids[:, prompt:]], dim=1)
     mask = torch.ones(batch, response)
     return student, teacher, opt, ids, t_ids, mask
 
@@ -101,12 +102,12 @@ def make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl, e
     return step
 
 
-def time_worker(variants, steps, batch, prompt, response, seed) -> dict:
+def time_worker(variants, steps, batch, prompt, response, seed, vocab) -> dict:
     """All variants in one process, alternating step by step: paired timings under the same conditions."""
     from pgpo.controller import PGPOController
     from pgpo.settings import PGPOSettings
 
-    student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
+    student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed, vocab)
     ctl = PGPOController(opt, PGPOSettings(alpha=1.0, m_max=2.0))
     emas: dict = {}
     fns = {v: make_step(v, student, teacher, opt, ids, t_ids, mask, response, ctl, emas) for v in variants}
@@ -122,14 +123,14 @@ def time_worker(variants, steps, batch, prompt, response, seed) -> dict:
     return times
 
 
-def memory_worker(variant, steps, batch, prompt, response, seed) -> dict:
+def memory_worker(variant, steps, batch, prompt, response, seed, vocab) -> dict:
     """Peak RSS of one variant alone in a fresh process."""
     import psutil
 
     from pgpo.controller import PGPOController
     from pgpo.settings import PGPOSettings
 
-    student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed)
+    student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed, vocab)
     ctl = PGPOController(opt, settings_for(variant)) if variant != "sdpo" else None
     step = make_step(variant, student, teacher, opt, ids, t_ids, mask, response, ctl)
     step()
@@ -143,7 +144,8 @@ def memory_worker(variant, steps, batch, prompt, response, seed) -> dict:
 
 def _run(args, mode, variant=None):
     cmd = [sys.executable, __file__, "--worker", mode, "--steps", str(args.steps), "--batch", str(args.batch),
-           "--prompt", str(args.prompt), "--response", str(args.response), "--variants", *args.variants]
+           "--prompt", str(args.prompt), "--response", str(args.response), "--vocab", str(args.vocab),
+           "--variants", *args.variants]
     if variant:
         cmd += ["--variant", variant]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -157,16 +159,18 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--response", type=int, default=128)
+    ap.add_argument("--vocab", type=int, default=151_936, help="the tiny model's vocabulary (default Qwen3-8B's)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANT_SETTINGS), choices=list(VARIANT_SETTINGS))
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker == "time":
-        print(json.dumps(time_worker(args.variants, args.steps, args.batch, args.prompt, args.response, 0)))
+        print(json.dumps(time_worker(args.variants, args.steps, args.batch, args.prompt, args.response, 0, args.vocab)))
         return None
     if args.worker == "memory":
-        print(json.dumps(memory_worker(args.variant, args.steps, args.batch, args.prompt, args.response, 0)))
+        print(json.dumps(memory_worker(args.variant, args.steps, args.batch, args.prompt, args.response, 0,
+                                       args.vocab)))
         return None
     print(f"[overhead] timing {len(args.variants)} variants x {args.steps} steps in one process ...", file=sys.stderr,
           flush=True)

@@ -16,6 +16,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # staying torch-free is enforced.
 import importlib.util  # noqa: E402
 
+import pytest  # noqa: E402
+
 TRAIN_ONLY = ["test_config.py", "test_plan.py", "test_distill.py", "test_distributed.py", "test_distributed_masks.py", "test_ema_teacher.py",
               "test_eval.py", "test_information.py", "test_optim.py", "test_trainer.py", "test_trainer_fidelity.py",
               "test_trl_hooks.py", "test_vllm_sleep_state.py", "test_variants_trainer.py"]
@@ -32,8 +34,21 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked `train` inside otherwise torch-free modules are skipped on the core install."""
     if HAVE_TRAIN:
         return
-    import pytest
     skip = pytest.mark.skip(reason="needs the `train` extra (torch, transformers, trl)")
     for item in items:
         if "train" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sdpo_reference_params(tmp_path_factory):
+    """TRL's own SDPOTrainer, two steps of the tests' fast settings (trainer_helpers.FAST) without the rollout
+    importance weight (which TRL's SDPO never applies): its final parameters. The tests that show a PGPO setting is
+    SDPO bit for bit (alpha = 0, the zero-sensitivity variants) compare with this one run."""
+    from trl.experimental.sdpo import SDPOTrainer
+
+    from trainer_helpers import make_trainer, params
+    trainer = make_trainer(tmp_path_factory.mktemp("sdpo-reference"),
+                           ["pgpo.alpha=0", "training.distillation_is_clip=null"], trainer_cls=SDPOTrainer)
+    trainer.train()
+    return params(trainer)

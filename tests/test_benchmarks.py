@@ -34,15 +34,17 @@ def test_sde_throughput_script(tmp_path):
 
 @pytest.mark.train
 def test_pgpo_overhead_script(tmp_path):
-    out = tmp_path / "o.json"
     """The summary's medians and ratios recomputed from the per-step times and per-variant memory the script records
-    (two timed steps, so that the median of per-step ratios differs from the ratio of medians)."""
+    (two timed steps, so that the median of per-step ratios differs from the ratio of medians); a 2 048-token
+    vocabulary (the script's default is Qwen3's)."""
     import statistics
+    out = tmp_path / "o.json"
     _run(["benchmarks/pgpo_overhead.py", "--steps", "2", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
-          "--response", "8", "--json", str(out)])
+          "--response", "8", "--vocab", "2048", "--json", str(out)])
     rec = json.loads(out.read_text())
     s, times, mem = rec["summary"], rec["times"], rec["memory"]
     assert set(s) == {"sdpo", "pgpo", "pgpo_full", "smoothed", "scale_free", "sample", "token"}
+    assert all(m["vocab"] == 2048 for m in mem.values())
     assert all(len(times[v]) == 2 and min(times[v]) > 0 for v in s)
     base = statistics.median(times["sdpo"])
     for v, row in s.items():

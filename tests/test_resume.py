@@ -12,6 +12,7 @@ from pgpo import cli
 from pgpo.config import load_config
 from pgpo.resume import ResumeError, check
 from cli_helpers import one_error_line
+from trainer_helpers import SMALL_VOCAB
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, "experiments", "science_qa", "smoke-cpu.yaml")
@@ -109,7 +110,7 @@ def test_ctrl_c_during_training_is_one_line_naming_how_to_continue(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "pgpo", "train", "--config", SMOKE, f"training.output_dir={run}",
-           "training.max_steps=30"]
+           "training.max_steps=30", *SMALL_VOCAB]
     # SIGINT's default disposition in the child, whatever this process inherited (a suite started as a background
     # job of a shell has SIGINT ignored, which exec keeps, and Python then installs no KeyboardInterrupt handler)
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from trainer_helpers import SMALL_VOCAB
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "experiments", "small_model", "run.py")
 CONFIG = os.path.join(ROOT, "experiments", "small_model", "smollm2-arithmetic.yaml")
@@ -23,8 +25,8 @@ pytestmark = [pytest.mark.train, pytest.mark.slow]
 def test_the_experiment_runs_whole_on_the_tiny_model(tmp_path):
     root, figs = tmp_path / "runs", tmp_path / "figures"
     cmd = [sys.executable, RUNNER, "--tiny", "--steps", "3", "--kill-at", "2", "--seeds", "0", "--workers", "2",
-           "--root", str(root), "--figures", str(figs), "--set", "eval.max_questions=3", "eval.every_steps=1",
-           "eval.max_new_tokens=4", "training.save_steps=1", "training.max_completion_length=8"]
+           "--root", str(root), "--figures", str(figs), "--set", *SMALL_VOCAB, "eval.max_questions=3",
+           "eval.every_steps=1", "eval.max_new_tokens=4", "training.save_steps=1", "training.max_completion_length=8"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=840)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     grid = json.load(open(root / "alpha_grid.json"))
@@ -78,8 +80,10 @@ def test_the_real_model_imports_trains_evaluates_and_resumes(tmp_path):
     assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
     run = tmp_path / "run"
     common = ["--config", CONFIG, f"model.name_or_path={model}", f"training.output_dir={run}",
-              "eval.max_questions=4", "eval.every_steps=1", "eval.at_start=false", "training.save_steps=1",
-              "training.save_total_limit=1", "training.max_completion_length=12", "eval.max_new_tokens=12"]
+              "eval.max_questions=2", "eval.num_samples=1", "eval.every_steps=1", "eval.at_start=false",
+              "training.save_steps=1", "training.save_total_limit=1", "training.generation_batch_size=4",
+              "training.num_generations=2", "training.per_device_train_batch_size=4",
+              "training.max_completion_length=8", "eval.max_new_tokens=8"]
     res = subprocess.run([sys.executable, "-m", "pgpo", "train", *common, "training.max_steps=2"],
                          capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -89,7 +93,7 @@ def test_the_real_model_imports_trains_evaluates_and_resumes(tmp_path):
     recs = [json.loads(x) for x in open(run / "log.jsonl")]
     assert [r["step"] for r in recs if r["kind"] == "train"] == [1, 2, 3]
     assert [r["step"] for r in recs if r["kind"] == "eval"] == [1, 2, 3]
-    assert all(r["n_questions"] == 4 for r in recs if r["kind"] == "eval")
+    assert all(r["n_questions"] == 2 for r in recs if r["kind"] == "eval")
     ck = sorted(n for n in os.listdir(run) if n.startswith("checkpoint-"))
     st = json.load(open(run / ck[-1] / "trainer_state.json"))
     assert os.path.isdir(st["best_model_checkpoint"]) and st["best_model_checkpoint"].endswith(f"-{st['best_global_step']}")

@@ -93,15 +93,13 @@ def test_eval_command_on_the_smoke_checkpoint(smoke_run, tmp_path):
     assert "mean@2" in res.stdout
 
 
-def test_alpha_zero_is_sdpo_bit_for_bit(tmp_path):
+def test_alpha_zero_is_sdpo_bit_for_bit(tmp_path, sdpo_reference_params):
     """Without the rollout importance weight (which TRL's SDPO never applies: it drops the rollout log-probs)
-    and in fp32 (where TRL's in-place EMA and the fp32 average agree), alpha = 0 is TRL's SDPO exactly."""
-    from trl.experimental.sdpo import SDPOTrainer
+    and in fp32 (where TRL's in-place EMA and the fp32 average agree), alpha = 0 is TRL's SDPO exactly (the same
+    settings' SDPOTrainer run: conftest.sdpo_reference_params)."""
     a = make_trainer(tmp_path / "pgpo", ["pgpo.alpha=0", "training.distillation_is_clip=null"])
     a.train()
-    b = make_trainer(tmp_path / "sdpo", ["pgpo.alpha=0", "training.distillation_is_clip=null"], trainer_cls=SDPOTrainer)
-    b.train()
-    pa, pb = params(a), params(b)
+    pa, pb = params(a), sdpo_reference_params
     assert pa.keys() == pb.keys()
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert all(r.multiplier == 1.0 for r in a.pgpo_controller().modulator.history)

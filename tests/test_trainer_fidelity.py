@@ -241,11 +241,11 @@ def test_the_python_api_refuses_bf16_weights_without_master_weights(tmp_path):
     from transformers import AutoTokenizer
 
     from pgpo.models import write_tiny_qwen3
-    from pgpo.run import PACKAGED_TOKENIZER
     from pgpo.trainer import PGPOTrainer
     from pgpo.trainer_config import PGPOConfig
+    from trainer_helpers import SMALL_TOKENIZER
 
-    path = write_tiny_qwen3(str(tmp_path / "m"), PACKAGED_TOKENIZER, seed=0, hidden_size=32, num_hidden_layers=1)
+    path = write_tiny_qwen3(str(tmp_path / "m"), SMALL_TOKENIZER, seed=0, hidden_size=32, num_hidden_layers=1)
     tok = AutoTokenizer.from_pretrained(path)
     ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": "1 + 1?"}]}] * 4)
     args = PGPOConfig(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, num_generations=2, max_steps=1,
