@@ -29,7 +29,7 @@ Licence: Apache-2.0 (Qwen3 tokenizer, Alibaba Cloud / Qwen team); cut from the p
 """
 
 
-def main() -> None:
+def main(out: str = OUT) -> None:
     with open(os.path.join(SOURCE, "tokenizer_config.json"), encoding="utf-8") as f:
         config = json.load(f)
     specials = [config["added_tokens_decoder"][k] for k in sorted(config["added_tokens_decoder"], key=int)]
@@ -45,18 +45,18 @@ def main() -> None:
         if "".join(merge.split(" ")) != vocab[256 + i][0]:
             raise SystemExit(f"merge {i} ({merge!r}) does not make token {256 + i} ({vocab[256 + i][0]!r})")
     config["added_tokens_decoder"] = {str(256 + merges_kept + j): t for j, t in enumerate(specials)}
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "vocab.json"), "w", encoding="utf-8") as f:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(dict(vocab), f, ensure_ascii=False)
-    with open(os.path.join(OUT, "merges.txt"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(header + merges) + "\n")
-    with open(os.path.join(OUT, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, ensure_ascii=False, indent=2)
         f.write("\n")
-    with open(os.path.join(OUT, "README.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "README.md"), "w", encoding="utf-8") as f:
         f.write(LICENCE.format(merges=merges_kept, total=TOTAL, specials=len(specials),
                                first_special=256 + merges_kept, last=TOTAL - 1))
-    print(f"wrote {OUT}: {TOTAL} tokens ({merges_kept} merges)")
+    print(f"wrote {out}: {TOTAL} tokens ({merges_kept} merges)")
 
 
 if __name__ == "__main__":
