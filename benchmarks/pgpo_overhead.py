@@ -128,7 +128,6 @@ def memory_worker(variant, steps, batch, prompt, response, seed, vocab) -> dict:
     import psutil
 
     from pgpo.controller import PGPOController
-    from pgpo.settings import PGPOSettings
 
     student, teacher, opt, ids, t_ids, mask = _setup(batch, prompt, response, seed, vocab)
     ctl = PGPOController(opt, settings_for(variant)) if variant != "sdpo" else None

@@ -21,7 +21,6 @@ and elapsed time <= time budget; then the mean (and sd) over seeds.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics

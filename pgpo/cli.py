@@ -241,9 +241,9 @@ def _train(parser, args) -> int:
         from pgpo.resume import ResumeError, checkpoint_step, plan, record
         out = cfg.training.output_dir
         try:
-            ckpt, step, changes = plan(out, cfg.to_dict())
+            _, step, changes = plan(out, cfg.to_dict())
             if resume != "auto":
-                ckpt, step = resume, checkpoint_step(resume)
+                step = checkpoint_step(resume)
         except (ResumeError, OSError, ValueError, KeyError) as e:
             parser.error(str(e) if isinstance(e, ResumeError) else f"--resume: cannot read {resume}: {e}")
         if 0 < cfg.training.max_steps <= step:       # (max_steps <= 0: TRL trains num_train_epochs)

@@ -5,7 +5,6 @@ import pytest
 import dataclasses
 import subprocess
 import sys
-import typing
 
 import yaml
 
