@@ -1,5 +1,5 @@
 """Strict typed loading of nested dataclasses from YAML-like mappings (torch-free; used by `pgpo.config` and
-the `sde` study files, sde.panels).
+the `sde` study files, sde.studyfile).
 
     build(Cls, mapping, "where")   # every key checked against Cls's fields ("did you mean ...?"), every value
                                     # coerced to the field's annotation (bool, int, float, str, Literal, Optional,

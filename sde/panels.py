@@ -382,6 +382,4 @@ class VariantPanel:
 KINDS = (WeakErrorPanel, MinibatchPanel, SweepPanel, TrajectoryPanel, BatchGapPanel, StationaryPanel, EscapePanel,
          VariantPanel)
 PANEL_TYPES = {next(f.default for f in dataclasses.fields(cls) if f.name == "kind"): cls for cls in KINDS}
-Panel = (WeakErrorPanel | MinibatchPanel | SweepPanel | TrajectoryPanel | BatchGapPanel | StationaryPanel | EscapePanel
-         | VariantPanel)
 

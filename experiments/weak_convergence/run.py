@@ -14,7 +14,6 @@ from every result present. Results already in <out> are never replaced silently:
 --overwrite redoes them. Ctrl-C stops with one line saying how to continue.
 """
 
-import argparse
 import os
 import sys
 import time
