@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from runtools.schema import ConfigError
 from sde.problems import get_problem
@@ -170,6 +170,7 @@ class BatchGapPanel:
     id: str
     problem: str
     batch_sizes: list[int]
+    discrete: ClassVar[str] = "pgpo"              # PGPO's gap (not a field: the panel has no SGD version)
     kind: Literal["batch_gap"] = "batch_gap"
     multiplier: MultiplierSpec = field(default_factory=MultiplierSpec)
     T: float = T_DEFAULT                          # the horizon within which theta_bar must cross the kink
@@ -179,7 +180,8 @@ class BatchGapPanel:
 
     def validate(self, where: str) -> None:
         check_names(self, where)
-        check_grid(self, where, [])
+        if not self.T > 0:                        # no time grid: nothing is simulated
+            raise ConfigError(f"{where}.T: must be positive, got {self.T}")
         check_dataset(self, where)
         if self.multiplier.shape != "clipped_linear" or self.multiplier.constant is not None:
             raise ConfigError(f"{where}.multiplier.shape: the batch gap is measured at the clipped m's kink")

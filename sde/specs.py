@@ -68,7 +68,7 @@ class PathSizing:
 
 def multiplier_for(panel) -> Multiplier:
     """The panel's discrete-process multiplier: the identity for SGD."""
-    if getattr(panel, "discrete", "pgpo") == "sgd":
+    if panel.discrete == "sgd":
         return IDENTITY
     return panel.multiplier.build(get_problem(panel.problem))
 
@@ -96,10 +96,10 @@ def check_names(p, where: str, **allowed) -> None:
 
 
 def check_grid(p, where: str, etas: list[float] | None = None, eta_name: str = "etas") -> None:
-    """A positive horizon T, r >= 1 (for kinds that simulate), and every step size dividing T."""
+    """A positive horizon T, r >= 1, and every step size dividing T (the kinds that simulate on a time grid)."""
     if not p.T > 0:
         raise ConfigError(f"{where}.T: must be positive, got {p.T}")
-    if getattr(p, "r", 1) < 1:                     # batch_gap simulates nothing: no r
+    if p.r < 1:
         raise ConfigError(f"{where}.r: must be >= 1, got {p.r}")
     for i, eta in enumerate(p.etas if etas is None else etas):
         try:

@@ -77,6 +77,7 @@ def test_study_typos_are_caught_with_a_suggestion(tmp_path, extra, needle):
     ("{id: a, kind: escape, problem: double-well-escape, etas: [0.1]}", r"constants: give constant multipliers"),
     ("{id: a, kind: escape, problem: double-well-escape, etas: [0.1], constants: [1.0], horizon_factor: 0.5}",
      r"horizon_factor: must be >= 1"),
+    ("{id: a, kind: batch_gap, problem: softmax, batch_sizes: [1, 2], T: 0}", r"panels\[0\]\.T: must be positive"),
 ])
 def test_new_panel_kinds_check_their_fields(tmp_path, panel, needle):
     p = tmp_path / "s.yaml"
