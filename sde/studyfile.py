@@ -14,8 +14,9 @@ configs (runtools.schema: an unknown key gets "did you mean ...?", a wrong type 
                                   # (nested mappings are merged one level deep); checked as strictly
 
 Both the full and the quick version of every panel are built (and so checked) when a study is loaded, and a study
-whose figures take particular panels (ROLES) must give each of those roles to exactly one panel of the right kind:
-a file in which such a panel is missing, or its role misspelt, fails here, in one line, not when figures are drawn.
+whose figures take particular panels (ROLES) must give each of those roles to exactly one panel of the right kind,
+with what the figure reads from it: a file in which such a panel is missing, its role misspelt, or the curves or
+multiplier its figure draws left out, fails here, in one line, not when figures are drawn.
 """
 
 from __future__ import annotations
@@ -37,19 +38,29 @@ STUDY_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 
 @dataclass(frozen=True)
 class Role:
-    """A panel a figure takes by what it is for: the study that must declare it, the kind it must be, and what
-    draws it."""
+    """A panel a figure takes by what it is for: the study that must declare it, the kind it must be, the figure that
+    draws it and what it draws there, and what the figure reads from it, checked as the file loads: `curves`, the
+    "sde|test" pairs it plots (the panel's sdes and tests must hold both), and `m_shape`, a state-dependent PGPO
+    multiplier m(I) of this shape ("any": any shape) whose m_k, cap or shape the figure shows ("": none needed)."""
 
     study: str
     kind: str
-    drawn_by: str
+    figure: str
+    draws: str
+    curves: tuple[str, ...] = ()
+    m_shape: str = ""
 
 
+SHAPE_CURVES = ("matched|fluctuation", "paper|fluctuation")      # fig4 (a) sets the two shapes' curves side by side
 ROLES = {
-    "smooth_shape": Role("multiplier", "weak_error", "fig4_multiplier (a): the smooth m's fluctuation curves"),
-    "sensitivity_sweep": Role("multiplier", "sweep", "fig4_multiplier (c, d): weak-error size and cap fraction vs alpha"),
-    "clipped_shape": Role("theorem_pgpo", "weak_error", "fig4_multiplier (a): the clipped m's curves beside the smooth"),
-    "multiplier_path": Role("trajectories", "trajectory", "fig4_multiplier (b): I_k and m_k along one path"),
+    "smooth_shape": Role("multiplier", "weak_error", "fig4_multiplier (a)", "the smooth m's fluctuation curves",
+                         SHAPE_CURVES, "smooth"),
+    "sensitivity_sweep": Role("multiplier", "sweep", "fig4_multiplier (c, d)",
+                              "weak-error size and cap fraction vs alpha", ("matched|sq_norm", "paper|fluctuation")),
+    "clipped_shape": Role("theorem_pgpo", "weak_error", "fig4_multiplier (a)",
+                          "the clipped m's curves beside the smooth", SHAPE_CURVES, "clipped_linear"),
+    "multiplier_path": Role("trajectories", "trajectory", "fig4_multiplier (b)", "I_k and m_k along one path",
+                            m_shape="any"),
 }
 
 
@@ -60,8 +71,9 @@ def check_role(p, where: str) -> None:
         close = difflib.get_close_matches(p.role, list(ROLES), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known roles: {', '.join(ROLES)}"
         raise ConfigError(f"{where}.role: unknown role {p.role!r}{hint}")
-    if ROLES[p.role].kind != p.kind:
-        raise ConfigError(f"{where}.role: {p.role} is a {ROLES[p.role].kind} panel's role ({ROLES[p.role].drawn_by}), "
+    r = ROLES[p.role]
+    if r.kind != p.kind:
+        raise ConfigError(f"{where}.role: {p.role} is a {r.kind} panel's role ({r.figure}: {r.draws}), "
                           f"not a {p.kind} panel's")
 
 
@@ -100,19 +112,40 @@ def build_panel(raw: dict, where: str):
     return panel
 
 
+def check_role_needs(p, needs: str) -> None:
+    """What the figure that takes the panel reads from it (Role.curves, Role.m_shape); `needs` starts the message."""
+    r = ROLES[p.role]
+    missing = [c for c in r.curves if c.split("|")[0] not in p.sdes or c.split("|")[1] not in p.tests]
+    if missing:
+        raise ConfigError(f"{needs} the curve(s) {', '.join(missing)} (sde|test; {r.figure} draws {r.draws}): add "
+                          f"them to sdes / tests")
+    if not r.m_shape:
+        return
+    got = ("discrete: sgd" if p.discrete != "pgpo" else
+           f"multiplier.constant: {p.multiplier.constant:g}" if p.multiplier.constant is not None else
+           f"multiplier.shape: {p.multiplier.shape}" if r.m_shape not in ("any", p.multiplier.shape) else None)
+    if got:
+        shape = "" if r.m_shape == "any" else f"{r.m_shape} "
+        raise ConfigError(f"{needs} discrete: pgpo with a {shape}multiplier m(I), got {got} ({r.figure} draws "
+                          f"{r.draws})")
+
+
 def check_roles(name: str, panels: list, source: str) -> None:
-    """Each role of study `name` (ROLES) on exactly one panel; no role on a panel of another study."""
+    """Each role of study `name` (ROLES) on exactly one panel, which has what its figure reads; no role on a panel of
+    another study."""
     for i, p in enumerate(panels):
         if p.role and ROLES[p.role].study != name:
             raise ConfigError(f"{source}: panels[{i}] ({p.id}).role: {p.role} belongs to study "
                               f"{ROLES[p.role].study!r}, not {name!r}")
+        if p.role:
+            check_role_needs(p, f"{source}: panels[{i}] ({p.id}).role: {p.role} needs")
     for role, r in ROLES.items():
         if r.study != name:
             continue
         having = [p.id for p in panels if p.role == role]
         if not having:
             raise ConfigError(f"{source}: no panel has `role: {role}`; give it to the {r.kind} panel that "
-                              f"{r.drawn_by.split(':')[0]} draws ({r.drawn_by.split(': ', 1)[1]})")
+                              f"{r.figure} draws ({r.draws})")
         if len(having) > 1:
             raise ConfigError(f"{source}: panels {having} all have `role: {role}`; one panel takes it")
 

@@ -121,6 +121,29 @@ def test_a_figure_finds_its_panel_by_role_whatever_its_id(tmp_path):
      r"multiplier\.yaml: panels\[1\]\.role: smooth_shape is a weak_error panel's role"),
     ("theorem_pgpo", "role: clipped_shape", "role: smooth_shape",
      r"theorem_pgpo\.yaml: panels\[0\] \(quadratic\)\.role: smooth_shape belongs to study 'multiplier'"),
+    # the panel with the role lacks what its figure reads: curves (sde|test) or a multiplier m(I) of the right shape
+    ("multiplier", "tests: [sq_norm, fluctuation]\n    etas: [0.1,", "tests: [sq_norm]\n    etas: [0.1,",
+     r"multiplier\.yaml: panels\[0\] \(smooth_shape\)\.role: smooth_shape needs the curve\(s\) matched\|fluctuation, "
+     r"paper\|fluctuation \(sde\|test; fig4_multiplier \(a\) draws"),
+    ("multiplier", "sdes: [matched, paper]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
+     "sdes: [matched]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
+     r"multiplier\.yaml: panels\[1\] \(alpha_mmax\)\.role: sensitivity_sweep needs the curve\(s\) paper\|fluctuation "),
+    ("multiplier", "sdes: [matched, paper]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
+     "sdes: [matched, paper]\n    tests: [fluctuation]\n    etas: [0.025",
+     r"panels\[1\] \(alpha_mmax\)\.role: sensitivity_sweep needs the curve\(s\) matched\|sq_norm "),
+    ("theorem_pgpo",
+     "smooth one\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5, shape: clipped_linear}",
+     "smooth one\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5, shape: smooth}",
+     r"theorem_pgpo\.yaml: panels\[0\] \(quadratic\)\.role: clipped_shape needs discrete: pgpo with a clipped_linear "
+     r"multiplier m\(I\), got multiplier\.shape: smooth \(fig4_multiplier \(a\) draws"),
+    ("trajectories", "one of its paths\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5}",
+     "one of its paths\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {constant: 2.0}",
+     r"trajectories\.yaml: panels\[1\] \(quadratic\)\.role: multiplier_path needs discrete: pgpo with a multiplier "
+     r"m\(I\), got multiplier\.constant: 2 \(fig4_multiplier \(b\) draws I_k and m_k"),
+    ("trajectories", "one of its paths\n    problem: quadratic\n    discrete: pgpo",
+     "one of its paths\n    problem: quadratic\n    discrete: sgd",
+     r"trajectories\.yaml: panels\[1\] \(quadratic\)\.role: multiplier_path needs discrete: pgpo with a multiplier "
+     r"m\(I\), got discrete: sgd "),
 ])
 def test_a_study_file_without_the_panel_a_figure_takes_fails_as_it_loads(tmp_path, name, old, new, needle):
     path = _study_copy(tmp_path, name, lambda t: t.replace(old, new))
