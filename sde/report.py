@@ -92,7 +92,7 @@ def make_all(results_dir: str, out_dir: str, progress_stream=None, studies_dir: 
     prog = Progress(sum(weight[fig.study] for fig in todo) + 1, label="figures", every_s=0.0, stream=progress_stream)
     done = 0
     for fig in todo:                                 # fig1 ... fig10, each from the results present
-        fig.draw(res, out_dir, written)
+        fig.draw(res, fig.study, out_dir, written)
         done += weight[fig.study]
         if progress_stream is not None:
             prog.update(done, note=os.path.basename(written[-1]).rsplit(".", 1)[0], force=True)

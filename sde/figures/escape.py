@@ -11,10 +11,10 @@ from sde.plotting import KRAMERS_MIN, kramers_where_valid
 from sde.stats import Z95
 
 
-def fig_escape(res, out_dir, written):
+def fig_escape(res, study, out_dir, written):
     """(a) MFPT vs constant m at each eta; (b) MFPT vs 1/eta; discrete Monte Carlo (95 % CI) against the exact MFPT
     of both SDEs and Kramers."""
-    rows = [it for p in res.of_kind("escape", "escape") for it in p["items"]]
+    rows = [it for p in res.of_kind(study, "escape") for it in p["items"]]
     if not rows:
         return
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.6))

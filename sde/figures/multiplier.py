@@ -12,11 +12,18 @@ from sde.figures.common import finish
 from sde.plotting import G_TITLE, LEGEND_FONTSIZE, MARKER_NOTE, SDE_LABEL, curve_style, fit_text, legend_below, plot_curve
 
 
-def fig_multiplier(res, out_dir, written):
+def problems(*panels) -> str:
+    """The problems of the panels drawn (the results panels' `spec`), each once, in order: the titles name them."""
+    return ", ".join(dict.fromkeys(p["spec"]["problem"] for p in panels if p is not None))
+
+
+def fig_multiplier(res, study, out_dir, written):
+    """fig4: its panels come by role (sde.studyfile.ROLES); `study` (multiplier) gives smooth_shape and the sweep."""
     fig, axes = plt.subplots(2, 2, figsize=(12.5, 11.5))
     # (a) smooth vs clipped shape on the fluctuation
     ax = axes[0][0]
-    smooth = [c for c in res.with_role("smooth_shape")["items"] if c["g"] == "fluctuation"]
+    smooth_panel = res.with_role("smooth_shape")
+    smooth = [c for c in smooth_panel["items"] if c["g"] == "fluctuation"]
     curves = list(smooth)
     for c in smooth:
         plot_curve(ax, c, label=f"smooth m, vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
@@ -27,7 +34,8 @@ def fig_multiplier(res, out_dir, written):
                 plot_curve(ax, c, style=dict(curve_style(c), ls="-.", marker="d"),
                            label=f"clipped m, vs {SDE_LABEL[c['sde']]}: {fit_text(c)}")
                 curves.append(c)
-    finish(ax, curves, "(a) quadratic, " + G_TITLE["fluctuation"] + ": clipped (dash-dot) vs smooth m(I)")
+    finish(ax, curves, f"(a) {problems(smooth_panel, clipped)}, " + G_TITLE["fluctuation"] +
+           ": clipped (dash-dot) vs smooth m(I)")
     # (b) I and m along one path, on axes of their own (m - 1 is alpha I below the cap: one axis would overlay them)
     axes[0][1].set_visible(False)
     path = res.with_role("multiplier_path")                      # None without the trajectories' results
@@ -38,7 +46,7 @@ def fig_multiplier(res, out_dir, written):
         top.plot(t, tr["info_path"], color="#1f77b4")
         top.set_yscale("log")
         top.set_ylabel(r"$I_k$ (excess loss)")
-        top.set_title(f"(b) one PGPO path (quadratic, $\\eta$ = {tr['eta']:g}); steps at the cap: "
+        top.set_title(f"(b) one PGPO path ({problems(path)}, $\\eta$ = {tr['eta']:g}); steps at the cap: "
                       f"{100 * tr['cap_fraction']:.0f} % (all paths)", fontsize=9.5)
         bottom.plot(t, tr["multiplier_path"], color="#d62728", label=r"$m_k$")
         bottom.axhline(tr["multiplier_spec"]["m_max"], color="0.4", ls=":", lw=0.9,
@@ -49,7 +57,8 @@ def fig_multiplier(res, out_dir, written):
         for a in (top, bottom):
             a.grid(True, alpha=0.25)
     # (c) weak-error constants vs alpha; (d) cap fraction vs alpha
-    rows = res.with_role("sensitivity_sweep")["items"]
+    sweep = res.with_role("sensitivity_sweep")
+    rows = sweep["items"]
     mmaxes = sorted({r["m_max"] for r in rows})
     for mm, col in zip(mmaxes, series_colors(len(mmaxes))):
         for shape, ls in (("clipped_linear", "-"), ("smooth", "--")):
@@ -78,12 +87,13 @@ def fig_multiplier(res, out_dir, written):
         ax.grid(True, which="both", alpha=0.25)
         legend_below(ax, ncol=2)
     axes[1][0].set_yscale("log")
-    fig.suptitle(f"The multiplier: shape, cap and sensitivity (quadratic)\n(a): {MARKER_NOTE}", fontsize=10)
+    fig.suptitle(f"The multiplier: shape, cap and sensitivity ({problems(smooth_panel, clipped, path, sweep)})\n"
+                 f"(a): {MARKER_NOTE}", fontsize=10)
     save_figure(fig, out_dir, "fig4_multiplier", written, top_inches=0.5)
 
 
-def fig_trajectories(res, out_dir, written):
-    panels = res.of_kind("trajectories", "trajectory")
+def fig_trajectories(res, study, out_dir, written):
+    panels = res.of_kind(study, "trajectory")
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.8), squeeze=False)
     colors = {"matched": "#2ca02c", "paper": "#d62728", "gradient_flow": "#222222"}
     for ax, p in zip(axes[0], panels):

@@ -16,8 +16,8 @@ NOISE_LABEL = {("gaussian", "exact"): "Gaussian noise (coupled)",
                ("minibatch", "same_batch"): "minibatch, I from the same batch"}
 
 
-def fig_noise(res, out_dir, written):
-    panels = res.of_kind("noise", "minibatch")
+def fig_noise(res, study, out_dir, written):
+    panels = res.of_kind(study, "minibatch")
     tests = sorted({c["g"] for p in panels for c in p["items"]}, key=["sq_norm", "linear", "fluctuation"].index)
     fig, axes = plt.subplots(len(tests), len(panels), figsize=(5.4 * len(panels), 4.6 * len(tests)), squeeze=False)
     colors = {"exact": "#1f77b4", "independent_batch": "#2ca02c", "same_batch": "#d62728"}
@@ -47,8 +47,8 @@ def fig_noise(res, out_dir, written):
     save_figure(fig, out_dir, "fig3_noise", written)
 
 
-def fig_batch_gap(res, out_dir, written):
-    panels = res.of_kind("noise", "batch_gap")
+def fig_batch_gap(res, study, out_dir, written):
+    panels = res.of_kind(study, "batch_gap")
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(max(9.0, 6.2 * len(panels)), 5.4), squeeze=False)

@@ -13,12 +13,12 @@ from sde.figures.common import finish
 from sde.plotting import LEGEND_FONTSIZE, MARKER_NOTE, SDE_LABEL, SDE_STYLE, fit_text, mult_text, plot_curve
 
 
-def fig_stationary(res, out_dir, written):
+def fig_stationary(res, study, out_dir, written):
     """(a) the floor vs c at one eta (closed form), with the leading-order lines; (b) the floor difference vs eta for
     every constant c and SDE; (c) Monte Carlo panels: the floor difference vs eta."""
     from sde.stationary import leading_floor
     from sde.problems import get_problem
-    panels = res.of_kind("stationary", "stationary")
+    panels = res.of_kind(study, "stationary")
     exact = [p for p in panels if p["spec"]["method"] == "closed_form"]
     mc = [p for p in panels if p["spec"]["method"] != "closed_form"]
     n_ax = len(mc) + (2 if exact else 0)

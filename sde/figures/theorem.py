@@ -12,8 +12,8 @@ from sde.figures.common import G_ORDER, at_T, finish
 from sde.plotting import G_TITLE, MARKER_NOTE, SDE_LABEL, fit_text, mult_text, plot_curve
 
 
-def fig_theorem_sgd(res, out_dir, written):
-    panels = res.of_kind("theorem_sgd", "weak_error")
+def fig_theorem_sgd(res, study, out_dir, written):
+    panels = res.of_kind(study, "weak_error")
     n_cols = min(len(panels), 2)
     n_rows = math.ceil(len(panels) / n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(6.2 * n_cols, 5.4 * n_rows), squeeze=False)
@@ -34,8 +34,8 @@ def fig_theorem_sgd(res, out_dir, written):
     save_figure(fig, out_dir, "fig1_theorem_sgd", written, top_inches=0.6)
 
 
-def fig_theorem_pgpo(res, out_dir, written):
-    panels = res.of_kind("theorem_pgpo", "weak_error")
+def fig_theorem_pgpo(res, study, out_dir, written):
+    panels = res.of_kind(study, "weak_error")
     tests = ["sq_norm", "fluctuation"]
     fig, axes = plt.subplots(len(panels), 2, figsize=(11.5, 4.9 * len(panels)), squeeze=False)
     for row, p in zip(axes, panels):
@@ -55,9 +55,9 @@ def fig_theorem_pgpo(res, out_dir, written):
     save_figure(fig, out_dir, "fig2_theorem_pgpo", written, top_inches=0.6)
 
 
-def fig_modified_equation(res, out_dir, written):
+def fig_modified_equation(res, study, out_dir, written):
     """Rows: panels; columns: the order-2 drift with the matched diffusion, and with the paper's."""
-    panels = res.of_kind("modified_equation", "weak_error")
+    panels = res.of_kind(study, "weak_error")
     cols = ["matched_2", "paper_2"]
     n_rows = math.ceil(len(panels) / 2)                # two panels (four axes) per row
     fig, grid = plt.subplots(n_rows, 4, figsize=(22.0, 6.2 * n_rows), squeeze=False)

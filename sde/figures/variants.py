@@ -27,11 +27,11 @@ def _variant_label(c) -> str:
     return f"{head}: {fit_text(c)}"
 
 
-def fig_variants(res, out_dir, written):
+def fig_variants(res, study, out_dir, written):
     """Top: the weak error of each variant against its SDE (and the comparison it changes), g = the panel's first test
     function. Bottom: how the variant changes the step along the run (m_k's 10-90 % band and mean, or the per-sample
     drift's relative distance from m(I) grad L along theta_bar)."""
-    panels = res.of_kind("variants", "variant")
+    panels = res.of_kind(study, "variant")
     fig, axes = plt.subplots(2, len(panels), figsize=(6.4 * len(panels), 11.0), squeeze=False)
     tally = {}
     for j, p in enumerate(panels):
