@@ -1,27 +1,29 @@
 """Figures and the verdict table of the weak-convergence study, from saved results only (no simulation).
 
     python paper_figures/weak_convergence.py --results results/weak_convergence --out paper_figures/weak_convergence
-    (or `make_all(results_dir, out_dir)` from Python; experiments/weak_convergence/run.py calls it)
+        [--studies experiments/weak_convergence]     # the study files the results were made from (the default)
+    (or `make_all(results_dir, out_dir, studies_dir=...)` from Python; experiments/weak_convergence/run.py calls it)
 
 Writes fig1_theorem_sgd, fig2_theorem_pgpo, fig3_noise, fig4_multiplier, fig5_trajectories, fig6_batch_gap,
 fig7_modified_equation, fig8_stationary, fig9_escape, fig10_variants (PNG and PDF; sde.figures), weak_convergence_table.md
 and weak_convergence_table.json (sde.table). The figures find their panels by what the study files (sde.studyfile)
-declare: kinds, and the roles of the panels a figure takes one by one (StudyResults).
+declare: kinds, which the results record, and the roles of the panels a figure takes one by one (StudyResults), for
+which the files of the studies that give roles (sde.studyfile.ROLE_STUDIES) are read; no other study file is needed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 import matplotlib
 
+from runtools.args import OneLineParser
 from runtools.progress import Progress
 from runtools.schema import ConfigError
 from sde.results import refit, study_curves
-from sde.studyfile import STUDIES, STUDY_DIR, load_study
+from sde.studyfile import ROLE_STUDIES, ROLES, STUDIES, STUDY_DIR, load_study
 from sde.table import write_table
 from sde.verdicts import assign
 
@@ -49,34 +51,47 @@ def load_calibration(results_dir: str) -> dict | None:
         return json.load(f)
 
 
+def role_panels(docs: dict, results_dir: str, studies_dir: str = STUDY_DIR) -> dict:
+    """role -> the results panel that has it, for every role (sde.studyfile.ROLES) whose study's results are in `docs`
+    (as loaded, or the raw JSON: only ids are read). Only those studies' files are read (ROLE_STUDIES): every other
+    panel is taken by its kind, which its results record. A study file that lacks a role fails as it loads; results
+    without the panel the file gives the role to (results older than a renamed panel) fail in one line naming both
+    files."""
+    found = {}
+    for name in ROLE_STUDIES:
+        if name not in docs:
+            continue
+        path = os.path.join(studies_dir, f"{name}.yaml")
+        study = load_study(path, quick=bool(docs[name].get("quick")))
+        by_id = {p["id"]: p for p in docs[name]["panels"]}
+        for role in (role for role, r in ROLES.items() if r.study == name):
+            pid = study.with_role(role).id
+            if pid not in by_id:
+                raise ConfigError(f"{os.path.join(results_dir, name + '.json')}: no panel {pid!r}, which {path} "
+                                  f"gives `role: {role}`: rerun the study (its results predate the study file)")
+            found[role] = by_id[pid]
+    return found
+
+
 class StudyResults:
     """The results of each study (load), with their panels found as the study files declare them: by kind, or by role
-    (sde.studyfile.ROLES). Every role of a study whose results are present is resolved here, before anything is drawn: a
-    study file that lacks it fails as it loads, and results without the panel the file gives the role to (results
-    older than a renamed panel) fail in one line naming both files."""
+    (sde.studyfile.ROLES). Every role of a study whose results are present is resolved here, before anything is drawn
+    (role_panels)."""
 
     def __init__(self, docs: dict, results_dir: str, studies_dir: str = STUDY_DIR):
         self.docs = docs
-        self.roles = {}
-        for name, doc in docs.items():
-            path = os.path.join(studies_dir, f"{name}.yaml")
-            study = load_study(path, quick=bool(doc.get("quick")))
-            by_id = {p["id"]: p for p in doc["panels"]}
-            for p in study.panels:
-                if not p.role:
-                    continue
-                if p.id not in by_id:
-                    raise ConfigError(f"{os.path.join(results_dir, name + '.json')}: no panel {p.id!r}, which {path} "
-                                      f"gives `role: {p.role}`: rerun the study (its results predate the study file)")
-                self.roles[p.role] = by_id[p.id]
+        self.roles = role_panels(docs, results_dir, studies_dir)
 
     def of_kind(self, study: str, kind: str) -> list[dict]:
         """The panels of `kind` in the study's results, in file order."""
         return [p for p in self.docs[study]["panels"] if p["kind"] == kind]
 
     def with_role(self, role: str) -> dict | None:
-        """The results panel with `role`, or None when its study's results are not present."""
-        return self.roles.get(role)
+        """The results panel with `role`, or None when its study's results are not present; KeyError for a role that
+        sde.studyfile.ROLES does not declare (a figure's typo)."""
+        if role not in ROLES:
+            raise KeyError(f"no role {role!r}; the roles are {', '.join(ROLES)} (sde.studyfile.ROLES)")
+        return self.roles[role] if ROLES[role].study in self.docs else None
 
 
 def make_all(results_dir: str, out_dir: str, progress_stream=None, studies_dir: str = STUDY_DIR) -> list[str]:
@@ -101,16 +116,17 @@ def make_all(results_dir: str, out_dir: str, progress_stream=None, studies_dir: 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/weak_convergence")
     ap.add_argument("--out", default="paper_figures/weak_convergence")
-    ap.add_argument("--studies", default=STUDY_DIR, help="the study files the results were made from (their roles "
-                    "say which panel each figure takes; default: the repository's experiments/weak_convergence)")
+    ap.add_argument("--studies", default=STUDY_DIR, help="the study files the results were made from (only those of "
+                    f"{', '.join(ROLE_STUDIES)} are read: their roles say which panel fig4 takes; default: the "
+                    "repository's experiments/weak_convergence)")
     args = ap.parse_args(argv)
     try:
         files = make_all(args.results, args.out, progress_stream=sys.stderr, studies_dir=args.studies)
     except ConfigError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+        ap.error(str(e))
     print(f"wrote {len(files)} files to {args.out}")
     return 0
 

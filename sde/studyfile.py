@@ -62,6 +62,7 @@ ROLES = {
     "multiplier_path": Role("trajectories", "trajectory", "fig4_multiplier (b)", "I_k and m_k along one path",
                             m_shape="any"),
 }
+ROLE_STUDIES = tuple(dict.fromkeys(r.study for r in ROLES.values()))     # the studies whose files name roles
 
 
 def check_role(p, where: str) -> None:

@@ -1,6 +1,5 @@
 """The weak-convergence study: configs, the runner (quick), and figures regenerated from committed results."""
 
-import filecmp
 import functools
 import glob
 import json
@@ -84,89 +83,6 @@ def test_new_panel_kinds_check_their_fields(tmp_path, panel, needle):
     p.write_text(f"name: x\npanels:\n  - {panel}\n")
     with pytest.raises(ConfigError, match=needle):
         load_study(str(p))
-
-
-def test_the_committed_study_files_give_every_role_a_figure_takes():
-    from sde.studyfile import ROLES, STUDIES
-    studies = {n: load_study(os.path.join(STUDY_DIR, f"{n}.yaml")) for n in STUDIES}
-    for role, r in ROLES.items():
-        assert studies[r.study].with_role(role).kind == r.kind
-
-
-def _study_copy(tmp_path, name, edit):
-    text = open(os.path.join(STUDY_DIR, f"{name}.yaml")).read()
-    new = edit(text)
-    assert new != text
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(new)
-    return str(p)
-
-
-def test_a_figure_finds_its_panel_by_role_whatever_its_id(tmp_path):
-    path = _study_copy(tmp_path, "multiplier", lambda t: t.replace("id: smooth_shape", "id: smooth_m"))
-    assert load_study(path).with_role("smooth_shape").id == "smooth_m"
-
-
-@pytest.mark.parametrize("name, old, new, needle", [
-    # no panel has the role a figure takes (the panel deleted, or its role left off): the file fails as it loads
-    ("multiplier", "    role: smooth_shape ", "    # role: smooth_shape ",
-     r"multiplier\.yaml: no panel has `role: smooth_shape`; give it to the weak_error panel that fig4_multiplier \(a\)"),
-    ("trajectories", "  - id: quadratic\n    kind: trajectory\n    role: multiplier_path", "  - id: quadratic\n    kind: trajectory",
-     r"trajectories\.yaml: no panel has `role: multiplier_path`"),
-    # a misspelt role: the panel is named
-    ("theorem_pgpo", "role: clipped_shape", "role: clipped_shapes",
-     r"theorem_pgpo\.yaml: panels\[0\]\.role: unknown role 'clipped_shapes'; did you mean 'clipped_shape'\?"),
-    # a role on a panel of the wrong kind, or of another study
-    ("multiplier", "role: sensitivity_sweep", "role: smooth_shape",
-     r"multiplier\.yaml: panels\[1\]\.role: smooth_shape is a weak_error panel's role"),
-    ("theorem_pgpo", "role: clipped_shape", "role: smooth_shape",
-     r"theorem_pgpo\.yaml: panels\[0\] \(quadratic\)\.role: smooth_shape belongs to study 'multiplier'"),
-    # the panel with the role lacks what its figure reads: curves (sde|test) or a multiplier m(I) of the right shape
-    ("multiplier", "tests: [sq_norm, fluctuation]\n    etas: [0.1,", "tests: [sq_norm]\n    etas: [0.1,",
-     r"multiplier\.yaml: panels\[0\] \(smooth_shape\)\.role: smooth_shape needs the curve\(s\) matched\|fluctuation, "
-     r"paper\|fluctuation \(sde\|test; fig4_multiplier \(a\) draws"),
-    ("multiplier", "sdes: [matched, paper]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
-     "sdes: [matched]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
-     r"multiplier\.yaml: panels\[1\] \(alpha_mmax\)\.role: sensitivity_sweep needs the curve\(s\) paper\|fluctuation "),
-    ("multiplier", "sdes: [matched, paper]\n    tests: [sq_norm, fluctuation]\n    etas: [0.025",
-     "sdes: [matched, paper]\n    tests: [fluctuation]\n    etas: [0.025",
-     r"panels\[1\] \(alpha_mmax\)\.role: sensitivity_sweep needs the curve\(s\) matched\|sq_norm "),
-    ("theorem_pgpo",
-     "smooth one\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5, shape: clipped_linear}",
-     "smooth one\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5, shape: smooth}",
-     r"theorem_pgpo\.yaml: panels\[0\] \(quadratic\)\.role: clipped_shape needs discrete: pgpo with a clipped_linear "
-     r"multiplier m\(I\), got multiplier\.shape: smooth \(fig4_multiplier \(a\) draws"),
-    ("trajectories", "one of its paths\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {m_max: 2.5}",
-     "one of its paths\n    problem: quadratic\n    discrete: pgpo\n    multiplier: {constant: 2.0}",
-     r"trajectories\.yaml: panels\[1\] \(quadratic\)\.role: multiplier_path needs discrete: pgpo with a multiplier "
-     r"m\(I\), got multiplier\.constant: 2 \(fig4_multiplier \(b\) draws I_k and m_k"),
-    ("trajectories", "one of its paths\n    problem: quadratic\n    discrete: pgpo",
-     "one of its paths\n    problem: quadratic\n    discrete: sgd",
-     r"trajectories\.yaml: panels\[1\] \(quadratic\)\.role: multiplier_path needs discrete: pgpo with a multiplier "
-     r"m\(I\), got discrete: sgd "),
-])
-def test_a_study_file_without_the_panel_a_figure_takes_fails_as_it_loads(tmp_path, name, old, new, needle):
-    path = _study_copy(tmp_path, name, lambda t: t.replace(old, new))
-    with pytest.raises(ConfigError, match=needle) as e:
-        load_study(path)
-    assert "\n" not in str(e.value) and path in str(e.value)
-
-
-def test_results_older_than_a_renamed_panel_are_refused_in_one_line(tmp_path):
-    """The report takes fig4's panels by the roles of the study files: a study file whose role-bearing panel was
-    renamed since its results were made names both files, before anything is drawn."""
-    from sde.report import StudyResults, load
-    studies = tmp_path / "studies"
-    studies.mkdir()
-    for n in ("theorem_pgpo", "trajectories"):
-        (studies / f"{n}.yaml").write_text(open(os.path.join(STUDY_DIR, f"{n}.yaml")).read())
-    (studies / "multiplier.yaml").write_text(
-        open(os.path.join(STUDY_DIR, "multiplier.yaml")).read().replace("id: alpha_mmax", "id: sensitivity"))
-    docs = {n: d for n, d in load(RESULTS).items() if n in ("theorem_pgpo", "trajectories", "multiplier")}
-    assert StudyResults(docs, RESULTS).with_role("multiplier_path")["id"] == "quadratic"
-    with pytest.raises(ConfigError, match=r"multiplier\.json: no panel 'sensitivity', which .*multiplier\.yaml gives "
-                                          r"`role: sensitivity_sweep`: rerun the study"):
-        StudyResults(docs, RESULTS, str(studies))
 
 
 def test_defaults_are_declared_once():
