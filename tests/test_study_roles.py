@@ -5,7 +5,10 @@ import filecmp
 import glob
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -167,3 +170,22 @@ def test_results_older_than_a_renamed_panel_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"multiplier\.json: no panel 'sensitivity', which .*multiplier\.yaml gives "
                                           r"`role: sensitivity_sweep`: rerun the study"):
         StudyResults(docs, RESULTS, str(studies))
+
+
+def test_the_runner_refuses_kept_results_older_than_a_renamed_panel_before_running(tmp_path):
+    """run.py draws the figures from every result in --out after running: kept results whose role-bearing panel the
+    study file has renamed since are refused up front, in one line, before any study runs."""
+    out = tmp_path / "q"
+    out.mkdir()
+    doc = json.load(open(os.path.join(RESULTS, "multiplier.json")))
+    for p in doc["panels"]:
+        if p["id"] == "alpha_mmax":                                   # as if the sweep had another id back then
+            p["id"] = p["spec"]["id"] = "sweep_before_rename"
+    (out / "multiplier.json").write_text(json.dumps(doc))
+    res = subprocess.run([sys.executable, os.path.join(STUDY_DIR, "run.py"), "--quick", "--only", "theorem_sgd",
+                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+    assert re.search(r"run\.py: error: .*q/multiplier\.json: no panel 'alpha_mmax', which .*multiplier\.yaml gives "
+                     r"`role: sensitivity_sweep`: rerun the study", res.stderr), res.stderr
+    assert sorted(os.listdir(out)) == ["multiplier.json"]                # nothing ran

@@ -41,6 +41,24 @@ def finished(out: str, study, quick: bool) -> bool:
     return True
 
 
+def check_figure_roles(out: str, rerun: set) -> None:
+    """ConfigError (one line, naming both files) when results in `out` that this run keeps, of a study whose panels
+    fig4 takes by role, lack the panel its study file gives the role to (results older than a renamed panel): the
+    figures drawn after the run would fail on them, so the run is refused before any study runs. The studies in
+    `rerun` are about to be written from their study files, so they are not read."""
+    import json
+
+    from sde.report import role_panels
+    from sde.studyfile import ROLE_STUDIES
+    docs = {}
+    for name in ROLE_STUDIES:
+        path = os.path.join(out, f"{name}.json")
+        if name not in rerun and os.path.exists(path):
+            with open(path) as f:
+                docs[name] = json.load(f)
+    role_panels(docs, out, HERE)
+
+
 def main(argv=None):
     from runtools.args import OneLineParser, int_at_least
     from runtools.files import OutputFolderError, prepare_output_folder
@@ -71,6 +89,8 @@ def main(argv=None):
         prepare_output_folder(out, overwrite=args.overwrite, resume=not args.overwrite, resume_flag=None,
                               clear=False, create=False)          # the atomic writes replace results at the end
         kept = {st.name for st in studies if not args.overwrite and finished(out, st, args.quick)}
+        if not args.no_figures:
+            check_figure_roles(out, {st.name for st in studies} - kept)
     except (ConfigError, OutputFolderError) as e:
         ap.error(str(e))
     os.makedirs(out, exist_ok=True)
@@ -85,7 +105,10 @@ def main(argv=None):
     print(f"all studies: {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_figures:
         from sde.report import make_all
-        figs = make_all(out, figures, progress_stream=sys.stderr)
+        try:
+            figs = make_all(out, figures, progress_stream=sys.stderr, studies_dir=HERE)
+        except ConfigError as e:
+            ap.error(str(e))
         print("figures:", ", ".join(sorted(os.path.basename(f) for f in figs)))
     return 0
 
