@@ -8,8 +8,9 @@ mu T' + s^2 T'' / 2 = -1, T(a) = 0, T' -> 0 at +inf, i.e.
 
     T(x0) = int_a^x0 exp(U(y)) int_y^inf 2 exp(-U(z)) / s(z)^2 dz dy,    U(y) = -int^y 2 mu / s^2,
 
-evaluated by quadrature on a fine grid (`exact_mfpt`). For PGPO's SDEs mu = -m(I(x)) V'(x) and
-s^2 = eta m^2 sigma^2 (matched) or eta sigma^2 (paper): state-dependent m included, nothing asymptotic.
+evaluated by quadrature on a fine grid (`exact_mfpt`). For PGPO's SDEs mu = -d(m) V'(x) and s^2 = s(m)^2 eta sigma^2
+with m = m(I(x)) and the member's drift and diffusion factors d, s (sde.family): mu = -m V' for both, s^2 =
+eta m^2 sigma^2 (matched) or eta sigma^2 (paper): state-dependent m included, nothing asymptotic.
 
 Kramers / Eyring (constant m = c): in the time t' = c t the SDE reads dX = -V' dt' + sqrt(2 T_eff) dW' with the
 effective temperature T_eff = s^2 / (2 c) -- eta c sigma^2 / 2 (matched), eta sigma^2 / (2 c) (paper) -- so
@@ -32,17 +33,29 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import cumulative_trapezoid, trapezoid
 
+from sde.family import member
 from sde.problems import DoubleWell
 
 SDES = ("matched", "paper")
 
 
 def diffusion_sq(problem: DoubleWell, mult, eta: float, sde: str, x: np.ndarray) -> np.ndarray:
-    """s(x)^2 of the SDE kind at the states x (1-d array)."""
+    """s(x)^2 of the SDE kind at the states x (1-d array): eta sigma^2 times the square of the member's diffusion
+    factor at m(I(x))."""
+    kind = _kind(sde)
+    base = eta * problem.sigma ** 2 * np.ones_like(x)
+    return base * kind.diffusion_factor(_m(problem, mult, x)) ** 2
+
+
+def drift(problem: DoubleWell, mult, sde: str, x: np.ndarray) -> np.ndarray:
+    """mu(x) = -d(m(I(x))) V'(x) of the SDE kind at the states x (1-d array)."""
+    return -_kind(sde).drift_factor(_m(problem, mult, x)) * _v_prime(problem, x)
+
+
+def _kind(sde: str):
     if sde not in SDES:
         raise ValueError(f"unknown SDE kind {sde!r} for escape; choose from {SDES}")
-    base = eta * problem.sigma ** 2 * np.ones_like(x)
-    return base * _m(problem, mult, x) ** 2 if sde == "matched" else base
+    return member(sde)
 
 
 def _m(problem: DoubleWell, mult, x: np.ndarray) -> np.ndarray:
@@ -86,7 +99,7 @@ def exact_mfpt(problem: DoubleWell, mult, eta: float, sde: str, n_grid: int = 20
     # above the well U grows like (x - x*)^2 V''/ (2 T_eff): 60 effective standard deviations make exp(-U) negligible
     t_hi = diffusion_sq(problem, mult, eta, sde, np.array([x0]))[0] / 2.0 * max(1.0, float(_m(problem, mult, np.array([x0 + 5]))[0]))
     x_hi = x0 + 5.0 + 60.0 * math.sqrt(t_hi)
-    return exact_mfpt_1d(lambda y: -_m(problem, mult, y) * _v_prime(problem, y),
+    return exact_mfpt_1d(lambda y: drift(problem, mult, sde, y),
                          lambda y: diffusion_sq(problem, mult, eta, sde, y), x0, a, x_hi, n_grid)
 
 
@@ -96,9 +109,11 @@ def barrier(problem: DoubleWell) -> float:
 
 
 def temperature(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
-    """The effective temperature T_eff = s^2 / (2c) of PGPO's SDE with constant m = c: eta c sigma^2 / 2 (matched),
-    eta sigma^2 / (2c) (paper)."""
-    return eta * problem.sigma ** 2 * (c / 2.0 if sde == "matched" else 1.0 / (2.0 * c))
+    """The effective temperature T_eff = eta s^2 sigma^2 / (2 d) of PGPO's SDE with constant m = c (s, d: the member's
+    diffusion and drift factors at c): eta c sigma^2 / 2 (matched), eta sigma^2 / (2c) (paper)."""
+    kind = _kind(sde)
+    s, d = kind.diffusion_factor(c), kind.drift_factor(c)
+    return eta * problem.sigma ** 2 * (s / d * s / 2.0)     # exactly c / 2 (matched), 1 / (2 c) (paper)
 
 
 def kramers_mfpt(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
@@ -164,8 +179,7 @@ def sde_step(problem: DoubleWell, mult, eta: float, sde: str, h: float) -> Calla
     """One Euler-Maruyama step of size h of PGPO's SDE kind `sde` (drift -m V', diffusion s)."""
     def step(x, rng):
         xs = x[:, 0]
-        m = _m(problem, mult, xs)
-        dx = -m * _v_prime(problem, xs) * h
+        dx = drift(problem, mult, sde, xs) * h
         dx += np.sqrt(diffusion_sq(problem, mult, eta, sde, xs) * h) * rng.standard_normal(xs.size)
         x[:, 0] += dx
     return step

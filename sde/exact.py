@@ -12,8 +12,9 @@ order-2 modified equations (b = -c A x, (grad b) b = c^2 A^2 x), and
 
     mean'(t) = exp(-kappa t) theta_0',   P'_ij(t) = s^2 eta Sigma'_ij (1 - exp(-(kappa_i + kappa_j) t)) / (kappa_i + kappa_j),
 
-with s = 1 (sgd_sde, paper, paper_2), c (matched, matched_2), 0 (gradient flow). Mean and covariance are rotated
-back, x = R y. Every test function here is quadratic or linear, so its expectation follows from (mean, P) exactly;
+with the drift factor d(c) in place of c in kappa (c, or 1 for sgd_sde) and s = s(c) the diffusion factor, both read
+from the family's declaration (sde.family: s = 1 for sgd_sde, paper, paper_2; c for matched, matched_2; 0 for
+gradient flow). Mean and covariance are rotated back, x = R y. Every test function here is quadratic or linear, so its expectation follows from (mean, P) exactly;
 `exact_error_series` gives the error at every step k <= N, for Definition A.1's maximum over time.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sde.family import member
 from sde.problems import Quadratic
 from sde.simulate import n_steps_for
 
@@ -94,13 +96,11 @@ def expectation(test: str, mean: np.ndarray, cov: np.ndarray, eta: float, theta_
     raise ValueError(f"unknown test function {test!r}")
 
 
-DIFFUSION_SCALE = {"gradient_flow": lambda c: 0.0, "sgd_sde": lambda c: 1.0, "paper": lambda c: 1.0,
-                    "matched": lambda c: c, "paper_2": lambda c: 1.0, "matched_2": lambda c: c}
-
-
-def sde_drift_c(sde_kind: str, c: float) -> float:
-    """The multiplier in an SDE's drift: c, except the SGD-SDE's (m ignored)."""
-    return 1.0 if sde_kind == "sgd_sde" else c
+def sde_ou_moments(problem: Quadratic, eta: float, t, sde_kind: str, c: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) at time t of SDE kind `sde_kind` with constant multiplier c: ou_moments with the drift
+    factor, diffusion factor and order of its declaration (sde.family)."""
+    sde = member(sde_kind)
+    return ou_moments(problem, eta, t, sde.drift_factor(c), sde.diffusion_factor(c), order2=sde.order2)
 
 
 def exact_error_series(problem: Quadratic, eta: float, t_end: float, sde_kind: str, test: str,
@@ -110,14 +110,12 @@ def exact_error_series(problem: Quadratic, eta: float, t_end: float, sde_kind: s
     endpoint)."""
     if not isinstance(problem, Quadratic):
         raise TypeError("closed forms exist only for the quadratic problems")
-    if sde_kind not in DIFFUSION_SCALE:
-        raise ValueError(f"unknown SDE kind {sde_kind!r}")
+    member(sde_kind)                        # an unknown kind fails here, before any work
     n = n_steps_for(t_end, eta)
     steps = np.array([n]) if endpoint_only else np.arange(n + 1)
     theta_bar = ou_moments(problem, eta, t_end, c, 0.0)[0]
     md, pd = discrete_moments_series(problem, eta, n, c, steps=steps)
-    ms, ps = ou_moments(problem, eta, eta * steps, sde_drift_c(sde_kind, c), DIFFUSION_SCALE[sde_kind](c),
-                        order2=sde_kind.endswith("_2"))
+    ms, ps = sde_ou_moments(problem, eta, eta * steps, sde_kind, c)
     ed = expectation(test, md, pd, eta, theta_bar, problem)
     es = expectation(test, ms, ps, eta, theta_bar, problem)
     return {"error": ed - es, "mean_discrete": ed, "mean_sde": es}

@@ -4,24 +4,8 @@ Conventions. Discrete PGPO with Gaussian gradient noise:
 
     theta_{k+1} = theta_k - eta * m_k * (grad L(theta_k) + S(theta_k) Z_k),   Z_k ~ N(0, I)
 
-(SGD is m_k = 1). The SDE family, all with drift -m(I(Theta)) grad L(Theta) unless stated:
-
-    gradient_flow   dTheta = -m grad L dt                                   (no noise)
-    sgd_sde         dTheta = -grad L dt + sqrt(eta) S dW                    (Eq. 7, m ignored)
-    paper           dTheta = -m grad L dt + sqrt(eta) S dW                  (Theorem A.2 (ii))
-    matched         dTheta = -m grad L dt + m sqrt(eta) S dW                (moment-matched)
-    matched_2       dTheta = [b - (eta/2) (grad b) b] dt + m sqrt(eta) S dW  (order-2 modified equation)
-    paper_2         dTheta = [b - (eta/2) (grad b) b] dt + sqrt(eta) S dW    (order-2 drift, the paper's diffusion)
-
-with b = -m(I) grad L. Since grad I = grad L, the Jacobian is grad b = -m H - m'(I) grad L grad L^T (H = Hess L),
-so the order-2 drift correction is -(eta/2) (grad b) b = -(eta/2) (m^2 H grad L + m m'(I) |grad L|^2 grad L).
-Why order 2 (Li, Tai & E's moment conditions): one discrete step has mean eta b and second moment
-eta^2 (b b^T + m^2 Sigma); an SDE with drift b + eta b1 and diffusion sqrt(eta) D has mean eta b + eta^2 (b1 +
-(grad b) b / 2) + O(eta^3) and second moment eta^2 (b b^T + D D^T) + O(eta^3) over the same time eta. Matching
-both to O(eta^3) needs b1 = -(grad b) b / 2 and D D^T = m^2 Sigma + O(eta): the matched diffusion. The paper's
-D D^T = Sigma leaves an O(eta^2) second-moment mismatch per step whenever m != 1, so paper_2 stays order 1.
-For SGD (m = 1) both are the Li-Tai-E modified equation, drift -grad(L + eta |grad L|^2 / 4).
-The clipped m has a kink where m' jumps (alpha to 0); whether it caps the order below 2 is measured, not assumed.
+(SGD is m_k = 1). The SDE family that models it is declared once, in sde.family (each member's drift and diffusion
+factors and order; the order-2 drift's derivation); `ModelSDE` steps a member on a problem.
 
 One discrete step spans SDE time eta. Coupling: the SDE's Brownian increment over that step is
 W_{(k+1)eta} - W_{k eta} = -sqrt(eta) Z_k (the discrete update *subtracts* eta m S Z_k, and the SDE's
@@ -39,11 +23,10 @@ from typing import Protocol
 import numpy as np
 
 from pgpo.multiplier import Multiplier
+from sde.family import ORDER2_KINDS, SDE_KINDS, member
 from sde.parallel import Scratch
 from sde.problems import Problem
 
-SDE_KINDS = ("gradient_flow", "sgd_sde", "paper", "matched", "matched_2", "paper_2")
-ORDER2_KINDS = {"matched_2": "matched", "paper_2": "paper"}      # order-2 drift, and the diffusion of the base kind
 NOISE_MODELS = ("gaussian", "minibatch")
 INFO_SOURCES = ("exact", "independent_batch", "same_batch")
 
@@ -217,7 +200,8 @@ def _buffers(scratch: Scratch, n: int, d: int) -> _Buffers:
 
 @dataclass
 class ModelSDE:
-    """One member of the SDE family for (problem, multiplier, eta); see the module docstring."""
+    """Member `kind` of the SDE family (sde.family) for (problem, multiplier, eta): its drift and diffusion terms,
+    with the factors of m its declaration gives."""
 
     problem: Problem
     multiplier: Multiplier
@@ -226,19 +210,19 @@ class ModelSDE:
     _scratch: Scratch = field(default_factory=Scratch, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in SDE_KINDS:
-            raise ValueError(f"unknown SDE kind {self.kind!r}; choose one of {SDE_KINDS}")
+        kind = member(self.kind)
         self.dim = self.problem.dim
         self.noise_dim = self.problem.noise_dim
         self._sqrt_eta = math.sqrt(self.eta)
-        self._modulated = self.kind != "sgd_sde" and not self.multiplier.is_identity
-        self._order2 = self.kind in ORDER2_KINDS
-        self._matched = ORDER2_KINDS.get(self.kind, self.kind) == "matched"
+        self._noisy = kind.noisy
+        self._modulated = kind.drift_m and not self.multiplier.is_identity
+        self._order2 = kind.order2
+        self._matched = kind.noise_m
 
     def increment(self, x, dw, h, out):
         buf = _buffers(self._scratch, x.shape[0], self.dim)
         g = self.problem.grad(x, buf.g)
-        if self.kind == "gradient_flow":
+        if not self._noisy:
             out.fill(0.0)
         else:
             self.problem.noise(x, dw, out)

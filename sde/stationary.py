@@ -6,10 +6,11 @@ stationarity, so floor = tr(A P) / 2 and E|theta|^2 = tr P):
     discrete PGPO     P = M P M^T + eta^2 c^2 Sigma,  M = I - eta c A        (discrete Lyapunov; needs eta c a_max < 2)
     SDE (OU)          K P + P K^T = s^2 eta Sigma                           (continuous Lyapunov)
 
-with K = c A (matched, paper) or c A + eta c^2 A^2 / 2 (order-2 drift, sde.simulate), s = c (matched, matched_2)
-or 1 (paper, paper_2). Taking the trace of A P1 + P1 A = Sigma gives tr(A P1) = tr(Sigma) / 2, so to leading order
+with K = d A or d A + eta d^2 A^2 / 2 (order-2 drift) and s the member's drift and diffusion factors at m = c
+(sde.family: d = c except sgd_sde's d = 1; s = c for matched, matched_2, s = 1 for paper, paper_2, sgd_sde). Taking
+the trace of A P1 + P1 A = Sigma gives tr(A P1) = tr(Sigma) / 2, so to leading order floor = eta s^2 tr(Sigma) / (4 d):
 
-    matched:  floor = eta c tr(Sigma) / 4        paper:  floor = eta tr(Sigma) / (4 c)
+    matched:  floor = eta c tr(Sigma) / 4        paper:  floor = eta tr(Sigma) / (4 c)        sgd_sde: eta tr(Sigma) / 4
 
 and the discrete floor is the matched one times 1 + O(eta c a) (in 1-d: eta c sigma^2 / (4 (1 - eta c a / 2)), against
 eta c sigma^2 / 4). The discrete floor grows with c; the matched SDE predicts that growth, the paper's SDE predicts a
@@ -32,10 +33,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from sde.exact import DIFFUSION_SCALE, drift_rates, sde_drift_c
+from sde.exact import drift_rates
+from sde.family import FAMILY, member
 from sde.problems import Quadratic
 
-STATIONARY_SDES = tuple(k for k in DIFFUSION_SCALE if k != "gradient_flow")   # gradient flow has no noise floor
+STATIONARY_SDES = tuple(k for k, m in FAMILY.items() if m.noisy)   # gradient flow has no noise floor
 BURN_IN_DECAYS = 12.0
 
 
@@ -81,9 +83,10 @@ def sde_stationary_covariance(problem: Quadratic, eta: float, c: float, sde: str
     """P with K P + P K^T = s^2 eta Sigma for the SDE kind `sde` (module docstring)."""
     if sde not in STATIONARY_SDES:
         raise ValueError(f"no stationary closed form for SDE kind {sde!r}; choose from {list(STATIONARY_SDES)}")
+    kind = member(sde)
     r = problem.eigenbasis                       # K = R diag(kappa) R^T, kappa as in sde.exact
-    k = (r * drift_rates(problem, eta, sde_drift_c(sde, c), sde.endswith("_2"))) @ r.T
-    return linalg.solve_continuous_lyapunov(-k, -(DIFFUSION_SCALE[sde](c) ** 2) * eta * problem.noise_cov)
+    k = (r * drift_rates(problem, eta, kind.drift_factor(c), kind.order2)) @ r.T
+    return linalg.solve_continuous_lyapunov(-k, -(kind.diffusion_factor(c) ** 2) * eta * problem.noise_cov)
 
 
 def floor(problem: Quadratic, cov: np.ndarray) -> float:
@@ -92,9 +95,12 @@ def floor(problem: Quadratic, cov: np.ndarray) -> float:
 
 
 def leading_floor(problem: Quadratic, eta: float, c: float, sde: str) -> float:
-    """The leading-order floor: eta c tr(Sigma) / 4 (matched) or eta tr(Sigma) / (4 c) (paper)."""
+    """The leading-order floor eta s^2 tr(Sigma) / (4 d) of SDE kind `sde` at m = c (module docstring): eta c tr(Sigma)
+    / 4 (matched, matched_2), eta tr(Sigma) / (4 c) (paper, paper_2), eta tr(Sigma) / 4 (sgd_sde), 0 (gradient flow)."""
+    kind = member(sde)
+    s, d = kind.diffusion_factor(c), kind.drift_factor(c)
     base = eta * float(np.trace(problem.noise_cov)) / 4.0
-    return base * (c if sde.startswith("matched") else 1.0 / c)
+    return base * (s / d * s)          # s / d first: exactly c (matched) or 1 / c (paper), as c and 1.0 / c
 
 
 def closed_form_floors(problem: Quadratic, eta: float, c: float, sdes) -> dict:

@@ -51,7 +51,8 @@ from scipy.special import gammaln
 
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem, Quadratic
-from sde.simulate import ORDER2_KINDS, gradient_flow_path
+from sde.family import member
+from sde.simulate import gradient_flow_path
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -239,11 +240,11 @@ class Plateaus:
         """As fluctuation_plateau."""
         if sde == "sgd_sde" and not self.mult.is_identity:
             return None
-        sde = ORDER2_KINDS.get(sde, sde)          # the order-2 drift moves the mean by O(eta): g_eta by O(eta)
+        kind = member(sde)      # an order-2 member has its base's diffusion: its drift moves g_eta by only O(eta)
         if self._traces is None:
             self._traces = fluctuation_traces(self.problem, self.mult, self.t_end)
-        tr = self._traces
-        return tr["m2"] - {"matched": tr["m2"], "paper": tr["1"], "sgd_sde": tr["1"], "gradient_flow": 0.0}[sde]
+        tr = self._traces                       # D D^T = s(m)^2 Sigma: m^2 Sigma, Sigma, or 0 (sde.family)
+        return tr["m2"] - (tr["m2"] if kind.noise_m else tr["1"] if kind.noisy else 0.0)
 
     def noisy_info(self, info: str, test: str) -> float:
         """As noisy_info_plateau."""

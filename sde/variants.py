@@ -53,6 +53,7 @@ from scipy.integrate import solve_ivp
 
 from pgpo.modulation import InfoEMA, StepRule
 from pgpo.multiplier import Multiplier
+from sde.family import member
 from sde.parallel import Scratch
 from sde.problems import Problem
 
@@ -151,6 +152,7 @@ class SmoothedSDE:
         if kind not in ("matched", "paper"):
             raise ValueError(f"kind must be matched or paper, got {kind!r}")
         self.problem, self.rule, self.eta, self.tau, self.kind = problem, rule, eta, tau, kind
+        self._noise_m = member(kind).noise_m                 # the diffusion factor m or 1 (sde.family)
         self.dim = problem.dim + 2
         self.noise_dim = problem.noise_dim
         self.x0 = np.concatenate([problem.theta0, [0.0, 0.0]])
@@ -167,7 +169,7 @@ class SmoothedSDE:
         m = self.rule(info, ibar if self.rule.needs_ema else None, out=self._scratch.get("m", (n,)))
         noise = p.noise(th, dw, self._scratch.get("noise", th.shape))
         noise *= self._sqrt_eta
-        if self.kind == "matched":
+        if self._noise_m:
             noise *= m[:, None]
         grad = p.grad(th, self._scratch.get("g", th.shape))
         grad *= (h * m)[:, None]
