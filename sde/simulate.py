@@ -67,12 +67,39 @@ class ConstantMultiplier:
 
 
 class SDE(Protocol):
-    """Anything Euler-Maruyama can step: the increment b(x) h + sigma(x) dw, all evaluated at x (Ito)."""
+    """Anything Euler-Maruyama can step: the increment b(x) h + sigma(x) dw, all evaluated at x (Ito).
+
+    An SDE whose diffusion does not depend on x may also declare its two terms apart (`additive = True`):
+    `drift(x, h, out)` = b(x) h and `diffusion(dws, out)` = sigma dw for a whole block of increments, with
+    increment(x, dw, h, out) == drift(x, h, out) + diffusion(dw) in that order (so results do not depend on which
+    the stepper uses); `em_steps` then applies the diffusion to a block of steps at once."""
 
     dim: int
     noise_dim: int
 
     def increment(self, x: np.ndarray, dw: np.ndarray, h: float, out: np.ndarray) -> np.ndarray: ...
+
+
+BLOCK_VALUES = 1 << 16          # Brownian increments drawn (and diffused) per call: steps per block = this // (n m)
+
+
+def em_steps(sde: SDE, x: np.ndarray, dws: np.ndarray, h: float, inc: np.ndarray,
+             noise: np.ndarray | None = None) -> np.ndarray:
+    """The Euler-Maruyama loop: advance x (n, dim) in place by one step of size h per Brownian increment in dws
+    (k, n, noise_dim), in order: x += b(x) h + sigma(x) dw. `inc` (n, dim) is scratch. An additive SDE's diffusion is
+    applied to all k increments at once, into `noise` (k, n, dim) when given."""
+    if getattr(sde, "additive", False):
+        noise = sde.diffusion(dws, np.empty(dws.shape[:2] + (sde.dim,)) if noise is None else noise[:len(dws)])
+        drift, add = sde.drift, np.add
+        for nj in noise:
+            drift(x, h, inc)
+            add(inc, nj, out=inc)
+            add(x, inc, out=x)
+        return x
+    for dw in dws:
+        sde.increment(x, dw, h, inc)
+        x += inc
+    return x
 
 
 def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: int | None = None, *,
@@ -81,7 +108,8 @@ def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: in
     """Simulate `n_paths` paths of `sde` from x0 for n_steps steps of size h; return the final states.
 
     dW, when given, holds the Brownian increments, shape (n_steps, n_paths, noise_dim) (variance h
-    each); otherwise they are drawn from `rng`. Buffers are allocated once; each step is in place.
+    each); otherwise they are drawn from `rng`, sqrt(h) N(0, 1) per step in path-major order, several steps per
+    draw (the stream, hence the result, is the same as one draw a step). Buffers are allocated once.
     """
     if h <= 0 or not math.isfinite(h):
         raise ValueError(f"step h must be positive and finite, got {h}")
@@ -98,17 +126,19 @@ def euler_maruyama(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_paths: in
     x = np.empty((n_paths, sde.dim)) if out is None else out
     x[...] = x0
     inc = np.empty_like(x)
-    dw = np.empty((n_paths, sde.noise_dim))
+    k = max(1, min(n_steps, BLOCK_VALUES // (n_paths * max(sde.noise_dim, sde.dim))))
+    dw = np.empty((k, n_paths, sde.noise_dim)) if dW is None else None
+    noise = np.empty((k, n_paths, sde.dim)) if getattr(sde, "additive", False) else None
     sqrt_h = math.sqrt(h)
-    for k in range(n_steps):
+    for start in range(0, n_steps, k):
+        stop = min(start + k, n_steps)
         if dW is None:
-            rng.standard_normal(out=dw)
-            dw *= sqrt_h
-            w = dw
+            w = dw[:stop - start]
+            rng.standard_normal(out=w)
+            w *= sqrt_h
         else:
-            w = dW[k]
-        sde.increment(x, w, h, inc)
-        x += inc
+            w = dW[start:stop]
+        em_steps(sde, x, w, h, inc, noise)
     return x
 
 
@@ -148,11 +178,15 @@ def bridge_increments(total: np.ndarray, r: int, h: float, rng: np.random.Genera
 
 
 class LinearSDE:
-    """dX = (-A X + b) dt + S dW with constant A and S (an Ornstein-Uhlenbeck process).
+    """dX = (-A X + b) dt + S dW with constant A and S (an Ornstein-Uhlenbeck process), additive noise.
 
     A is a (d, d) matrix or a length-d vector (diagonal); S is (d, noise_dim) or a length-d vector (diagonal
-    noise, noise_dim = d). The increment is computed in place; it is the benchmark and cross-check workhorse.
+    noise, noise_dim = d). Drift and diffusion are computed in place; a diagonal A or S is multiplied as a copy
+    tiled to the paths' shape, so that NumPy runs one flat loop instead of one per path (same values). It is the
+    benchmark and cross-check workhorse.
     """
+
+    additive = True
 
     def __init__(self, A, S, b=None):
         A, S = np.asarray(A, float), np.asarray(S, float)
@@ -165,23 +199,35 @@ class LinearSDE:
         self.minus_At = None if self.diag_drift else np.ascontiguousarray(-A.T)
         self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
         self.b = None if b is None else np.asarray(b, float)
+        self._tiled: dict = {}              # read-only tiles of A and S by (name, number of paths), shared by threads
         self._scratch = Scratch()
 
-    def increment(self, x, dw, h, out):
+    def _tile(self, name: str, n: int) -> np.ndarray:
+        t = self._tiled.get((name, n))
+        if t is None:
+            v = getattr(self, name)
+            t = self._tiled[(name, n)] = np.ascontiguousarray(np.broadcast_to(v, (n, v.shape[0])))
+        return t
+
+    def drift(self, x, h, out):
         if self.diag_drift:
-            np.multiply(x, self.A, out=out)
+            np.multiply(x, self._tile("A", x.shape[0]), out=out)
             out *= -h
         else:
             np.matmul(x, self.minus_At, out=out)
             out *= h
         if self.b is not None:
             out += h * self.b
-        tmp = self._scratch.get("tmp", x.shape)          # one scratch buffer per thread (sde.parallel)
+        return out
+
+    def diffusion(self, dws, out):
         if self.diag_noise:
-            np.multiply(dw, self.S, out=tmp)
-        else:
-            np.matmul(dw, self.St, out=tmp)
-        out += tmp
+            return np.multiply(dws, self._tile("S", dws.shape[-2]), out=out)
+        return np.matmul(dws, self.St, out=out)
+
+    def increment(self, x, dw, h, out):
+        self.drift(x, h, out)
+        out += self.diffusion(dw, self._scratch.get("tmp", x.shape))     # one scratch buffer per thread
         return out
 
 
