@@ -30,7 +30,7 @@ import numpy as np
 
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem
-from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments,
+from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments, em_steps,
                           gradient_flow_path, n_steps_for)
 from sde.parallel import map_blocks
 from sde.stats import RunningMoments, SeriesMoments
@@ -154,12 +154,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
                     np.add(dw_fine[0::2], dw_fine[1::2], out=dw_coarse)
             for k, sde in sdes.items():
                 for lv in levels:
-                    x = states[(k, lv)]
-                    dws = dw_fine if lv == fine else dw_coarse
-                    h = eta / lv
-                    for j in range(lv):
-                        sde.increment(x, dws[j], h, inc)
-                        x += inc
+                    em_steps(sde, states[(k, lv)], dw_fine if lv == fine else dw_coarse, eta / lv, inc)
             for gname in timed:
                 gd = gfun[gname](x_d)
                 for k in sde_kinds:
@@ -262,15 +257,13 @@ def sde_moments_mc(make_sde: Callable[[], object], problem: Problem, eta: float,
         xf, xc = np.tile(x0, (n, 1)), np.tile(x0, (n, 1))
         inc = np.empty_like(xf)
         dw = np.empty((fine, n, sde.noise_dim))
+        dw_coarse = np.empty((r, n, sde.noise_dim))
         for _ in range(n_steps):
             rng.standard_normal(out=dw)
             dw *= math.sqrt(eta / fine)
-            for j in range(fine):
-                sde.increment(xf, dw[j], eta / fine, inc)
-                xf += inc
-            for j in range(r):
-                sde.increment(xc, dw[2 * j] + dw[2 * j + 1], eta / r, inc)
-                xc += inc
+            np.add(dw[0::2], dw[1::2], out=dw_coarse)
+            em_steps(sde, xf, dw, eta / fine, inc)
+            em_steps(sde, xc, dw_coarse, eta / r, inc)
         d = problem.dim
         return {name: RunningMoments.of(2.0 * g(xf[:, :d]) - g(xc[:, :d])) for name, g in gfun.items()}
 
@@ -307,9 +300,7 @@ def mean_paths(problem: Problem, multiplier: Multiplier, eta: float, t_end: floa
         zz = z if coupled else rng.standard_normal(z.shape)
         bridge_increments(-math.sqrt(eta) * zz, r, eta / r, rng, out=dw)
         for k, sde in sdes.items():
-            for j in range(r):
-                sde.increment(xs[k], dw[j], eta / r, inc)
-                xs[k] += inc
+            em_steps(sde, xs[k], dw, eta / r, inc)
         t.append((step + 1) * eta)
         mean_d.append(x_d.mean(axis=0).tolist())
         sd_d.append(x_d.std(axis=0).tolist())
