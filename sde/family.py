@@ -17,7 +17,7 @@ with its drift factor d(m) and diffusion factor s(m):
 
 The order-2 drift is b - (eta/2) (grad b) b with b = -m(I) grad L; since grad I = grad L, the Jacobian is
 grad b = -m H - m'(I) grad L grad L^T (H = Hess L), so the correction is -(eta/2) (m^2 H grad L + m m'(I) |grad L|^2
-grad L).
+grad L) (`ModelSDE`, which sde.simulate.em_steps steps).
 Why order 2 (Li, Tai & E's moment conditions): one discrete step has mean eta b and second moment
 eta^2 (b b^T + m^2 Sigma); an SDE with drift b + eta b1 and diffusion sqrt(eta) D has mean eta b + eta^2 (b1 +
 (grad b) b / 2) + O(eta^3) and second moment eta^2 (b b^T + D D^T) + O(eta^3) over the same time eta. Matching
@@ -26,14 +26,21 @@ D D^T = Sigma leaves an O(eta^2) second-moment mismatch per step whenever m != 1
 For SGD (m = 1) both are the Li-Tai-E modified equation, drift -grad(L + eta |grad L|^2 / 4).
 The clipped m has a kink where m' jumps (alpha to 0); whether it caps the order below 2 is measured, not assumed.
 
-sde.simulate.ModelSDE steps these terms by Euler-Maruyama; sde.exact's Ornstein-Uhlenbeck closed forms
-(constant m = c: drift rate d(c) a, diffusion s(c) sqrt(eta) S), sde.stationary's floors, sde.escape's quadrature and
-temperatures, sde.theory's plateaus and sde.variants' smoothed SDE read d, s and the order from here.
+Besides ModelSDE, sde.exact's Ornstein-Uhlenbeck closed forms (constant m = c: drift rate d(c) a, diffusion
+s(c) sqrt(eta) S), sde.stationary's floors, sde.escape's quadrature and temperatures, sde.theory's plateaus and
+sde.variants' smoothed SDE read d, s and the order from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pgpo.multiplier import Multiplier
+from sde.parallel import Scratch
+from sde.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -83,4 +90,56 @@ def member(kind: str) -> Member:
         raise ValueError(f"unknown SDE kind {kind!r}; choose one of {SDE_KINDS}") from None
 
 
-__all__ = ["Member", "FAMILY", "SDE_KINDS", "ORDER2_KINDS", "member"]
+@dataclass
+class ModelSDE:
+    """Member `kind` of the family for (problem, multiplier, eta): the Euler-Maruyama increment of its drift and
+    diffusion terms, with the factors of m its declaration gives (a member that scales its noise by m scales its
+    drift too: matched, matched_2)."""
+
+    problem: Problem
+    multiplier: Multiplier
+    eta: float
+    kind: str
+    _scratch: Scratch = field(default_factory=Scratch, repr=False)
+
+    def __post_init__(self) -> None:
+        kind = member(self.kind)
+        self.dim = self.problem.dim
+        self.noise_dim = self.problem.noise_dim
+        self._sqrt_eta = math.sqrt(self.eta)
+        self._noisy = kind.noisy
+        self._modulated = kind.drift_m and not self.multiplier.is_identity
+        self._order2 = kind.order2
+        self._matched = kind.noise_m
+
+    def increment(self, x, dw, h, out):
+        n, scratch = x.shape[0], self._scratch             # one set of buffers per thread (sde.parallel)
+        g = self.problem.grad(x, scratch.get("g", (n, self.dim)))
+        if not self._noisy:
+            out.fill(0.0)
+        else:
+            self.problem.noise(x, dw, out)
+            out *= self._sqrt_eta
+        m = None
+        if self._modulated:
+            info = self.problem.info(x, scratch.get("info", (n,)))
+            m = self.multiplier(info, out=scratch.get("m", (n,)))[:, None]
+            if self._matched:
+                out *= m
+        if self._order2:
+            # b - (eta/2)(grad b) b = -m g - (eta/2)(m^2 H g + m m' |g|^2 g)   (module docstring)
+            corr = self.problem.hvp(x, g, scratch.get("hvp", x.shape))
+            if m is not None:
+                corr *= m * m
+                mm = m[:, 0] * self.multiplier.derivative(info)
+                corr += (mm * np.einsum("nd,nd->n", g, g))[:, None] * g
+            corr *= 0.5 * self.eta * h
+            out -= corr
+        if m is not None:
+            g *= m
+        g *= h
+        out -= g
+        return out
+
+
+__all__ = ["Member", "FAMILY", "SDE_KINDS", "ORDER2_KINDS", "member", "ModelSDE"]

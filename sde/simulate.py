@@ -1,11 +1,12 @@
-"""Euler-Maruyama, the SDE family that models PGPO, the discrete processes, and Brownian-bridge coupling.
+"""Euler-Maruyama (one loop, `em_steps`), the stepper of the SDE family (`ModelSDE`), the discrete processes, and
+Brownian-bridge coupling.
 
 Conventions. Discrete PGPO with Gaussian gradient noise:
 
     theta_{k+1} = theta_k - eta * m_k * (grad L(theta_k) + S(theta_k) Z_k),   Z_k ~ N(0, I)
 
-(SGD is m_k = 1). The SDE family that models it is declared once, in sde.family (each member's drift and diffusion
-factors and order; the order-2 drift's derivation); `ModelSDE` steps a member on a problem.
+(SGD is m_k = 1). The SDE family that models it is declared once, in sde.family, with ModelSDE (re-exported
+here), a member's drift and diffusion terms on a problem; `em_steps` is the one Euler-Maruyama loop that steps them.
 
 One discrete step spans SDE time eta. Coupling: the SDE's Brownian increment over that step is
 W_{(k+1)eta} - W_{k eta} = -sqrt(eta) Z_k (the discrete update *subtracts* eta m S Z_k, and the SDE's
@@ -23,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from pgpo.multiplier import Multiplier
-from sde.family import ORDER2_KINDS, SDE_KINDS, member
+from sde.family import ORDER2_KINDS, SDE_KINDS, ModelSDE  # noqa: F401  (re-exported: where sde looked for them)
 from sde.parallel import Scratch
 from sde.problems import Problem
 
@@ -146,7 +147,8 @@ def euler_maruyama_blocks(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_pa
                           block: int = 5000) -> np.ndarray:
     """`euler_maruyama` over blocks of `block` paths, each with its own generator (SeedSequence(seed).spawn), run on
     sde.parallel's block pool: the final states (n_paths, dim) are identical for any number of workers. The SDE's
-    `increment` must be safe to call from several threads (LinearSDE and ModelSDE keep scratch buffers per thread)."""
+    terms must be safe to call from several threads (LinearSDE and ModelSDE keep scratch buffers per thread;
+    LinearSDE's tiles of A and S are only read)."""
     from sde.parallel import map_blocks
 
     n_blocks = math.ceil(n_paths / block)
@@ -242,58 +244,6 @@ class _Buffers:
 def _buffers(scratch: Scratch, n: int, d: int) -> _Buffers:
     """Scratch buffers for n paths, one set per thread (an SDE object may be stepped from several threads)."""
     return _Buffers(scratch.get("g", (n, d)), scratch.get("info", (n,)), scratch.get("m", (n,)))
-
-
-@dataclass
-class ModelSDE:
-    """Member `kind` of the SDE family (sde.family) for (problem, multiplier, eta): its drift and diffusion terms,
-    with the factors of m its declaration gives."""
-
-    problem: Problem
-    multiplier: Multiplier
-    eta: float
-    kind: str
-    _scratch: Scratch = field(default_factory=Scratch, repr=False)
-
-    def __post_init__(self) -> None:
-        kind = member(self.kind)
-        self.dim = self.problem.dim
-        self.noise_dim = self.problem.noise_dim
-        self._sqrt_eta = math.sqrt(self.eta)
-        self._noisy = kind.noisy
-        self._modulated = kind.drift_m and not self.multiplier.is_identity
-        self._order2 = kind.order2
-        self._matched = kind.noise_m
-
-    def increment(self, x, dw, h, out):
-        buf = _buffers(self._scratch, x.shape[0], self.dim)
-        g = self.problem.grad(x, buf.g)
-        if not self._noisy:
-            out.fill(0.0)
-        else:
-            self.problem.noise(x, dw, out)
-            out *= self._sqrt_eta
-        m = None
-        if self._modulated:
-            info = self.problem.info(x, buf.info)
-            m = self.multiplier(info, out=buf.m)[:, None]
-            if self._matched:
-                out *= m
-        if self._order2:
-            # b - (eta/2)(grad b) b = -m g - (eta/2)(m^2 H g + m m' |g|^2 g)   (module docstring)
-            scratch = self._scratch.get("hvp", x.shape)
-            corr = self.problem.hvp(x, g, scratch)
-            if m is not None:
-                corr *= m * m
-                mm = m[:, 0] * self.multiplier.derivative(info)
-                corr += (mm * np.einsum("nd,nd->n", g, g))[:, None] * g
-            corr *= 0.5 * self.eta * h
-            out -= corr
-        if m is not None:
-            g *= m
-        g *= h
-        out -= g
-        return out
 
 
 @dataclass
