@@ -82,6 +82,13 @@ SDE_KINDS = tuple(FAMILY)
 ORDER2_KINDS = {k: m.base for k, m in FAMILY.items() if m.order2}   # order-2 drift, and the diffusion of the base kind
 
 
+def drifts_apart(kind: str, multiplier) -> bool:
+    """Whether member `kind`'s drift differs from discrete PGPO's -m grad L under `multiplier`: a member that ignores m
+    (sgd_sde) against any m but the identity. False for a name outside the family (the averaged-drift SDE)."""
+    k = FAMILY.get(kind)
+    return k is not None and not k.drift_m and not multiplier.is_identity
+
+
 def member(kind: str) -> Member:
     """The declaration of SDE kind `kind`; ValueError naming the kinds for an unknown one."""
     try:
@@ -142,4 +149,4 @@ class ModelSDE:
         return out
 
 
-__all__ = ["Member", "FAMILY", "SDE_KINDS", "ORDER2_KINDS", "member", "ModelSDE"]
+__all__ = ["Member", "FAMILY", "SDE_KINDS", "ORDER2_KINDS", "member", "drifts_apart", "ModelSDE"]

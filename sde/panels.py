@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Optional
 
 from runtools.schema import ConfigError
+from sde.family import SDE_KINDS
 from sde.problems import get_problem
-from sde.simulate import INFO_SOURCES, SDE_KINDS, n_steps_for
+from sde.simulate import INFO_SOURCES, n_steps_for
 from sde.specs import (R_DEFAULT, T_DEFAULT, MultiplierSpec, PathSizing, batches_to_sum, check_closed_form,
                        check_cross, check_dataset, check_grid, check_multiplier_list, check_names, check_sgd_multiplier,
                        panel_multipliers)

@@ -51,7 +51,7 @@ from scipy.special import gammaln
 
 from pgpo.multiplier import Multiplier
 from sde.problems import Problem, Quadratic
-from sde.family import member
+from sde.family import drifts_apart, member
 from sde.simulate import gradient_flow_path
 
 RTOL, ATOL = 1e-10, 1e-12
@@ -238,7 +238,7 @@ class Plateaus:
 
     def fluctuation(self, sde: str) -> float | None:
         """As fluctuation_plateau."""
-        if sde == "sgd_sde" and not self.mult.is_identity:
+        if drifts_apart(sde, self.mult):
             return None
         kind = member(sde)      # an order-2 member has its base's diffusion: its drift moves g_eta by only O(eta)
         if self._traces is None:

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 
 from pgpo.multiplier import Multiplier
+from sde.family import drifts_apart
 from sde.simulate import DiscreteProcess, n_steps_for
 
 
@@ -32,7 +33,7 @@ def prediction_for(plateaus, sde: str, g: str, info: str = "exact") -> dict:
         b = plateaus.fluctuation(sde)
         return {"prediction": b, "prediction_method": "Lyapunov ODE (linear-noise) along theta_bar"
                 if b is not None else "none (different drift)"}
-    if sde == "sgd_sde" and not plateaus.mult.is_identity:
+    if drifts_apart(sde, plateaus.mult):
         return {"prediction": None, "prediction_method": "none (different drift)"}
     return {"prediction": 0.0, "prediction_method": "0: same drift, O(sqrt(eta)) diffusion"}
 
