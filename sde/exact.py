@@ -14,8 +14,9 @@ order-2 modified equations (b = -c A x, (grad b) b = c^2 A^2 x), and
 
 with the drift factor d(c) in place of c in kappa (c, or 1 for sgd_sde) and s = s(c) the diffusion factor, both read
 from the family's declaration (sde.family: s = 1 for sgd_sde, paper, paper_2; c for matched, matched_2; 0 for
-gradient flow). Mean and covariance are rotated back, x = R y. Every test function here is quadratic or linear, so its expectation follows from (mean, P) exactly;
-`exact_error_series` gives the error at every step k <= N, for Definition A.1's maximum over time.
+gradient flow; `sde_ou_moments`). Mean and covariance are rotated back, x = R y. Every test function here is
+quadratic or linear, so its expectation follows from (mean, P) exactly; `exact_error_series` gives the error at every
+step k <= N, for Definition A.1's maximum over time.
 """
 
 from __future__ import annotations
