@@ -16,7 +16,8 @@ every SDE on the same discrete paths.
 from __future__ import annotations
 
 
-from sde.panels import MinibatchPanel, MultiplierSpec, PathSizing, WeakErrorPanel
+from sde.panels import MinibatchPanel, WeakErrorPanel
+from sde.specs import MultiplierSpec, PathSizing
 from sde.studyfile import Study
 
 VERIFY_M_MAX = 2.5

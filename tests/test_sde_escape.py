@@ -8,7 +8,7 @@ import pytest
 
 from sde import escape
 from sde.escape import Passage, exact_mfpt, exact_mfpt_1d, first_passage_mc, kramers_mfpt
-from sde.panels import MultiplierSpec
+from sde.specs import MultiplierSpec
 from sde.problems import DoubleWell, get_problem
 from sde.simulate import ConstantMultiplier
 

@@ -11,7 +11,7 @@ from scipy import linalg
 
 from pgpo.multiplier import Multiplier
 from sde.exact import discrete_moments, exact_error_series, exact_weak_error, ou_moments
-from sde.panels import MultiplierSpec
+from sde.specs import MultiplierSpec
 from sde.problems import get_problem
 from sde.simulate import ConstantMultiplier, ModelSDE, gradient_flow_path
 from sde.stats import SeriesMoments

@@ -11,7 +11,7 @@ from sde.problems import get_problem, quadratic_2d
 from sde.simulate import (IDENTITY, DiscreteProcess, LinearSDE, ModelSDE, bridge_increments, euler_maruyama,
                           gradient_flow_path)
 from sde.stats import fit_slope
-from sde.panels import MultiplierSpec
+from sde.specs import MultiplierSpec
 from sde.weak_error import discrete_moments_mc, estimate_weak_errors
 
 

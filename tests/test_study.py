@@ -12,7 +12,8 @@ from statistics import NormalDist
 import pytest
 
 from runtools.schema import ConfigError
-from sde.panels import MultiplierSpec, R_DEFAULT, TrajectoryPanel, WeakErrorPanel
+from sde.panels import TrajectoryPanel, WeakErrorPanel
+from sde.specs import R_DEFAULT, MultiplierSpec
 from sde.problems import get_problem
 from sde.runners.weak_error import sized_estimate
 from sde.studyfile import load_study
