@@ -227,7 +227,9 @@ def run_queue(tasks: list[Task], plan: Plan, t_start: float) -> None:
             os.makedirs(t.out, exist_ok=True)
             p, log = start(t)
             running[p] = (t, time.time(), "kill" if kill else "run", log)
-        time.sleep(1.0)
+        # a run to be killed is watched closely: a fast run (the tiny model: ~0.1 s a step) can pass kill_at and
+        # finish within one slow poll, and then nothing was interrupted
+        time.sleep(0.05 if any(phase == "kill" for _, _, phase, _ in running.values()) else 1.0)
         for p, (t, t0, phase, log) in list(running.items()):
             if phase == "kill" and p.poll() is None and any(r["step"] >= plan.kill_at for r in train_records(t.out)):
                 os.killpg(p.pid, signal.SIGKILL)
@@ -247,7 +249,8 @@ def run_queue(tasks: list[Task], plan: Plan, t_start: float) -> None:
             if rc != 0 or phase == "kill":
                 for other in running:
                     os.killpg(other.pid, signal.SIGTERM)
-                raise SystemExit(f"{t.name} seed {t.seed} failed (rc {rc}): see {t.out}/launch.log")
+                why = f"failed (rc {rc})" if rc != 0 else f"finished before it could be killed at step {plan.kill_at}"
+                raise SystemExit(f"{t.name} seed {t.seed} {why}: see {t.out}/launch.log")
             durations.append(time.time() - t0)
             print(f"  {t.name} seed {t.seed}: finished in {(time.time() - t0) / 60:.1f} min", flush=True)
 
