@@ -5,8 +5,8 @@ Conventions. Discrete PGPO with Gaussian gradient noise:
 
     theta_{k+1} = theta_k - eta * m_k * (grad L(theta_k) + S(theta_k) Z_k),   Z_k ~ N(0, I)
 
-(SGD is m_k = 1). The SDE family that models it is declared once, in sde.family, with ModelSDE (re-exported
-here), a member's drift and diffusion terms on a problem; `em_steps` is the one Euler-Maruyama loop that steps them.
+(SGD is m_k = 1). The SDE family that models it is declared once, in sde.family, with ModelSDE, a member's drift
+and diffusion terms on a problem; `em_steps` is the one Euler-Maruyama loop that steps them.
 
 One discrete step spans SDE time eta. Coupling: the SDE's Brownian increment over that step is
 W_{(k+1)eta} - W_{k eta} = -sqrt(eta) Z_k (the discrete update *subtracts* eta m S Z_k, and the SDE's
@@ -24,7 +24,6 @@ from typing import Protocol
 import numpy as np
 
 from pgpo.multiplier import Multiplier
-from sde.family import ORDER2_KINDS, SDE_KINDS, ModelSDE  # noqa: F401  (re-exported: where sde looked for them)
 from sde.parallel import Scratch
 from sde.problems import Problem
 

@@ -29,9 +29,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pgpo.multiplier import Multiplier
+from sde.family import ModelSDE, member
 from sde.problems import Problem
-from sde.simulate import (IDENTITY, SDE_KINDS, DiscreteProcess, ModelSDE, bridge_increments, em_steps,
-                          gradient_flow_path, n_steps_for)
+from sde.simulate import IDENTITY, DiscreteProcess, bridge_increments, em_steps, gradient_flow_path, n_steps_for
 from sde.parallel import map_blocks
 from sde.stats import RunningMoments, SeriesMoments
 
@@ -98,8 +98,7 @@ def estimate_weak_errors(problem: Problem, multiplier: Multiplier, eta: float, t
     if r < 1:
         raise ValueError(f"r must be >= 1, got {r}")
     for k in sde_kinds:
-        if k not in SDE_KINDS:
-            raise ValueError(f"unknown SDE kind {k!r}; choose from {SDE_KINDS}")
+        member(k)                                   # ValueError naming the kinds for an unknown one
     if coupled and noise != "gaussian":
         raise ValueError("only Gaussian noise can be coupled to the SDE's Brownian motion")
     n_steps = n_steps_for(t_end, eta)

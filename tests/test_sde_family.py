@@ -9,9 +9,9 @@ import pytest
 
 from pgpo.multiplier import Multiplier
 from sde import escape, exact, stationary
-from sde.family import FAMILY, ORDER2_KINDS, SDE_KINDS, member
+from sde.family import FAMILY, ORDER2_KINDS, SDE_KINDS, ModelSDE, member
 from sde.problems import get_problem
-from sde.simulate import ConstantMultiplier, LinearSDE, ModelSDE, em_steps, euler_maruyama
+from sde.simulate import ConstantMultiplier, LinearSDE, em_steps, euler_maruyama
 from sde.weak_error import sde_moments_mc
 
 

@@ -10,10 +10,11 @@ from hypothesis import given, settings, strategies as st
 from scipy import linalg
 
 from pgpo.multiplier import Multiplier
+from sde.family import ModelSDE
 from sde.exact import discrete_moments, exact_error_series, exact_weak_error, ou_moments
 from sde.specs import MultiplierSpec
 from sde.problems import get_problem
-from sde.simulate import ConstantMultiplier, ModelSDE, gradient_flow_path
+from sde.simulate import ConstantMultiplier, gradient_flow_path
 from sde.stats import SeriesMoments
 from sde.weak_error import estimate_weak_errors
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from pgpo.multiplier import Multiplier
+from sde.family import ModelSDE
 from sde.exact import discrete_moments, exact_weak_error, ou_moments
 from sde.problems import get_problem, quadratic_2d
-from sde.simulate import (IDENTITY, DiscreteProcess, LinearSDE, ModelSDE, bridge_increments, euler_maruyama,
+from sde.simulate import (IDENTITY, DiscreteProcess, LinearSDE, bridge_increments, euler_maruyama,
                           gradient_flow_path)
 from sde.stats import fit_slope
 from sde.specs import MultiplierSpec

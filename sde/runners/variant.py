@@ -51,7 +51,8 @@ def variant_panel(p: VariantPanel, prog) -> list[dict]:
     """sde.variants' processes against their SDEs (VariantPanel's docstring lists the curves)."""
     from pgpo.modulation import StepRule
     from sde import variants as V
-    from sde.simulate import ModelSDE, gradient_flow_path
+    from sde.family import ModelSDE
+    from sde.simulate import gradient_flow_path
     from sde.theory import Plateaus, batch_law
     problem = get_problem(p.problem)
     mult = p.multiplier.build(problem)
