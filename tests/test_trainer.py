@@ -1,4 +1,5 @@
-"""End-to-end PGPO trainer tests on CPU: tiny random Qwen3, the real tokenizer, the real data."""
+"""End-to-end PGPO trainer tests on CPU: tiny random Qwen3, the real data; the README's smoke run with the full Qwen3
+tokenizer, the rest on its 2 048-token cut (trainer_helpers.SMALL_TOKENIZER)."""
 
 import json
 import math
