@@ -58,6 +58,8 @@ def train_variant(alpha: float, args, workdir: str) -> dict:
           f"training.max_completion_length={args.completion}", "training.max_prompt_length=1024",
           f"training.max_steps={args.steps}", f"training.save_steps={10 * args.steps}", "eval.every_steps=0",
           "monitor.enabled=false", f"data.max_train_questions={args.questions * args.steps}"]
+    if args.tokenizer:
+        ov.append(f"model.tokenizer={args.tokenizer}")
     cfg = load_config(smoke, ov)
     from pgpo.plan import estimate
     planned = estimate(cfg, 1, 141.0, "ddp")
@@ -129,6 +131,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--small", action="store_true", help="tiny sizes (CPU smoke test of this script)")
+    ap.add_argument("--tokenizer", help="a tokenizer folder for the trained model (default: the smoke preset's, "
+                    "Qwen3's 151 936 tokens; the tests give a 2 048-token cut of it)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     big = dict(hidden=1024, layers=16, questions=8, rollouts=8, accumulation=2, completion=512, steps=5,

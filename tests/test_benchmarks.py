@@ -36,14 +36,17 @@ def test_sde_throughput_script(tmp_path):
 def test_pgpo_overhead_script(tmp_path):
     """The summary's medians and ratios recomputed from the per-step times and per-variant memory the script records
     (two timed steps, so that the median of per-step ratios differs from the ratio of medians); a 2 048-token
-    vocabulary (the script's default is Qwen3's)."""
+    vocabulary (the script's default is Qwen3's). Three variants, one for each way a step computes I_k: none (SDPO),
+    from the full logits, per token from the loss's support with weights (each variant's memory is a fresh process;
+    the others differ only in the controller's settings, which tests/test_variants_trainer.py trains)."""
     import statistics
     out = tmp_path / "o.json"
+    variants = ["sdpo", "pgpo_full", "token"]
     _run(["benchmarks/pgpo_overhead.py", "--steps", "2", "--memory-steps", "1", "--batch", "1", "--prompt", "8",
-          "--response", "8", "--vocab", "2048", "--json", str(out)])
+          "--response", "8", "--vocab", "2048", "--variants", *variants, "--json", str(out)])
     rec = json.loads(out.read_text())
     s, times, mem = rec["summary"], rec["times"], rec["memory"]
-    assert set(s) == {"sdpo", "pgpo", "pgpo_full", "smoothed", "scale_free", "sample", "token"}
+    assert list(s) == variants
     assert all(m["vocab"] == 2048 for m in mem.values())
     assert all(len(times[v]) == 2 and min(times[v]) > 0 for v in s)
     base = statistics.median(times["sdpo"])
@@ -59,7 +62,8 @@ def test_pgpo_overhead_script(tmp_path):
 @pytest.mark.train
 def test_gpu_check_script_in_cpu_mode(tmp_path):
     out = tmp_path / "g.json"
-    _run(["benchmarks/gpu_check.py", "--device", "cpu", "--small", "--json", str(out)])
+    from trainer_helpers import SMALL_TOKENIZER
+    _run(["benchmarks/gpu_check.py", "--device", "cpu", "--small", "--tokenizer", SMALL_TOKENIZER, "--json", str(out)])
     r = json.loads(out.read_text())
     assert r["sdpo"]["multiplier"] == [1.0, 1.0] and all(m > 1 for m in r["pgpo"]["multiplier"])
     assert set(r["information_memory"]) >= {"full_chunked_128", "full_one_piece", "topk100_tail"}
