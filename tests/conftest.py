@@ -8,6 +8,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # under `pytest -n N` each worker (and the processes it starts) computes on one thread: N workers on N cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Test modules that need the `train` extra (torch, transformers, TRL; a run config's `training:` section is TRL's
 # PGPOConfig, so loading a config needs it too). On the core install
