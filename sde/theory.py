@@ -164,20 +164,17 @@ def batch_law(problem: Problem, size: int | None = None) -> BatchLaw:
 
 
 def _per_class(problem: Problem, x: np.ndarray, law: BatchLaw) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class information I_c(x) (n, G) and gradients (n, G, d): one-sample batches of each representative
-    (or the problem's own vectorised `class_info_grads`)."""
+    """Per-class information I_c(x) (n, G) and gradients (n, G, d): one-sample batches of each representative, all
+    (path, class) pairs in one call (or the problem's own vectorised `class_info_grads`)."""
     fast = getattr(problem, "class_info_grads", None)
     if fast is not None:
         return fast(x)
     n, d = x.shape
     g = len(law.reps)
-    info = np.empty((n, g))
-    grads = np.empty((n, g, d))
-    buf = np.empty(n)
-    for c, rep in enumerate(law.reps):
-        idx = np.full((n, 1), rep)
-        info[:, c] = problem.batch_info(x, idx, buf)
-        problem.batch_grad(x, idx, grads[:, c, :])
+    xs = np.repeat(x, g, axis=0)                                    # row k: path k // g, class k % g
+    idx = np.tile(law.reps, n)[:, None]
+    info = problem.batch_info(xs, idx, np.empty(n * g)).reshape(n, g)
+    grads = problem.batch_grad(xs, idx, np.empty((n * g, d))).reshape(n, g, d)
     return info, grads
 
 
