@@ -24,7 +24,6 @@ bound reads a plateau that is not there, or an order that hides one.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np

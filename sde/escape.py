@@ -116,12 +116,22 @@ def temperature(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
     return eta * problem.sigma ** 2 * (s / d * s / 2.0)     # exactly c / 2 (matched), 1 / (2 c) (paper)
 
 
+KRAMERS_MIN = 2.0          # Kramers / Eyring is shown where dV / T_eff >= this (it is asymptotic in dV / T_eff)
+
+
 def kramers_mfpt(problem: DoubleWell, c: float, eta: float, sde: str) -> float:
     """Kramers / Eyring for a constant multiplier c (module docstring)."""
     t_eff = temperature(problem, c, eta, sde)
     curv_well = float(problem.hessian(np.array([problem.well]))[0, 0])
     curv_top = abs(float(problem.hessian(np.array([0.0]))[0, 0]))
     return 2.0 * math.pi / (c * math.sqrt(curv_well * curv_top)) * math.exp(barrier(problem) / t_eff)
+
+
+def kramers_where_valid(r, sde):
+    """A result row's Kramers MFPT for `sde` where it applies (constant m, dV / T_eff >= KRAMERS_MIN), else None."""
+    if not r.get("kramers") or r["barrier"] / r["temperature"][sde] < KRAMERS_MIN:
+        return None
+    return r["kramers"][sde]
 
 
 @dataclass

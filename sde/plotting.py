@@ -116,16 +116,6 @@ def mult_text(c) -> str:
     return f"{'clipped' if m['shape'] == 'clipped_linear' else 'smooth'} m, alpha={m['alpha']:.3g}, m_max={m['m_max']:g}"
 
 
-KRAMERS_MIN = 2.0          # Kramers / Eyring is shown where dV / T_eff >= this (it is asymptotic in dV / T_eff)
-
-
-def kramers_where_valid(r, sde):
-    """The row's Kramers MFPT for `sde` where it applies (constant m, dV / T_eff >= KRAMERS_MIN), else None."""
-    if not r.get("kramers") or r["barrier"] / r["temperature"][sde] < KRAMERS_MIN:
-        return None
-    return r["kramers"][sde]
-
-
 def _use_agg():
     import matplotlib
     matplotlib.use("Agg", force=True)

@@ -9,7 +9,8 @@ import json
 import os
 
 from runtools.files import atomic_write_text
-from sde.plotting import KRAMERS_MIN, fmt_ci, fmt_num, kramers_where_valid, mult_text
+from sde.escape import KRAMERS_MIN, kramers_where_valid
+from sde.plotting import fmt_ci, fmt_num, mult_text
 from sde.results import write_json
 from sde.studyfile import STUDIES
 from sde.verdicts import VERDICT_RULE

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from runtools.figures import save_figure, series_colors
-from sde.plotting import KRAMERS_MIN, kramers_where_valid
+from sde.escape import KRAMERS_MIN, kramers_where_valid
 from sde.stats import Z95
 
 

@@ -18,7 +18,8 @@ def problems(*panels) -> str:
 
 
 def fig_multiplier(res, study, out_dir, written):
-    """fig4: its panels come by role (sde.studyfile.ROLES); `study` (multiplier) gives smooth_shape and the sweep."""
+    """fig4: its panels come by role (sde.studyfile.ROLES), from whichever study declares them; `study` (every
+    figure's signature) is not needed."""
     fig, axes = plt.subplots(2, 2, figsize=(12.5, 11.5))
     # (a) smooth vs clipped shape on the fluctuation
     ax = axes[0][0]
