@@ -66,18 +66,16 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _special_tokens_from_gguf(tokenizer, path: str) -> None:
+def _special_tokens_from_config(tokenizer, config) -> None:
     """The end-of-sequence and padding tokens the GGUF file declares (`tokenizer.ggml.eos_token_id`,
-    `padding_token_id`). transformers 5.17 gives a GGUF tokenizer its beginning-of-sequence token as eos and no
-    padding token (SmolLM2: eos <|im_start|>, pad None; 5.24 reads <|im_end|> for both, as the file says), so that
-    generation would not stop at the end of a turn."""
-    from gguf import GGUFReader
-    fields = GGUFReader(path).fields
-
-    def token(key):
-        f = fields.get(key)
-        return None if f is None else tokenizer.convert_ids_to_tokens(int(f.parts[f.data[0]][0]))
-    eos, pad = token("tokenizer.ggml.eos_token_id"), token("tokenizer.ggml.padding_token_id")
+    `padding_token_id`), which transformers reads into the model's config. transformers 5.17 gives a GGUF tokenizer
+    its beginning-of-sequence token as eos and no padding token (SmolLM2: eos <|im_start|>, pad None; 5.24 reads
+    <|im_end|> for both, as the file says), so that generation would not stop at the end of a turn."""
+    def token(token_id):
+        if isinstance(token_id, (list, tuple)):         # several end tokens: the first is the tokenizer's
+            token_id = token_id[0] if token_id else None
+        return None if token_id is None else tokenizer.convert_ids_to_tokens(int(token_id))
+    eos, pad = token(getattr(config, "eos_token_id", None)), token(getattr(config, "pad_token_id", None))
     if eos is not None and tokenizer.eos_token != eos:
         tokenizer.eos_token = eos
     if pad is not None and tokenizer.pad_token != pad:
@@ -116,7 +114,7 @@ def import_model(source: str, out: str, chat_template: str | None = None, overwr
         name = os.path.join(where, gguf_file) if gguf_file else where
         raise ImportModelError(f"{name} is not a loadable model: {reason}") from None
     if gguf_file is not None:
-        _special_tokens_from_gguf(tokenizer, os.path.join(where, gguf_file))
+        _special_tokens_from_config(tokenizer, loaded.config)
     if template is not None:
         tokenizer.chat_template = template
     if not tokenizer.chat_template:
