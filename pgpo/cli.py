@@ -155,7 +155,7 @@ def _dispatch(parser, args) -> int:
     if args.command == "plan":
         return _plan(parser, args)
     if args.command == "fields":
-        from pgpo.config import field_reference
+        from pgpo.config_reference import field_reference
         print(field_reference(args.section))
         return 0
     return _alpha_grid(parser, args)

@@ -8,7 +8,8 @@ import sys
 
 import yaml
 
-from pgpo.config import FIXED, SECTIONS, SET_FROM, field_reference, load_config
+from pgpo.config import FIXED, SECTIONS, SET_FROM, load_config
+from pgpo.config_reference import field_reference
 
 
 def _rows(text: str) -> dict:
