@@ -1,4 +1,5 @@
-"""pgpo.analysis (paper_figures/science_qa.py) on synthetic logs with known answers, and on a real (CPU smoke) run's logs."""
+"""pgpo.analysis and pgpo.analysis_report (paper_figures/science_qa.py) on synthetic logs with known answers, and on
+a real (CPU smoke) run's logs."""
 
 import json
 import math
@@ -9,6 +10,7 @@ import yaml
 
 
 import pgpo.analysis as sqa
+from pgpo.analysis_report import make_all
 
 
 def _write_run(root, domain, alpha, seed, evals, step_s=100.0, pgpo=None):
@@ -65,7 +67,7 @@ def test_budgets_change_the_answer(synthetic):
 
 def test_figures_and_markdown(synthetic, tmp_path):
     out = tmp_path / "figs"
-    files = sqa.make_all(str(synthetic), str(out))
+    files = make_all(str(synthetic), str(out))
     names = {os.path.basename(f) for f in files}
     for n in ("accuracy_vs_step.png", "accuracy_vs_time.pdf", "information_traces.png", "table1.md", "table3.md",
               "tables.json"):
@@ -84,7 +86,7 @@ def test_on_the_cpu_smoke_runs_logs(tmp_path):
                                                            "eval.max_new_tokens=4"], max_steps=2)
         t.train()
     out = tmp_path / "figs"
-    sqa.make_all(str(tmp_path / "runs"), str(out))
+    make_all(str(tmp_path / "runs"), str(out))
     tab = json.loads((out / "tables.json").read_text())
     assert tab["domains"] == ["chemistry"]
     assert set(tab["table3"]) == {"SDPO", "PGPO α=2"}

@@ -18,7 +18,7 @@ experiments/small_model/smollm2-arithmetic.yaml:
    once its log reaches step --kill-at (25) and resumed with --resume; a twin of it runs uninterrupted to step
    kill-at + 10 in `<root>/twin`, and the two logs' train records (every field but timing) must be identical up to
    that step (`kill_resume.json`);
-5. analysis: `pgpo.analysis` (mean@k vs step and wall-clock, I_k and m_k traces, Table 1, Table 3, the paired
+5. analysis: `pgpo.analysis_report` (mean@k vs step and wall-clock, I_k and m_k traces, Table 1, Table 3, the paired
    PGPO - SDPO differences per seed with t intervals) into paper_figures/small_model/, and `summary.json` there
    (where alpha puts m_k, distilled fractions, I_k quantiles, the experiment's wall-clock).
 
@@ -294,7 +294,8 @@ def copy_records(root: str, dest: str) -> int:
 
 
 def analyse(root: str, figures: str) -> int:
-    from pgpo.analysis import experiment_summary, make_all
+    from pgpo.analysis import experiment_summary
+    from pgpo.analysis_report import make_all
     runs_only = [os.path.join(root, d) for d in sorted(os.listdir(root))
                  if os.path.isdir(os.path.join(root, d)) and d != "twin"]
     files = make_all(root, figures, exclude=("twin",))
