@@ -21,7 +21,7 @@ import importlib.util  # noqa: E402
 
 import pytest  # noqa: E402
 
-TRAIN_ONLY = ["test_config.py", "test_plan.py", "test_distill.py", "test_distributed.py", "test_distributed_masks.py", "test_ema_teacher.py",
+TRAIN_ONLY = ["test_config.py", "test_plan.py", "test_distill.py", "test_distributed.py", "test_trainer_two_ranks.py", "test_ema_teacher.py",
               "test_eval.py", "test_information.py", "test_optim.py", "test_trainer.py", "test_trainer_fidelity.py",
               "test_trl_hooks.py", "test_vllm_sleep_state.py", "test_variants_trainer.py"]
 HAVE_TRAIN = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "trl"))

@@ -96,4 +96,5 @@ def test_the_real_model_imports_trains_evaluates_and_resumes(tmp_path):
     assert all(r["n_questions"] == 2 for r in recs if r["kind"] == "eval")
     ck = sorted(n for n in os.listdir(run) if n.startswith("checkpoint-"))
     st = json.load(open(run / ck[-1] / "trainer_state.json"))
+    assert ck == [os.path.basename(st["best_model_checkpoint"])]     # a finished run keeps only its best (limit 1)
     assert os.path.isdir(st["best_model_checkpoint"]) and st["best_model_checkpoint"].endswith(f"-{st['best_global_step']}")

@@ -10,7 +10,6 @@ import sys
 import pytest
 import torch
 
-from distributed_utils import run_workers
 import reference_sdpo
 from trainer_helpers import ROOT, SMOKE, make_trainer, params, recording_trainer_cls
 
@@ -151,19 +150,6 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     assert lf == lr
     h = resumed.pgpo_controller().modulator.history
     assert [r.step for r in h] == [1, 2]                          # PGPO state came back with the checkpoint
-
-
-@pytest.mark.timeout(600)
-def test_two_process_ddp_ends_with_identical_parameters(tmp_path):
-    worker = os.path.join(os.path.dirname(__file__), "dist_worker_trainer.py")
-    result = str(tmp_path / "rank_RANK.json")
-    run_workers(worker, 2, [str(tmp_path / "run"), result], timeout=540)
-    r0, r1 = (json.load(open(result.replace("RANK", str(r)))) for r in (0, 1))
-    assert r0["world"] == r1["world"] == 2 and r0["accumulation"] == 1
-    assert r0["multipliers"] == r1["multipliers"] and len(r0["multipliers"]) == 2
-    assert all(1.0 < m <= 2.0 for m in r0["multipliers"])
-    assert r0["infos"] == r1["infos"]
-    assert r0["digest"] == r1["digest"]
 
 
 @pytest.mark.slow

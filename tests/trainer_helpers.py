@@ -37,6 +37,15 @@ def param_digest(model) -> str:
     return h.hexdigest()
 
 
+def reference_ema(values, n):
+    """Bias-corrected EMA with weight 1/n, the Adam way: S_k = (1 - w) S + w I_k, Ibar_k = S_k / (1 - (1 - w)^k)."""
+    w, s, out = 1.0 / n, 0.0, []
+    for k, v in enumerate(values, start=1):
+        s = (1 - w) * s + w * v
+        out.append(s / (1 - (1 - w) ** k))
+    return out
+
+
 def recording_trainer_cls():
     """PGPOTrainer that keeps, per training micro-batch, what the loss saw and returned (for independent
     recomputation in tests): student/teacher logits, masks, completion ids, rollout log-probs, loss, and the
