@@ -306,6 +306,9 @@ def _eval(parser, args) -> int:
         parser.error("--max-questions must be >= 1")
     if not (args.temperature > 0 and 0 < args.top_p <= 1):
         parser.error("--temperature must be > 0 and --top-p in (0, 1]")
+    if args.backend == "vllm":                     # a missing or mismatched vLLM: its one line before anything else
+        from pgpo.vllm_support import check_vllm
+        check_vllm()
     try:
         qs = load_task(args.task, args.domain, args.split, limit=args.max_questions).questions
     except DataError as e:

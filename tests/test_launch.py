@@ -38,11 +38,11 @@ def _launch_here(capsys, *args):
 
 
 @pytest.mark.train
-def test_dry_run_lists_every_run_starting_fresh():
+def test_dry_run_lists_every_run_starting_fresh(capsys):
     """Runs without a folder start (no --resume, which would refuse a folder with nothing to resume)."""
-    res = _launch("--dry-run", "--match", "chemistry/pgpo-a10")
-    assert res.returncode == 0, res.stderr
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip().startswith("accelerate launch")]
+    code, stdout, stderr = _launch_here(capsys, "--dry-run", "--match", "chemistry/pgpo-a10")
+    assert code == 0, stderr
+    lines = [ln for ln in stdout.splitlines() if ln.strip().startswith("accelerate launch")]
     assert len(lines) == 3 and all("--resume" not in ln and "pgpo.alpha=10.0" in ln for ln in lines)
     assert "zero3-8gpu.yaml" in lines[0]
 

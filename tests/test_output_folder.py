@@ -82,14 +82,26 @@ def _train(args, tmp_path, run):
 
 
 @pytest.mark.train
-def test_train_refuses_a_used_output_dir(tmp_path):
+def test_train_refuses_a_used_output_dir(tmp_path, capsys):
+    """The refusal as a user meets it (a `python -m pgpo train` process: exit status 2, one line); the next one in
+    process (tests/cli_helpers.py: the same main, the same SystemExit(2) and one line, without a second start-up)."""
+    from cli_helpers import one_error_line
     run = _old_run(tmp_path)
     before = _snapshot(run)
     line = _one_line_exit_2(_train([], tmp_path, run))
     assert "training.output_dir" in line and "--resume" in line and "--overwrite" in line
-    line = _one_line_exit_2(_train(["--resume", "--overwrite"], tmp_path, run))
+    line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={run}", "--resume", "--overwrite"])
     assert "choose one" in line
     assert _snapshot(run) == before
+
+
+@pytest.mark.train
+def test_train_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    from cli_helpers import one_error_line
+    f = tmp_path / "run"
+    f.write_text("not a folder")
+    line = one_error_line(capsys, ["train", "--config", SMOKE, f"training.output_dir={f}"])
+    assert "is a file" in line and f.read_text() == "not a folder"
 
 
 @pytest.mark.train
@@ -150,14 +162,6 @@ def test_study_runner_refuses_existing_results(tmp_path):
     line = _one_line_exit_2(res)
     assert "theorem_sgd.json" in line and "--overwrite" in line
     assert _snapshot(out) == before
-
-
-@pytest.mark.train
-def test_train_output_dir_that_is_a_file_is_refused(tmp_path):
-    f = tmp_path / "run"
-    f.write_text("not a folder")
-    line = _one_line_exit_2(_train([], tmp_path, f))
-    assert "is a file" in line and f.read_text() == "not a folder"
 
 
 def test_atomic_write_leaves_the_old_file_or_the_new_one_and_no_temporary(tmp_path, monkeypatch):

@@ -45,8 +45,9 @@ def test_mismatched_installs_fail_with_one_line(monkeypatch, versions, requires,
 
 
 @pytest.mark.train
-def test_eval_with_vllm_backend_and_no_vllm_exits_with_one_line(tmp_path):
-    """Where vLLM is not installed, `pgpo eval --backend vllm` stops with exit 2 and one line on stderr."""
+def test_eval_with_vllm_backend_and_no_vllm_exits_with_one_line(tmp_path, capsys):
+    """Where vLLM is not installed, `pgpo eval --backend vllm` stops with exit 2 and one line on stderr (in this
+    process: tests/cli_helpers.py)."""
     try:
         import vllm  # noqa: F401
         pytest.skip("vLLM is installed here")
@@ -55,9 +56,7 @@ def test_eval_with_vllm_backend_and_no_vllm_exits_with_one_line(tmp_path):
     from pgpo.models import write_tiny_qwen3
     from pgpo.run import PACKAGED_TOKENIZER
     model = write_tiny_qwen3(str(tmp_path / "m"), PACKAGED_TOKENIZER)
-    res = subprocess.run([sys.executable, "-m", "pgpo", "eval", "--model", model, "--domain", "chemistry", "--k", "1",
-                          "--max-questions", "1", "--backend", "vllm"], capture_output=True, text=True, timeout=300,
-                         cwd=ROOT)
-    assert res.returncode == 2
-    lines = [ln for ln in res.stderr.splitlines() if "error" in ln]
-    assert len(lines) == 1 and "vLLM is not installed" in lines[0], res.stderr[-2000:]
+    from cli_helpers import one_error_line
+    line = one_error_line(capsys, ["eval", "--model", model, "--domain", "chemistry", "--k", "1", "--max-questions",
+                                   "1", "--backend", "vllm"])
+    assert "vLLM is not installed" in line
