@@ -48,6 +48,17 @@ def stale_gathered_copies(model) -> float:
     return worst
 
 
+def skip_the_shared_memory_op():
+    """DeepSpeed's CPU backend JIT-compiles its shared-memory all-reduce op (g++, ~40 CPU-s, again in every
+    environment: torch_extensions keys it by Python version, not by environment) when the process group starts. Only
+    `inference_all_reduce` uses it, never training; marking it unavailable (DeepSpeed's own edit-persisting list of
+    compatible ops, which a non-Linux machine gets the same way) leaves every collective of training on gloo, as
+    before."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def main(out_dir, result, max_steps, resume_from):
     from transformers import TrainerCallback
 
@@ -63,6 +74,8 @@ def main(out_dir, result, max_steps, resume_from):
             return loss
 
     overrides = ["training.per_device_train_batch_size=2", "training.save_steps=1", "training.save_total_limit=5"]
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":      # set by `accelerate launch`
+        skip_the_shared_memory_op()
     trainer = make_trainer(out_dir, overrides, max_steps=max_steps, trainer_cls=NaNAtStep2)
 
     class Snapshots(TrainerCallback):                    # added after the EMA teacher's callback: runs after it
