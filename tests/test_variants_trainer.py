@@ -4,7 +4,6 @@ Each against an independent float64 recomputation from the recorded student / te
 SDPO bit for bit at zero sensitivity and exact resume of Ibar (on two gloo ranks: test_trainer_two_ranks.py)."""
 
 import json
-import math
 import os
 
 import pytest

@@ -2,16 +2,11 @@
 distributions are stand-ins)."""
 
 import importlib.metadata as md
-import os
-import subprocess
-import sys
 
 import pytest
 
 from pgpo import vllm_support
 from pgpo.vllm_support import VLLMVersionError, check_vllm
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _installed(monkeypatch, versions: dict, requires: dict):
