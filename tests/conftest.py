@@ -13,9 +13,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # The variable reaches the processes a test starts and torch (imported later); NumPy's BLAS is already loaded
     # by the time this file runs (a plugin imports NumPy), so its thread pool is limited here as well.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if os.environ["OMP_NUM_THREADS"] == "1":
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(limits=1)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=int(os.environ["OMP_NUM_THREADS"]))
 
 # Test modules that need the `train` extra (torch, transformers, TRL; a run config's `training:` section is TRL's
 # PGPOConfig, so loading a config needs it too). On the core install
