@@ -70,9 +70,10 @@ class SDE(Protocol):
     """Anything Euler-Maruyama can step: the increment b(x) h + sigma(x) dw, all evaluated at x (Ito).
 
     An SDE whose diffusion does not depend on x may also declare its two terms apart (`additive = True`):
-    `drift(x, h, out)` = b(x) h and `diffusion(dws, out)` = sigma dw for a whole block of increments, with
-    increment(x, dw, h, out) == drift(x, h, out) + diffusion(dw) in that order (so results do not depend on which
-    the stepper uses); `em_steps` then applies the diffusion to a block of steps at once."""
+    `drift_step(x, h)`, the drift's Euler update x <- x + b(x) h in place, and `diffusion(dws, out)` = sigma dw for
+    a whole block of increments; `em_steps` then applies the diffusion to a block of steps at once and steps
+    x <- (x + b(x) h) + sigma dw. `increment` gives the same step up to rounding (the order of the additions
+    differs), and nothing but the SDE decides how its drift is rounded."""
 
     dim: int
     noise_dim: int
@@ -90,11 +91,10 @@ def em_steps(sde: SDE, x: np.ndarray, dws: np.ndarray, h: float, inc: np.ndarray
     applied to all k increments at once, into `noise` (k, n, dim) when given."""
     if getattr(sde, "additive", False):
         noise = sde.diffusion(dws, np.empty(dws.shape[:2] + (sde.dim,)) if noise is None else noise[:len(dws)])
-        drift, add = sde.drift, np.add
+        drift_step, add = sde.drift_step, np.add
         for nj in noise:
-            drift(x, h, inc)
-            add(inc, nj, out=inc)
-            add(x, inc, out=x)
+            drift_step(x, h)
+            add(x, nj, out=x)
         return x
     for dw in dws:
         sde.increment(x, dw, h, inc)
@@ -182,9 +182,10 @@ class LinearSDE:
     """dX = (-A X + b) dt + S dW with constant A and S (an Ornstein-Uhlenbeck process), additive noise.
 
     A is a (d, d) matrix or a length-d vector (diagonal); S is (d, noise_dim) or a length-d vector (diagonal
-    noise, noise_dim = d). Drift and diffusion are computed in place; a diagonal A or S is multiplied as a copy
-    tiled to the paths' shape, so that NumPy runs one flat loop instead of one per path (same values). It is the
-    benchmark and cross-check workhorse.
+    noise, noise_dim = d). The drift's Euler update is one product with I - h A (then + h b), formed once per step
+    size, and the noise one more addition: two passes over the paths a step. A diagonal I - h A or S is multiplied
+    as a copy tiled to the paths' shape, so that NumPy runs one flat loop instead of one per path (same values).
+    It is the benchmark and cross-check workhorse; no committed result depends on its last bits.
     """
 
     additive = True
@@ -197,38 +198,51 @@ class LinearSDE:
         if S.shape[0] != self.dim:
             raise ValueError("S must have as many rows as A")
         self.A, self.S = A, S
-        self.minus_At = None if self.diag_drift else np.ascontiguousarray(-A.T)
         self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
         self.b = None if b is None else np.asarray(b, float)
-        self._tiled: dict = {}              # read-only tiles of A and S by (name, number of paths), shared by threads
+        self._tiled: dict = {}              # read-only tiles by (name, number of paths), shared by threads
         self._scratch = Scratch()
 
-    def _tile(self, name: str, n: int) -> np.ndarray:
+    def _tile(self, name: str, v: np.ndarray, n: int) -> np.ndarray:
         t = self._tiled.get((name, n))
         if t is None:
-            v = getattr(self, name)
             t = self._tiled[(name, n)] = np.ascontiguousarray(np.broadcast_to(v, (n, v.shape[0])))
         return t
 
-    def drift(self, x, h, out):
+    def _flow(self, h: float, n: int) -> np.ndarray:
+        """I - h A for step h: its transpose (a matrix), or as a diagonal tiled to n paths. The last step size's
+        is kept per n; a new tuple replaces it whole, so threads never see a half-built one."""
+        kept = self._tiled.get(("flow", n))
+        if kept is None or kept[0] != h:
+            if self.diag_drift:
+                f = np.ascontiguousarray(np.broadcast_to(1.0 - h * self.A, (n, self.dim)))
+            else:
+                f = np.ascontiguousarray((np.eye(self.dim) - h * self.A).T)
+            kept = self._tiled[("flow", n)] = (h, f)
+        return kept[1]
+
+    def drift_step(self, x, h):
+        f = self._flow(h, x.shape[0])
         if self.diag_drift:
-            np.multiply(x, self._tile("A", x.shape[0]), out=out)
-            out *= -h
+            np.multiply(x, f, out=x)
         else:
-            np.matmul(x, self.minus_At, out=out)
-            out *= h
+            tmp = self._scratch.get("flow", x.shape)            # one scratch buffer per thread
+            np.matmul(x, f, out=tmp)
+            x[...] = tmp
         if self.b is not None:
-            out += h * self.b
-        return out
+            x += h * self.b
+        return x
 
     def diffusion(self, dws, out):
         if self.diag_noise:
-            return np.multiply(dws, self._tile("S", dws.shape[-2]), out=out)
+            return np.multiply(dws, self._tile("S", self.S, dws.shape[-2]), out=out)
         return np.matmul(dws, self.St, out=out)
 
     def increment(self, x, dw, h, out):
-        self.drift(x, h, out)
-        out += self.diffusion(dw, self._scratch.get("tmp", x.shape))     # one scratch buffer per thread
+        out[...] = x
+        self.drift_step(out, h)
+        out -= x
+        out += self.diffusion(dw, self._scratch.get("tmp", x.shape))
         return out
 
 
