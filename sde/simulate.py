@@ -147,7 +147,7 @@ def euler_maruyama_blocks(sde: SDE, x0: np.ndarray, h: float, n_steps: int, n_pa
     """`euler_maruyama` over blocks of `block` paths, each with its own generator (SeedSequence(seed).spawn), run on
     sde.parallel's block pool: the final states (n_paths, dim) are identical for any number of workers. The SDE's
     terms must be safe to call from several threads (LinearSDE and ModelSDE keep scratch buffers per thread;
-    LinearSDE's tiles of A and S are only read)."""
+    LinearSDE's tiles of S are only read, and its I - h A for a new step size replaces the kept one whole)."""
     from sde.parallel import map_blocks
 
     n_blocks = math.ceil(n_paths / block)
@@ -183,8 +183,9 @@ class LinearSDE:
 
     A is a (d, d) matrix or a length-d vector (diagonal); S is (d, noise_dim) or a length-d vector (diagonal
     noise, noise_dim = d). The drift's Euler update is one product with I - h A (then + h b), formed once per step
-    size, and the noise one more addition: two passes over the paths a step. A diagonal I - h A or S is multiplied
-    as a copy tiled to the paths' shape, so that NumPy runs one flat loop instead of one per path (same values).
+    size, and the noise one more addition: for a diagonal A without b, two passes over the paths a step (a full A
+    adds a copy, b an addition). A diagonal I - h A or S is multiplied as a copy tiled to the paths' shape, so that
+    NumPy runs one flat loop instead of one per path (same values).
     It is the benchmark and cross-check workhorse; no committed result depends on its last bits.
     """
 
