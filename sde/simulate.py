@@ -201,13 +201,19 @@ class LinearSDE:
         self.A, self.S = A, S
         self.St = None if self.diag_noise else np.ascontiguousarray(S.T)
         self.b = None if b is None else np.asarray(b, float)
-        self._tiled: dict = {}              # read-only tiles by (name, number of paths), shared by threads
+        # read-only arrays by (name, number of paths), shared by threads: the tile of S, and ("flow", n) -> (h, I - h A)
+        self._tiled: dict = {}
         self._scratch = Scratch()
 
-    def _tile(self, name: str, v: np.ndarray, n: int) -> np.ndarray:
+    @staticmethod
+    def _rows(v: np.ndarray, n: int) -> np.ndarray:
+        """The vector v repeated as n contiguous rows."""
+        return np.ascontiguousarray(np.broadcast_to(v, (n, v.shape[0])))
+
+    def _tile(self, name: str, n: int) -> np.ndarray:
         t = self._tiled.get((name, n))
         if t is None:
-            t = self._tiled[(name, n)] = np.ascontiguousarray(np.broadcast_to(v, (n, v.shape[0])))
+            t = self._tiled[(name, n)] = self._rows(getattr(self, name), n)
         return t
 
     def _flow(self, h: float, n: int) -> np.ndarray:
@@ -216,7 +222,7 @@ class LinearSDE:
         kept = self._tiled.get(("flow", n))
         if kept is None or kept[0] != h:
             if self.diag_drift:
-                f = np.ascontiguousarray(np.broadcast_to(1.0 - h * self.A, (n, self.dim)))
+                f = self._rows(1.0 - h * self.A, n)
             else:
                 f = np.ascontiguousarray((np.eye(self.dim) - h * self.A).T)
             kept = self._tiled[("flow", n)] = (h, f)
@@ -236,7 +242,7 @@ class LinearSDE:
 
     def diffusion(self, dws, out):
         if self.diag_noise:
-            return np.multiply(dws, self._tile("S", self.S, dws.shape[-2]), out=out)
+            return np.multiply(dws, self._tile("S", dws.shape[-2]), out=out)
         return np.matmul(dws, self.St, out=out)
 
     def increment(self, x, dw, h, out):
