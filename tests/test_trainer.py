@@ -165,7 +165,9 @@ def test_report_to_wandb_offline_logs_every_step(tmp_path, monkeypatch):
     import glob
 
     import wandb
-    wandb.finish()                                # flush the offline run (Trainer leaves it open for later logs)
+    wandb.finish()                                # end the run (Trainer leaves it open for later logs)
+    wandb.teardown()                              # finish only tells wandb's service process; this waits for it to
+    #                                               close the run file (else a loaded machine reads a bare header)
     runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(runs) == 1 and os.path.getsize(runs[0]) > 0
     data = open(runs[0], "rb").read()             # the run's records: protobuf, metric names stored as bytes
