@@ -69,3 +69,22 @@ def test_gpu_check_script_in_cpu_mode(tmp_path):
     assert set(r["information_memory"]) >= {"full_chunked_128", "full_one_piece", "topk100_tail"}
     assert r["ema_fp32"]["measured_gib"] == r["ema_fp32"]["planned_gib"] > 0       # 4 bytes per parameter
     assert r["sdpo"]["planned_peak_gib"] > 0
+
+
+def test_suite_cpu_script_accounts_for_each_process(tmp_path):
+    """One test that starts one Python process: the script records pytest and that process, files the process under
+    the tests' processes, and the hooks' CPU seconds stay within the getrusage total (each hook reads its process's
+    CPU before the process ends; os.times counts in clock ticks, hence one tick per process of slack)."""
+    out = tmp_path / "s.json"
+    _run(["benchmarks/suite_cpu.py", "--json", str(out), "--", "-q", "-p", "no:cacheprovider",
+          "tests/test_multiplier.py::test_light_imports_do_not_pull_torch"])
+    rec = json.loads(out.read_text())
+    assert rec["exit"] == 0
+    procs = rec["processes"]
+    main = [p for p in procs if p["argv"][1].endswith("pytest/__main__.py")]
+    started = [p for p in procs if p["argv"][1] == "-c"]
+    assert len(main) == 1 and len(started) == 1 and len(procs) == 2, procs
+    assert started[0]["ppid"] == main[0]["pid"] and started[0]["xdist_worker"] is None
+    assert rec["pytest_cpu_s"] == main[0]["cpu_s"]
+    assert rec["by_folder"] == {"(none named)": started[0]["cpu_s"]}
+    assert 0 < main[0]["cpu_s"] + started[0]["cpu_s"] <= rec["cpu_s"] + 2 / os.sysconf("SC_CLK_TCK")
